@@ -1,0 +1,151 @@
+//! CartPole-v1, exactly as Gymnasium 1.x's `CartPoleEnv`: the same constants, f64 state and
+//! Euler integration, strict threshold comparisons, float32 observations, and NumPy's
+//! generator for the start state (so `reset(Some(seed))` matches Gymnasium's
+//! `reset(seed=seed)`). The 500-step limit is the [`TimeLimit`](crate::TimeLimit) wrapper,
+//! as in Gymnasium's registration; [`make`](crate::make) applies it.
+
+use crate::{Action, Env, Info, NpRandom, Space, Transition};
+
+const GRAVITY: f64 = 9.8;
+const MASSCART: f64 = 1.0;
+const MASSPOLE: f64 = 0.1;
+const TOTAL_MASS: f64 = MASSPOLE + MASSCART;
+/// Half the pole's length.
+const LENGTH: f64 = 0.5;
+const POLEMASS_LENGTH: f64 = MASSPOLE * LENGTH;
+const FORCE_MAG: f64 = 10.0;
+/// Seconds between state updates.
+const TAU: f64 = 0.02;
+/// 12 degrees, computed as Gymnasium does.
+const THETA_THRESHOLD_RADIANS: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
+const X_THRESHOLD: f64 = 2.4;
+
+/// The classic cart-pole balancing task (Barto, Sutton and Anderson, 1983).
+#[derive(Debug, Clone)]
+pub struct CartPole {
+    state: Option<[f64; 4]>,
+    steps_beyond_terminated: Option<u32>,
+    rng: Option<NpRandom>,
+    observation_space: Space,
+    action_space: Space,
+}
+
+impl Default for CartPole {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CartPole {
+    /// A cart-pole that needs a `reset` before its first step.
+    pub fn new() -> Self {
+        let high = [
+            (X_THRESHOLD * 2.0) as f32,
+            f32::INFINITY,
+            (THETA_THRESHOLD_RADIANS * 2.0) as f32,
+            f32::INFINITY,
+        ];
+        CartPole {
+            state: None,
+            steps_beyond_terminated: None,
+            rng: None,
+            observation_space: Space::box1d(high.iter().map(|h| -h).collect(), high.to_vec()),
+            action_space: Space::discrete(2),
+        }
+    }
+
+    /// The physical state `[x, x_dot, theta, theta_dot]` (Gymnasium's `env.unwrapped.state`).
+    pub fn state(&self) -> Option<[f64; 4]> {
+        self.state
+    }
+
+    /// Sets the physical state, as assigning `env.unwrapped.state` does in Gymnasium.
+    pub fn set_state(&mut self, state: [f64; 4]) {
+        self.state = Some(state);
+    }
+
+    #[inline]
+    fn write_obs(state: &[f64; 4], obs: &mut [f32]) {
+        for (o, s) in obs.iter_mut().zip(state) {
+            *o = *s as f32;
+        }
+    }
+}
+
+impl Env for CartPole {
+    fn observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+
+    fn action_space(&self) -> &Space {
+        &self.action_space
+    }
+
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Info {
+        let rng = match seed {
+            Some(s) => self.rng.insert(NpRandom::from_seed(s)),
+            None => self.rng.get_or_insert_with(NpRandom::from_entropy),
+        };
+        let state = [
+            rng.uniform(-0.05, 0.05),
+            rng.uniform(-0.05, 0.05),
+            rng.uniform(-0.05, 0.05),
+            rng.uniform(-0.05, 0.05),
+        ];
+        self.state = Some(state);
+        self.steps_beyond_terminated = None;
+        Self::write_obs(&state, obs);
+        Info::new()
+    }
+
+    #[inline]
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Transition {
+        let push_right = match action {
+            Action::Discrete(1) => true,
+            Action::Discrete(0) => false,
+            other => panic!("CartPole-v1: action {other:?} is not in Discrete(2)"),
+        };
+        let Some([x, x_dot, theta, theta_dot]) = self.state else {
+            panic!("CartPole-v1: call reset before step");
+        };
+        let force = if push_right { FORCE_MAG } else { -FORCE_MAG };
+        let costheta = theta.cos();
+        let sintheta = theta.sin();
+
+        let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
+        let thetaacc = (GRAVITY * sintheta - costheta * temp)
+            / (LENGTH * (4.0 / 3.0 - MASSPOLE * (costheta * costheta) / TOTAL_MASS));
+        let xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
+
+        // Euler integration, Gymnasium's default `kinematics_integrator`.
+        let state = [
+            x + TAU * x_dot,
+            x_dot + TAU * xacc,
+            theta + TAU * theta_dot,
+            theta_dot + TAU * thetaacc,
+        ];
+        self.state = Some(state);
+        Self::write_obs(&state, obs);
+
+        let [x, _, theta, _] = state;
+        let terminated = x < -X_THRESHOLD
+            || x > X_THRESHOLD
+            || theta < -THETA_THRESHOLD_RADIANS
+            || theta > THETA_THRESHOLD_RADIANS;
+        let reward = if !terminated {
+            1.0
+        } else if let Some(n) = self.steps_beyond_terminated.as_mut() {
+            // Stepping past the end: Gymnasium warns once and pays nothing.
+            *n += 1;
+            0.0
+        } else {
+            self.steps_beyond_terminated = Some(0);
+            1.0
+        };
+        Transition {
+            reward,
+            terminated,
+            truncated: false,
+        }
+    }
+}

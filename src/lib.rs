@@ -1,0 +1,26 @@
+//! A Ray-style runtime embedded in one process: remote tasks and actors that return
+//! [`ObjectRef`]s, an object store, and a scheduler that honours resource requests.
+//!
+//! ```
+//! let rt = ray::init(ray::InitOptions::new().num_cpus(2.0)).unwrap();
+//! let squares: Vec<_> = (0..4u64)
+//!     .map(|x| rt.task(move || x * x).remote().unwrap())
+//!     .collect();
+//! assert_eq!(ray::get_all(&squares).unwrap(), vec![0, 1, 4, 9]);
+//! rt.shutdown();
+//! ```
+
+mod actor;
+mod error;
+mod object;
+mod resources;
+mod runtime;
+mod scheduler;
+mod task;
+
+pub use actor::{ActorBuilder, ActorHandle};
+pub use error::RayError;
+pub use object::{Dependency, GetFuture, ObjectId, ObjectRef, get_all, wait};
+pub use resources::{CPU, GPU, MEMORY, Resources, detect_cpus, detect_gpus, detect_memory};
+pub use runtime::{InitOptions, Runtime, init};
+pub use task::{DEFAULT_MAX_RETRIES, TaskArgs, TaskBuilder};

@@ -1,0 +1,210 @@
+//! The runtime handle: start, submit work, inspect resources, shut down.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use ractor::ActorCell;
+
+use crate::actor::{ActorBuilder, ActorShared};
+use crate::object::ObjectRef;
+use crate::resources::{detect_cpus, detect_gpus, detect_memory};
+use crate::scheduler::Scheduler;
+use crate::task::{TaskArgs, TaskBuilder};
+use crate::{CPU, GPU, MEMORY, RayError, Resources};
+
+/// How to start a runtime; anything left unset is detected (like `ray.init()`'s arguments).
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    num_cpus: Option<f64>,
+    num_gpus: Option<f64>,
+    memory: Option<u64>,
+    custom: Vec<(String, f64)>,
+}
+
+impl InitOptions {
+    /// Detect everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Logical CPUs to schedule (default: the CPUs this process may use).
+    pub fn num_cpus(mut self, n: f64) -> Self {
+        self.num_cpus = Some(n);
+        self
+    }
+
+    /// GPUs to schedule (default: the NVIDIA GPUs the driver shows).
+    pub fn num_gpus(mut self, n: f64) -> Self {
+        self.num_gpus = Some(n);
+        self
+    }
+
+    /// Bytes of memory to schedule (default: physical memory).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// A custom resource, as `resources={"custom": 2}` in Ray.
+    pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
+        self.custom.push((name.into(), amount));
+        self
+    }
+
+    fn total(&self) -> Result<Resources, RayError> {
+        let mut r = Resources::new();
+        r.set(CPU, self.num_cpus.unwrap_or(detect_cpus() as f64))?;
+        r.set(GPU, self.num_gpus.unwrap_or(detect_gpus() as f64))?;
+        if let Some(m) = self.memory.or_else(detect_memory) {
+            r.set(MEMORY, m as f64)?;
+        }
+        for (k, v) in &self.custom {
+            r.set(k, *v)?;
+        }
+        Ok(r)
+    }
+}
+
+struct Inner {
+    sched: Arc<Scheduler>,
+    executor: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    actors: Mutex<Vec<(Arc<ActorShared>, ActorCell)>>,
+    shut_down: AtomicBool,
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.sched.shutdown();
+        for (shared, cell) in std::mem::take(&mut *self.actors.lock()) {
+            shared.mark_dead("the runtime shut down");
+            cell.kill();
+        }
+        if let Some(rt) = self.executor.lock().take() {
+            // Never waits for work in flight: a shutdown must not hang.
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A running runtime. Clones share it; it shuts down when [`shutdown`](Runtime::shutdown)
+/// is called or the last clone drops.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("resources", self.inner.sched.total())
+            .finish()
+    }
+}
+
+/// Starts a runtime in this process (Ray's `ray.init`).
+pub fn init(options: InitOptions) -> Result<Runtime, RayError> {
+    let total = options.total()?;
+    // The executor only moves messages; compute runs on threads of our own.
+    let executor = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ray-executor")
+        .enable_time()
+        .build()
+        .map_err(|e| RayError::Startup(e.to_string()))?;
+    let handle = executor.handle().clone();
+    Ok(Runtime {
+        inner: Arc::new(Inner {
+            sched: Scheduler::new(total),
+            executor: Mutex::new(Some(executor)),
+            handle,
+            actors: Mutex::new(Vec::new()),
+            shut_down: AtomicBool::new(false),
+        }),
+    })
+}
+
+impl Runtime {
+    /// Puts a value in the object store (Ray's `ray.put`).
+    pub fn put<T: Send + Sync + 'static>(&self, value: T) -> ObjectRef<T> {
+        ObjectRef::ready(value)
+    }
+
+    /// A task with no object arguments: `rt.task(|| 2 + 2).remote()`.
+    #[allow(clippy::type_complexity)]
+    pub fn task<R, F>(
+        &self,
+        f: F,
+    ) -> TaskBuilder<'_, (), impl Fn(()) -> R + Send + Sync + 'static + use<R, F>>
+    where
+        F: Fn() -> R + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        TaskBuilder::new(self, (), move |()| f())
+    }
+
+    /// A task whose arguments are objects: it runs once they are all ready, with their values.
+    pub fn task_with<A, R, F>(&self, args: A, f: F) -> TaskBuilder<'_, A, F>
+    where
+        A: TaskArgs,
+        F: Fn(A::Values) -> R + Send + Sync + 'static,
+        R: Send + Sync + 'static,
+    {
+        TaskBuilder::new(self, args, f)
+    }
+
+    /// An actor built by `constructor` on its own thread (run again on each restart).
+    pub fn actor<A, F>(&self, constructor: F) -> ActorBuilder<'_, A>
+    where
+        A: 'static,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        ActorBuilder::new(self, Arc::new(constructor))
+    }
+
+    /// Total resources (Ray's `ray.cluster_resources()`).
+    pub fn cluster_resources(&self) -> Resources {
+        self.inner.sched.total().clone()
+    }
+
+    /// Resources not held by running tasks or live actors (`ray.available_resources()`).
+    pub fn available_resources(&self) -> Resources {
+        self.inner.sched.available()
+    }
+
+    /// Shuts down: queued and running work fails with [`RayError::Shutdown`], actors die,
+    /// and nothing waits for a running task to finish. Idempotent.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    /// Whether [`shutdown`](Runtime::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn scheduler(&self) -> &Arc<Scheduler> {
+        &self.inner.sched
+    }
+
+    pub(crate) fn executor(&self) -> &tokio::runtime::Handle {
+        &self.inner.handle
+    }
+
+    pub(crate) fn register_actor(&self, shared: Arc<ActorShared>, cell: ActorCell) {
+        let mut actors = self.inner.actors.lock();
+        actors.retain(|(_, c)| c.get_status() != ractor::ActorStatus::Stopped);
+        actors.push((shared, cell));
+    }
+}

@@ -63,7 +63,10 @@ fn main() -> Result<(), ray::RayError> {
     for r in &adds {
         r.get()??;
     }
-    println!("counter after 10 tasks: {:?}", store.call(|s| s.get("counter")).get()?);
+    println!(
+        "counter after 10 tasks: {:?}",
+        store.call(|s| s.get("counter")).get()?
+    );
 
     // And into another actor.
     let s2 = store.clone();

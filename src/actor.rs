@@ -138,7 +138,8 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
         let lease = match args.lease.await {
             Ok(l) => l,
             Err(_) => {
-                args.shared.mark_dead("the runtime shut down before the actor started");
+                args.shared
+                    .mark_dead("the runtime shut down before the actor started");
                 return Err("no resources granted".into());
             }
         };
@@ -148,7 +149,8 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
             .name(format!("ray-actor-{}", args.shared.name))
             .spawn(move || actor_thread(factory, rx));
         if let Err(e) = spawned {
-            args.shared.mark_dead(&format!("could not start its thread: {e}"));
+            args.shared
+                .mark_dead(&format!("could not start its thread: {e}"));
             return Err(e.into());
         }
         if let Err(cause) = build(&jobs).await {
@@ -235,22 +237,23 @@ impl<A: 'static> ActorHandle<A> {
             ObjectRef::pending(Orphaned::Actor(Arc::new(move || shared.died())));
         let actor = self.shared.name.clone();
         let abandon = promise.abandoner();
-        let method: Method<A> = Box::new(move |state: &mut A| {
-            match catch_unwind(AssertUnwindSafe(|| f(state))) {
-                Ok(v) => {
-                    promise.fulfil(Ok(v));
-                    Ok(())
-                }
-                Err(p) => {
-                    let message = panic_message(&*p);
-                    promise.fulfil(Err(RayError::ActorTaskFailed {
-                        actor,
-                        message: message.clone(),
-                    }));
-                    Err(message)
-                }
-            }
-        });
+        let method: Method<A> =
+            Box::new(
+                move |state: &mut A| match catch_unwind(AssertUnwindSafe(|| f(state))) {
+                    Ok(v) => {
+                        promise.fulfil(Ok(v));
+                        Ok(())
+                    }
+                    Err(p) => {
+                        let message = panic_message(&*p);
+                        promise.fulfil(Err(RayError::ActorTaskFailed {
+                            actor,
+                            message: message.clone(),
+                        }));
+                        Err(message)
+                    }
+                },
+            );
         // A dead actor's mailbox refuses the call; dropping it fails its result.
         let _ = self.actor.send_message(Call(method, abandon));
         result
@@ -360,7 +363,10 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
         sched.check_feasible(&self.demand)?;
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let short = std::any::type_name::<A>().rsplit("::").next().unwrap_or("Actor");
+        let short = std::any::type_name::<A>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("Actor");
         let shared = Arc::new(ActorShared {
             name: self.name.unwrap_or_else(|| format!("{short}#{n}")),
             restarts: AtomicU32::new(0),
@@ -378,7 +384,8 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
             ActorRuntime::spawn_instant(None, ActorProcess::<A>(PhantomData), args)
                 .map_err(|e| RayError::Startup(e.to_string()))?
         };
-        self.rt.register_actor(Arc::clone(&shared), actor.get_cell());
+        self.rt
+            .register_actor(Arc::clone(&shared), actor.get_cell());
         sched.submit(Lease {
             demand: self.demand,
             grant: Grant::Hand(Box::new(move |guard| {

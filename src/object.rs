@@ -365,7 +365,9 @@ pub fn wait<T: Send + Sync + 'static>(
 }
 
 /// Gets every object in order; the first error is returned.
-pub fn get_all<T: Clone + Send + Sync + 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>, RayError> {
+pub fn get_all<T: Clone + Send + Sync + 'static>(
+    refs: &[ObjectRef<T>],
+) -> Result<Vec<T>, RayError> {
     refs.iter().map(ObjectRef::get).collect()
 }
 

@@ -60,10 +60,7 @@ fn object_ref_arguments_chain_tasks() {
     let rt = runtime(2.0);
     let a = rt.task(|| 3u32).remote().unwrap();
     let b = rt.task_with(a.clone(), |x| x + 1).remote().unwrap();
-    let c = rt
-        .task_with((a, b), |(x, y)| x * 10 + y)
-        .remote()
-        .unwrap();
+    let c = rt.task_with((a, b), |(x, y)| x * 10 + y).remote().unwrap();
     assert_eq!(c.get().unwrap(), 34);
     let parts: Vec<_> = (1..=4u32)
         .map(|i| rt.task(move || i).remote().unwrap())
@@ -149,7 +146,12 @@ fn fractional_cpus_pack_tasks() {
 
 #[test]
 fn custom_resources_limit_concurrency() {
-    let rt = ray::init(InitOptions::new().num_cpus(4.0).resource("accelerator", 1.0)).unwrap();
+    let rt = ray::init(
+        InitOptions::new()
+            .num_cpus(4.0)
+            .resource("accelerator", 1.0),
+    )
+    .unwrap();
     let (now, peak) = concurrency_probe();
     let refs: Vec<_> = (0..4)
         .map(|_| {
@@ -294,12 +296,19 @@ fn wait_returns_the_ready_subset() {
         .remote()
         .unwrap();
     fast.get().unwrap();
-    let (ready, not_ready) =
-        ray::wait(&[slow.clone(), fast.clone()], 1, Some(Duration::from_secs(10)));
+    let (ready, not_ready) = ray::wait(
+        &[slow.clone(), fast.clone()],
+        1,
+        Some(Duration::from_secs(10)),
+    );
     assert_eq!(ready.len(), 1);
     assert_eq!(ready[0].id(), fast.id());
     assert_eq!(not_ready[0].id(), slow.id());
-    let (ready, not_ready) = ray::wait(&[slow.clone()], 1, Some(Duration::from_millis(10)));
+    let (ready, not_ready) = ray::wait(
+        std::slice::from_ref(&slow),
+        1,
+        Some(Duration::from_millis(10)),
+    );
     assert!(ready.is_empty());
     assert_eq!(not_ready.len(), 1);
 }
@@ -419,7 +428,11 @@ fn a_killed_actor_fails_later_calls_and_frees_its_resources() {
     assert_eq!(rt.available_resources().get(ray::CPU), 0.0);
     // A task that needs a CPU waits for the actor's.
     let t = rt.task(|| 9).remote().unwrap();
-    assert!(t.get_timeout(Duration::from_millis(100)).unwrap_err().is_timeout());
+    assert!(
+        t.get_timeout(Duration::from_millis(100))
+            .unwrap_err()
+            .is_timeout()
+    );
     a.kill();
     assert!(matches!(
         a.call(|c| c.log.len()).get(),

@@ -46,7 +46,9 @@ pub fn make_vec(id: &str, num_envs: usize) -> Result<VectorEnv<Box<dyn Env>>, En
         ));
     }
     let spec = spec(id)?;
-    Ok(VectorEnv::new((0..num_envs).map(|_| (spec.make)()).collect()))
+    Ok(VectorEnv::new(
+        (0..num_envs).map(|_| (spec.make)()).collect(),
+    ))
 }
 
 /// The return at which a registered env counts as solved, if it has one.

@@ -99,30 +99,36 @@ impl<E: Env> VectorEnv<E> {
     /// If the batch has the wrong length or kind for the action space.
     pub fn step(&mut self, actions: ActionBatch<'_>) {
         let n = self.envs.len();
-        let d = self.obs_dim;
-        let act_dim = match actions {
+        match actions {
             ActionBatch::Discrete(a) => {
                 assert_eq!(a.len(), n, "one discrete action per env");
-                1
+                self.step_each(|i| Action::Discrete(a[i]));
             }
             ActionBatch::Continuous(a) => {
                 assert_eq!(a.len() % n, 0, "num_envs × action_dim continuous actions");
-                a.len() / n
+                let dim = a.len() / n;
+                self.step_each(|i| Action::Continuous(&a[i * dim..][..dim]));
             }
-        };
-        for i in 0..n {
-            let action = match actions {
-                ActionBatch::Discrete(a) => Action::Discrete(a[i]),
-                ActionBatch::Continuous(a) => Action::Continuous(&a[i * act_dim..][..act_dim]),
-            };
-            let row = &mut self.obs[i * d..][..d];
-            let env = &mut self.envs[i];
-            let t = env.step_into(action, row);
-            self.rewards[i] = t.reward as f32;
-            self.terminated[i] = t.terminated;
-            self.truncated[i] = t.truncated;
+        }
+    }
+
+    #[inline]
+    fn step_each<'a>(&mut self, action: impl Fn(usize) -> Action<'a>) {
+        let d = self.obs_dim;
+        let rows = self
+            .envs
+            .iter_mut()
+            .zip(self.obs.chunks_exact_mut(d))
+            .zip(self.final_obs.chunks_exact_mut(d))
+            .zip(self.rewards.iter_mut())
+            .zip(self.terminated.iter_mut().zip(self.truncated.iter_mut()));
+        for (i, ((((env, row), final_row), reward), (terminated, truncated))) in rows.enumerate() {
+            let t = env.step_into(action(i), row);
+            *reward = t.reward as f32;
+            *terminated = t.terminated;
+            *truncated = t.truncated;
             if t.terminated || t.truncated {
-                self.final_obs[i * d..][..d].copy_from_slice(row);
+                final_row.copy_from_slice(row);
                 env.reset_into(None, row);
             }
         }

@@ -80,7 +80,12 @@ fn episodes_match_gymnasium_bit_for_bit() {
     for (n, ep) in r.episodes.iter().enumerate() {
         let mut env = cartpole_v1();
         let (obs, _) = env.reset(Some(ep.seed));
-        assert_eq!(obs, f32s(&ep.reset_obs), "episode {n}: reset(seed={})", ep.seed);
+        assert_eq!(
+            obs,
+            f32s(&ep.reset_obs),
+            "episode {n}: reset(seed={})",
+            ep.seed
+        );
         if let Some(s) = ep.start_state {
             env.inner_mut().set_state(s);
         }
@@ -114,9 +119,16 @@ fn the_vector_env_matches_gymnasium_same_step_autoreset() {
         for (i, f) in s.final_obs.iter().enumerate() {
             if let Some(f) = f {
                 resets += 1;
-                assert_eq!(&venv.final_obs()[i * d..][..d], &f32s(f)[..], "step {t}: final_obs[{i}]");
+                assert_eq!(
+                    &venv.final_obs()[i * d..][..d],
+                    &f32s(f)[..],
+                    "step {t}: final_obs[{i}]"
+                );
             }
         }
     }
-    assert!(resets > 10, "the reference should exercise autoreset, saw {resets}");
+    assert!(
+        resets > 10,
+        "the reference should exercise autoreset, saw {resets}"
+    );
 }

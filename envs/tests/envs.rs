@@ -14,7 +14,10 @@ fn make_builds_registered_envs_and_names_the_known_ones_otherwise() {
     match envs::make("CartPole-v0") {
         Err(e @ EnvError::UnknownEnv { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("CartPole-v0") && msg.contains("CartPole-v1"), "{msg}");
+            assert!(
+                msg.contains("CartPole-v0") && msg.contains("CartPole-v1"),
+                "{msg}"
+            );
         }
         Err(e) => panic!("expected UnknownEnv, got {e}"),
         Ok(_) => panic!("expected UnknownEnv, got an env"),
@@ -30,7 +33,11 @@ fn cartpole_spaces_are_gymnasiums() {
     let env = CartPole::new();
     let high = [4.8f32, f32::INFINITY, 0.418_879_03, f32::INFINITY];
     match env.observation_space() {
-        Space::Box { low, high: h, shape } => {
+        Space::Box {
+            low,
+            high: h,
+            shape,
+        } => {
             assert_eq!(shape, &vec![4]);
             assert_eq!(h, &high.to_vec());
             assert_eq!(low, &high.iter().map(|v| -v).collect::<Vec<_>>());
@@ -127,8 +134,14 @@ fn an_invalid_action_panics_as_gymnasium_asserts() {
 #[test]
 fn the_vector_env_keeps_the_final_observation_of_a_truncated_episode() {
     let n = 3;
-    let mut venv = VectorEnv::new((0..n).map(|_| TimeLimit::new(CartPole::new(), 500)).collect());
-    let mut single: Vec<_> = (0..n).map(|_| TimeLimit::new(CartPole::new(), 500)).collect();
+    let mut venv = VectorEnv::new(
+        (0..n)
+            .map(|_| TimeLimit::new(CartPole::new(), 500))
+            .collect(),
+    );
+    let mut single: Vec<_> = (0..n)
+        .map(|_| TimeLimit::new(CartPole::new(), 500))
+        .collect();
     venv.reset(Some(11));
     for (i, e) in single.iter_mut().enumerate() {
         e.reset(Some(11 + i as u64));

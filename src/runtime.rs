@@ -173,6 +173,14 @@ impl Runtime {
         ActorBuilder::new(self, Arc::new(constructor))
     }
 
+    /// An actor whose state starts as `value`; each restart starts from a fresh clone of it.
+    pub fn actor_from<A>(&self, value: A) -> ActorBuilder<'_, A>
+    where
+        A: Clone + Send + Sync + 'static,
+    {
+        self.actor(move || value.clone())
+    }
+
     /// Total resources (Ray's `ray.cluster_resources()`).
     pub fn cluster_resources(&self) -> Resources {
         self.inner.sched.total().clone()

@@ -408,6 +408,24 @@ fn a_panicking_method_restarts_the_actor_then_kills_it() {
 }
 
 #[test]
+fn an_actor_from_a_value_restarts_from_that_value() {
+    let rt = runtime(1.0);
+    let a = rt
+        .actor_from(vec![1, 2, 3])
+        .max_restarts(1)
+        .spawn()
+        .unwrap();
+    a.call(|v| v.push(4)).get().unwrap();
+    assert_eq!(a.call(|v| v.len()).get().unwrap(), 4);
+    assert!(
+        a.call(|v| -> () { panic!("corrupt {}", v.len()) })
+            .get()
+            .is_err()
+    );
+    assert_eq!(a.call(|v| v.clone()).get().unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
 fn a_failing_constructor_kills_the_actor() {
     let rt = runtime(1.0);
     let a = rt

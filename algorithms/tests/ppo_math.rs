@@ -17,8 +17,18 @@ fn gae_bootstraps_on_truncation_and_not_on_termination() {
     let rewards = [1.0f32, 1.0, 1.0, 1.0, 1.0, 1.0];
     let values = [0.5f32, 0.4, 0.3, 0.5, 0.4, 0.3];
     let fragments = [
-        Fragment { start: 0, end: 3, terminated: true, bootstrap: None },
-        Fragment { start: 3, end: 6, terminated: false, bootstrap: Some(0) },
+        Fragment {
+            start: 0,
+            end: 3,
+            terminated: true,
+            bootstrap: None,
+        },
+        Fragment {
+            start: 3,
+            end: 6,
+            terminated: false,
+            bootstrap: Some(0),
+        },
     ];
     let (adv, targets) = compute_gae(&fragments, &rewards, &values, &[2.0], 0.9, 0.8);
     // By hand: delta_t = r_t + 0.9 V_{t+1} - V_t, A_t = delta_t + 0.72 A_{t+1}.
@@ -32,7 +42,12 @@ fn gae_bootstraps_on_truncation_and_not_on_termination() {
         assert!(close(f64::from(*t), f64::from(a + v), 1e-7));
     }
     // A piece cut by the end of sampling bootstraps the same way as a truncated one.
-    let cut = [Fragment { start: 0, end: 1, terminated: false, bootstrap: Some(0) }];
+    let cut = [Fragment {
+        start: 0,
+        end: 1,
+        terminated: false,
+        bootstrap: Some(0),
+    }];
     let (adv, _) = compute_gae(&cut, &[0.0], &[1.0], &[3.0], 0.5, 1.0);
     assert!(close(f64::from(adv[0]), 0.5 * 3.0 - 1.0, 1e-7));
 }
@@ -97,7 +112,10 @@ fn ppo_loss_matches_a_hand_computation() {
         let l1 = 0.1 * x0 + 0.3 * x1 - 0.05;
         let z = (l0.exp() + l1.exp()).ln();
         let lp = [l0 - z, l1 - z];
-        let ol = [f64::from(old_logits[2 * i]), f64::from(old_logits[2 * i + 1])];
+        let ol = [
+            f64::from(old_logits[2 * i]),
+            f64::from(old_logits[2 * i + 1]),
+        ];
         let oz = (ol[0].exp() + ol[1].exp()).ln();
         let olp = [ol[0] - oz, ol[1] - oz];
         let a = actions[i] as usize;
@@ -128,7 +146,12 @@ fn ppo_loss_matches_a_hand_computation() {
         },
     )
     .unwrap();
-    assert!(close(got.policy, -surr, 1e-5), "{} vs {}", got.policy, -surr);
+    assert!(
+        close(got.policy, -surr, 1e-5),
+        "{} vs {}",
+        got.policy,
+        -surr
+    );
     assert!(close(got.vf, vf, 1e-5), "{} vs {vf}", got.vf);
     assert!(close(got.entropy, ent, 1e-5), "{} vs {ent}", got.entropy);
     assert!(close(got.kl, kl, 1e-5), "{} vs {kl}", got.kl);
@@ -137,7 +160,11 @@ fn ppo_loss_matches_a_hand_computation() {
     // gradient flows through them, so d/d(vf.bias) is sample 2's 0.7 * 2 (v - t) / 3.
     let v2_minus_t = 0.2 * 0.0 + 0.4 * -2.0 + 0.1 + 0.4;
     let expected_bias_grad = 0.7 * 2.0 * v2_minus_t / 3.0;
-    assert!(close(f64::from(got.grads[3][0]), expected_bias_grad, 1e-5), "{:?}", got.grads[3]);
+    assert!(
+        close(f64::from(got.grads[3][0]), expected_bias_grad, 1e-5),
+        "{:?}",
+        got.grads[3]
+    );
 }
 
 #[test]
@@ -157,7 +184,9 @@ fn inference_and_learner_forward_paths_agree() {
             },
         };
         let w = spec.init(7);
-        let obs: Vec<f32> = (0..40).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3).collect();
+        let obs: Vec<f32> = (0..40)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3)
+            .collect();
         let mut policy = MlpPolicy::new(spec.clone(), &w).unwrap();
         let mut logits = vec![0.0; 20];
         let mut values = vec![0.0; 10];

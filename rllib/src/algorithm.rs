@@ -1,0 +1,416 @@
+//! `Algorithm`: the driver. `train()` runs one PPO iteration: broadcast weights, sample on
+//! every env runner in parallel, merge filter statistics, update the learner, report metrics.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use algorithms::{
+    AlgorithmConfig, LearnerError, MlpSpec, ObservationFilter, PpoLearner, RunningStat,
+    SampleBatch, Weights,
+};
+use envs::Space;
+use ray::{ActorHandle, ObjectRef, RayError, Runtime};
+
+use crate::env_runner::{EnvRunner, EpisodeStat, SampleOutput};
+use crate::evaluate::evaluate_episodes;
+
+/// RLlib's `metrics_num_episodes_for_smoothing`.
+pub const SMOOTHING_EPISODES: usize = 100;
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Bad setup (env, spaces, weights).
+    #[error("{0}")]
+    Setup(String),
+    /// The learner failed (a non-finite loss, a device error).
+    #[error("iteration {iteration}: {source}")]
+    Learner {
+        /// The iteration that failed.
+        iteration: u64,
+        /// Why.
+        source: LearnerError,
+    },
+    /// An env runner failed.
+    #[error("iteration {iteration}: env runner failed: {source}")]
+    Runner {
+        /// The iteration that failed.
+        iteration: u64,
+        /// Why.
+        source: RayError,
+    },
+}
+
+/// One iteration's metrics, in a stable order, with RLlib's names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainResult {
+    /// `(name, value)` pairs; NaN where undefined (no episode finished yet).
+    pub metrics: Vec<(String, f64)>,
+}
+
+impl TrainResult {
+    /// A metric by name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+
+    fn push(&mut self, name: &str, value: f64) {
+        self.metrics.push((name.to_string(), value));
+    }
+}
+
+enum Runners {
+    /// `num_env_runners: 0`: sampling in the driver, as RLlib does.
+    Local(Box<EnvRunner>),
+    Remote(Vec<ActorHandle<EnvRunner>>),
+}
+
+/// Counters that a checkpoint carries and a restore continues.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Counters {
+    /// Iterations done.
+    pub iteration: u64,
+    /// Env steps sampled over the run's life.
+    pub env_steps: u64,
+    /// Episodes finished over the run's life.
+    pub episodes: u64,
+    /// Seconds spent in `train()` over the run's life.
+    pub time_total_s: f64,
+}
+
+/// The PPO driver.
+pub struct Algorithm {
+    cfg: AlgorithmConfig,
+    spec: MlpSpec,
+    observation_space: Space,
+    action_space: Space,
+    seed: u64,
+    _rt: Runtime,
+    runners: Runners,
+    learner: PpoLearner,
+    filter: Option<RunningStat>,
+    counters: Counters,
+    window: VecDeque<EpisodeStat>,
+    last_evaluation: Option<f64>,
+}
+
+impl std::fmt::Debug for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Algorithm")
+            .field("env", &self.cfg.env)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+/// The network shape for an env's spaces and the config's model.
+pub fn module_spec(cfg: &AlgorithmConfig, obs: &Space, act: &Space) -> Result<MlpSpec, String> {
+    let num_actions = match act {
+        Space::Discrete { n, .. } => *n as usize,
+        other => {
+            return Err(format!(
+                "PPO here supports Discrete action spaces; {} has {other}",
+                cfg.env
+            ));
+        }
+    };
+    Ok(MlpSpec {
+        obs_dim: obs.flat_dim(),
+        num_actions,
+        model: cfg.model.clone(),
+    })
+}
+
+impl Algorithm {
+    /// Builds the runtime, the env runners and the learner. `seed` is the run's seed (the
+    /// caller draws one when the config has none, and records it).
+    pub fn new(cfg: AlgorithmConfig, seed: u64) -> Result<Self, TrainError> {
+        let probe = envs::make(&cfg.env).map_err(|e| TrainError::Setup(e.to_string()))?;
+        let observation_space = probe.observation_space().clone();
+        let action_space = probe.action_space().clone();
+        let spec =
+            module_spec(&cfg, &observation_space, &action_space).map_err(TrainError::Setup)?;
+        let weights = spec.init(seed);
+        let learner = PpoLearner::new(cfg.clone(), spec.clone(), &weights, seed ^ 0x5eed)
+            .map_err(|e| TrainError::Setup(format!("learner: {e}")))?;
+
+        // One logical CPU per env runner, as Ray's num_cpus_per_env_runner = 1; the runtime
+        // gets at least that many so that every runner can be placed.
+        let cpus = ray::detect_cpus().max(cfg.num_env_runners) as f64;
+        let rt = ray::init(ray::InitOptions::new().num_cpus(cpus))
+            .map_err(|e| TrainError::Setup(e.to_string()))?;
+        let runners = if cfg.num_env_runners == 0 {
+            let r =
+                EnvRunner::new(&cfg, spec.clone(), &weights, seed, 0).map_err(TrainError::Setup)?;
+            Runners::Local(Box::new(r))
+        } else {
+            let mut handles = Vec::new();
+            for w in 1..=cfg.num_env_runners {
+                let (c, s, wt) = (cfg.clone(), spec.clone(), weights.clone());
+                let h = rt
+                    .actor(move || match EnvRunner::new(&c, s.clone(), &wt, seed, w) {
+                        Ok(r) => r,
+                        Err(e) => panic!("{e}"),
+                    })
+                    .name(format!("EnvRunner-{w}"))
+                    .num_cpus(1.0)
+                    .spawn()
+                    .map_err(|e| TrainError::Setup(e.to_string()))?;
+                handles.push(h);
+            }
+            Runners::Remote(handles)
+        };
+        let filter = match cfg.observation_filter {
+            ObservationFilter::MeanStdFilter => Some(RunningStat::new(spec.obs_dim)),
+            ObservationFilter::NoFilter => None,
+        };
+        Ok(Algorithm {
+            cfg,
+            spec,
+            observation_space,
+            action_space,
+            seed,
+            _rt: rt,
+            runners,
+            learner,
+            filter,
+            counters: Counters::default(),
+            window: VecDeque::with_capacity(SMOOTHING_EPISODES),
+            last_evaluation: None,
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &AlgorithmConfig {
+        &self.cfg
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The network's shape.
+    pub fn spec(&self) -> &MlpSpec {
+        &self.spec
+    }
+
+    /// The env's spaces.
+    pub fn spaces(&self) -> (&Space, &Space) {
+        (&self.observation_space, &self.action_space)
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The synchronised filter statistics.
+    pub fn filter(&self) -> Option<&RunningStat> {
+        self.filter.as_ref()
+    }
+
+    /// The learner (weights, optimizer state, KL coefficient).
+    pub fn learner(&self) -> &PpoLearner {
+        &self.learner
+    }
+
+    /// Restores state from a checkpoint (weights and counters included).
+    pub fn restore(
+        &mut self,
+        weights: &Weights,
+        optimizer: &algorithms::OptimizerState,
+        kl_coeff: f64,
+        filter: Option<RunningStat>,
+        counters: Counters,
+        shuffle_seed: u64,
+    ) -> Result<(), String> {
+        self.spec.check(weights)?;
+        self.learner = PpoLearner::new(self.cfg.clone(), self.spec.clone(), weights, shuffle_seed)
+            .map_err(|e| e.to_string())?;
+        self.learner
+            .set_optimizer_state(optimizer)
+            .map_err(|e| e.to_string())?;
+        self.learner.set_kl_coeff(kl_coeff);
+        if self.filter.is_some() {
+            self.filter = filter.or_else(|| Some(RunningStat::new(self.spec.obs_dim)));
+        }
+        self.counters = counters;
+        Ok(())
+    }
+
+    /// A seed for the learner's shuffling after a restore (stored in checkpoints).
+    pub fn next_shuffle_seed(&mut self) -> u64 {
+        let s = self.learner.next_seed();
+        self.learner.reseed(s);
+        s
+    }
+
+    fn sample(&mut self, weights: Weights) -> Result<Vec<SampleOutput>, TrainError> {
+        let steps = self.cfg.rollout_fragment_length();
+        let iteration = self.counters.iteration + 1;
+        match &mut self.runners {
+            Runners::Local(r) => {
+                r.sync(&weights, self.filter.as_ref())
+                    .map_err(TrainError::Setup)?;
+                Ok(vec![r.sample(steps)])
+            }
+            Runners::Remote(handles) => {
+                // Weights go out once, through the object store; one batch comes back per runner.
+                let weights: ObjectRef<Weights> = self._rt.put(weights);
+                let filter = self.filter.clone();
+                let refs: Vec<_> = handles
+                    .iter()
+                    .map(|h| {
+                        let (w, f) = (weights.clone(), filter.clone());
+                        h.call(move |r: &mut EnvRunner| -> Result<SampleOutput, String> {
+                            let w = w.get_arc().map_err(|e| e.to_string())?;
+                            r.sync(&w, f.as_ref())?;
+                            Ok(r.sample(steps))
+                        })
+                    })
+                    .collect();
+                let mut out = Vec::with_capacity(refs.len());
+                for r in refs {
+                    let res = r
+                        .get()
+                        .map_err(|source| TrainError::Runner { iteration, source })?;
+                    out.push(res.map_err(TrainError::Setup)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// One training iteration.
+    pub fn train(&mut self) -> Result<TrainResult, TrainError> {
+        let start = Instant::now();
+        let iteration = self.counters.iteration + 1;
+        let weights = self
+            .learner
+            .weights()
+            .map_err(|source| TrainError::Learner { iteration, source })?;
+        let outputs = self.sample(weights)?;
+
+        let mut batch = SampleBatch::new(self.spec.obs_dim, self.spec.num_actions);
+        let mut new_episodes = 0usize;
+        for o in &outputs {
+            batch.append(&o.batch);
+            if let (Some(central), Some(delta)) = (self.filter.as_mut(), &o.filter_delta) {
+                central.merge(delta);
+            }
+            for e in &o.episodes {
+                if self.window.len() == SMOOTHING_EPISODES {
+                    self.window.pop_front();
+                }
+                self.window.push_back(*e);
+                new_episodes += 1;
+            }
+        }
+        let sampled = batch.len() as u64;
+        self.counters.env_steps += sampled;
+        self.counters.episodes += new_episodes as u64;
+
+        let lm = self
+            .learner
+            .update(&batch, self.counters.env_steps)
+            .map_err(|source| TrainError::Learner { iteration, source })?;
+        self.counters.iteration = iteration;
+
+        if let Some(every) = self.cfg.evaluation_interval {
+            if iteration % every as u64 == 0 {
+                self.last_evaluation = Some(self.evaluate()?);
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        self.counters.time_total_s += elapsed;
+
+        let mut r = TrainResult::default();
+        let (mean, min, max, len) = self.window_stats();
+        r.push("training_iteration", iteration as f64);
+        r.push("env_runners/episode_return_mean", mean);
+        r.push("env_runners/episode_return_min", min);
+        r.push("env_runners/episode_return_max", max);
+        r.push("env_runners/episode_len_mean", len);
+        r.push("env_runners/num_episodes", new_episodes as f64);
+        r.push(
+            "env_runners/num_episodes_lifetime",
+            self.counters.episodes as f64,
+        );
+        r.push("env_runners/num_env_steps_sampled", sampled as f64);
+        r.push(
+            "num_env_steps_sampled_lifetime",
+            self.counters.env_steps as f64,
+        );
+        r.push(
+            "num_env_steps_sampled_lifetime_throughput",
+            sampled as f64 / elapsed.max(1e-9),
+        );
+        let p = "learners/default_policy/";
+        r.push(&format!("{p}total_loss"), lm.total_loss);
+        r.push(&format!("{p}policy_loss"), lm.policy_loss);
+        r.push(&format!("{p}vf_loss"), lm.vf_loss);
+        r.push(&format!("{p}vf_explained_var"), lm.vf_explained_var);
+        r.push(&format!("{p}entropy"), lm.entropy);
+        r.push(&format!("{p}mean_kl_loss"), lm.mean_kl_loss);
+        r.push(&format!("{p}curr_kl_coeff"), lm.curr_kl_coeff);
+        r.push(&format!("{p}default_optimizer_learning_rate"), lm.curr_lr);
+        r.push(
+            &format!("{p}gradients_default_optimizer_global_norm"),
+            lm.gradients_global_norm,
+        );
+        if self.cfg.evaluation_interval.is_some() {
+            r.push(
+                "evaluation/env_runners/episode_return_mean",
+                self.last_evaluation.unwrap_or(f64::NAN),
+            );
+        }
+        r.push("time_this_iter_s", elapsed);
+        r.push("time_total_s", self.counters.time_total_s);
+        Ok(r)
+    }
+
+    /// Mean, min and max return and mean length over the last 100 episodes (NaN if none).
+    fn window_stats(&self) -> (f64, f64, f64, f64) {
+        if self.window.is_empty() {
+            return (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+        }
+        let n = self.window.len() as f64;
+        let mean = self.window.iter().map(|e| e.ret).sum::<f64>() / n;
+        let min = self
+            .window
+            .iter()
+            .map(|e| e.ret)
+            .fold(f64::INFINITY, f64::min);
+        let max = self
+            .window
+            .iter()
+            .map(|e| e.ret)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let len = self.window.iter().map(|e| f64::from(e.len)).sum::<f64>() / n;
+        (mean, min, max, len)
+    }
+
+    /// Greedy evaluation over `evaluation_duration` episodes; returns the mean return.
+    fn evaluate(&mut self) -> Result<f64, TrainError> {
+        let iteration = self.counters.iteration;
+        let weights = self
+            .learner
+            .weights()
+            .map_err(|source| TrainError::Learner { iteration, source })?;
+        let eps = evaluate_episodes(
+            &self.cfg.env,
+            self.spec.clone(),
+            &weights,
+            self.filter.as_ref(),
+            self.cfg.evaluation_duration,
+            self.seed.wrapping_add(1_000_000 + iteration),
+            false,
+        )
+        .map_err(TrainError::Setup)?;
+        Ok(eps.iter().map(|e| e.ret).sum::<f64>() / eps.len().max(1) as f64)
+    }
+}

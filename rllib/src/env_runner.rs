@@ -1,0 +1,235 @@
+//! `EnvRunner`: a vector of envs and a copy of the policy; returns one `SampleBatch` per call.
+//!
+//! Inference is batched over the runner's envs, once per vector step, with no allocation in
+//! the step loop. Observations pass through the runner's `MeanStdFilter` (when configured);
+//! its statistics since the last synchronisation travel back with the batch.
+
+use algorithms::module::sample_categorical;
+use algorithms::{
+    AlgorithmConfig, Fragment, MeanStdFilter, MlpPolicy, MlpSpec, ObservationFilter, RunningStat,
+    SampleBatch, Weights,
+};
+use envs::{ActionBatch, Env, NpRandom, VectorEnv};
+
+/// A finished episode's return and length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeStat {
+    /// Sum of rewards.
+    pub ret: f64,
+    /// Steps.
+    pub len: u32,
+}
+
+/// What one `sample` call returns.
+#[derive(Debug, Clone)]
+pub struct SampleOutput {
+    /// The experience.
+    pub batch: SampleBatch,
+    /// Filter statistics gathered since the last synchronisation.
+    pub filter_delta: Option<RunningStat>,
+    /// Episodes that ended during the call, whole (also those begun in an earlier call).
+    pub episodes: Vec<EpisodeStat>,
+}
+
+/// Seeds of runner `worker_index`'s envs and action sampling, derived from the run's seed.
+pub fn runner_seeds(seed: u64, worker_index: usize) -> (u64, u64) {
+    let env_seed = seed.wrapping_add(1000 * worker_index as u64);
+    let action_seed = seed ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(worker_index as u64 + 1);
+    (env_seed, action_seed)
+}
+
+/// Per-env rows of the batch being built.
+#[derive(Default)]
+struct EnvRows {
+    obs: Vec<f32>,
+    actions: Vec<u32>,
+    rewards: Vec<f32>,
+    logp: Vec<f32>,
+    logits: Vec<f32>,
+    /// (start, end, terminated, bootstrap row in `boot`) in local rows.
+    pieces: Vec<(usize, usize, bool, Option<usize>)>,
+    piece_start: usize,
+}
+
+/// An env runner (RLlib's `SingleAgentEnvRunner`).
+pub struct EnvRunner {
+    venv: VectorEnv<Box<dyn Env>>,
+    policy: MlpPolicy,
+    filter: Option<MeanStdFilter>,
+    rng: NpRandom,
+    obs_dim: usize,
+    num_actions: usize,
+    filtered: Vec<f32>,
+    logits: Vec<f32>,
+    actions: Vec<i64>,
+    scratch: Vec<f32>,
+    ep_return: Vec<f64>,
+    ep_len: Vec<u32>,
+    rows: Vec<EnvRows>,
+    boot: Vec<f32>,
+}
+
+impl std::fmt::Debug for EnvRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvRunner")
+            .field("num_envs", &self.venv.num_envs())
+            .finish()
+    }
+}
+
+impl EnvRunner {
+    /// A runner for `cfg.env` with `cfg.num_envs_per_env_runner` envs, seeded for its index.
+    pub fn new(
+        cfg: &AlgorithmConfig,
+        spec: MlpSpec,
+        weights: &Weights,
+        seed: u64,
+        worker_index: usize,
+    ) -> Result<Self, String> {
+        let mut venv =
+            envs::make_vec(&cfg.env, cfg.num_envs_per_env_runner).map_err(|e| e.to_string())?;
+        let (env_seed, action_seed) = runner_seeds(seed, worker_index);
+        venv.reset(Some(env_seed));
+        let n = venv.num_envs();
+        let obs_dim = spec.obs_dim;
+        let num_actions = spec.num_actions;
+        let filter = match cfg.observation_filter {
+            ObservationFilter::MeanStdFilter => Some(MeanStdFilter::new(obs_dim)),
+            ObservationFilter::NoFilter => None,
+        };
+        Ok(EnvRunner {
+            policy: MlpPolicy::new(spec, weights)?,
+            filter,
+            rng: NpRandom::from_seed(action_seed),
+            obs_dim,
+            num_actions,
+            filtered: vec![0.0; n * obs_dim],
+            logits: vec![0.0; n * num_actions],
+            actions: vec![0; n],
+            scratch: vec![0.0; obs_dim],
+            ep_return: vec![0.0; n],
+            ep_len: vec![0; n],
+            rows: (0..n).map(|_| EnvRows::default()).collect(),
+            boot: Vec::new(),
+            venv,
+        })
+    }
+
+    /// Adopts new weights and the driver's synchronised filter statistics.
+    pub fn sync(&mut self, weights: &Weights, filter: Option<&RunningStat>) -> Result<(), String> {
+        self.policy.set_weights(weights)?;
+        if let (Some(f), Some(central)) = (self.filter.as_mut(), filter) {
+            f.sync(central);
+        }
+        Ok(())
+    }
+
+    fn filter_into(filter: &mut Option<MeanStdFilter>, raw: &[f32], update: bool, out: &mut [f32]) {
+        match filter {
+            Some(f) => f.apply(raw, update, out),
+            None => out.copy_from_slice(raw),
+        }
+    }
+
+    /// Steps every env `steps_per_env` times with exploration and returns the experience.
+    pub fn sample(&mut self, steps_per_env: usize) -> SampleOutput {
+        let n = self.venv.num_envs();
+        let (d, a) = (self.obs_dim, self.num_actions);
+        for r in &mut self.rows {
+            *r = EnvRows::default();
+            r.obs.reserve(steps_per_env * d);
+            r.logits.reserve(steps_per_env * a);
+        }
+        self.boot.clear();
+        let mut episodes = Vec::new();
+        for _ in 0..steps_per_env {
+            for (raw, out) in self
+                .venv
+                .obs()
+                .chunks_exact(d)
+                .zip(self.filtered.chunks_exact_mut(d))
+            {
+                Self::filter_into(&mut self.filter, raw, true, out);
+            }
+            self.policy
+                .forward_inference(&self.filtered, n, &mut self.logits);
+            for i in 0..n {
+                let logits = &self.logits[i * a..][..a];
+                let (action, logp) = sample_categorical(logits, &mut self.rng);
+                self.actions[i] = i64::from(action);
+                let r = &mut self.rows[i];
+                r.obs.extend_from_slice(&self.filtered[i * d..][..d]);
+                r.logits.extend_from_slice(logits);
+                r.actions.push(action);
+                r.logp.push(logp);
+            }
+            self.venv.step(ActionBatch::Discrete(&self.actions));
+            for i in 0..n {
+                let reward = self.venv.rewards()[i];
+                let (term, trunc) = (self.venv.terminated()[i], self.venv.truncated()[i]);
+                let r = &mut self.rows[i];
+                r.rewards.push(reward);
+                self.ep_return[i] += f64::from(reward);
+                self.ep_len[i] += 1;
+                if term || trunc {
+                    let boot = if term {
+                        None
+                    } else {
+                        let raw = &self.venv.final_obs()[i * d..][..d];
+                        Self::filter_into(&mut self.filter, raw, false, &mut self.scratch);
+                        self.boot.extend_from_slice(&self.scratch);
+                        Some(self.boot.len() / d - 1)
+                    };
+                    let end = r.actions.len();
+                    r.pieces.push((r.piece_start, end, term, boot));
+                    r.piece_start = end;
+                    episodes.push(EpisodeStat {
+                        ret: self.ep_return[i],
+                        len: self.ep_len[i],
+                    });
+                    self.ep_return[i] = 0.0;
+                    self.ep_len[i] = 0;
+                }
+            }
+        }
+        // Episodes still running bootstrap from their next observation.
+        for i in 0..n {
+            let r = &mut self.rows[i];
+            let end = r.actions.len();
+            if r.piece_start < end {
+                let raw = &self.venv.obs()[i * d..][..d];
+                Self::filter_into(&mut self.filter, raw, false, &mut self.scratch);
+                self.boot.extend_from_slice(&self.scratch);
+                r.pieces
+                    .push((r.piece_start, end, false, Some(self.boot.len() / d - 1)));
+            }
+        }
+        let mut batch = SampleBatch::new(d, a);
+        batch.bootstrap_obs = std::mem::take(&mut self.boot);
+        for r in &self.rows {
+            let offset = batch.len();
+            batch.obs.extend_from_slice(&r.obs);
+            batch.actions.extend_from_slice(&r.actions);
+            batch.rewards.extend_from_slice(&r.rewards);
+            batch.action_logp.extend_from_slice(&r.logp);
+            batch.action_dist_inputs.extend_from_slice(&r.logits);
+            batch
+                .fragments
+                .extend(
+                    r.pieces
+                        .iter()
+                        .map(|&(s, e, terminated, bootstrap)| Fragment {
+                            start: s + offset,
+                            end: e + offset,
+                            terminated,
+                            bootstrap,
+                        }),
+                );
+        }
+        SampleOutput {
+            batch,
+            filter_delta: self.filter.as_mut().map(MeanStdFilter::take_buffer),
+            episodes,
+        }
+    }
+}

@@ -1,1 +1,281 @@
+//! End-to-end tests of the `rllib` binary: train, checkpoint, evaluate, restore, examples,
+//! and clear errors for bad input.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rllib(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rllib"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the rllib binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The checkpoint folders under `root`, sorted.
+fn checkpoints(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint_"))
+                {
+                    out.push(p);
+                } else {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn example_trains_checkpoints_evaluates_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rllib(
+        &[
+            "example",
+            "run",
+            "cartpole-ppo",
+            "--seed",
+            "3",
+            "--output-dir",
+            "runs",
+            "--stop",
+            r#"{"env_runners/episode_return_mean": 60, "training_iteration": 30}"#,
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Stopped: env_runners/episode_return_mean"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("framework: tf is ignored"),
+        "one warning line for framework"
+    );
+
+    let ckpts = checkpoints(&dir.path().join("runs"));
+    assert_eq!(ckpts.len(), 1, "{ckpts:?}");
+    let ckpt = &ckpts[0];
+    let trial = ckpt.parent().unwrap();
+    for f in ["params.yaml", "progress.csv", "result.json"] {
+        assert!(trial.join(f).is_file(), "{f} missing");
+    }
+    assert!(std::fs::read_dir(trial).unwrap().flatten().any(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .starts_with("events.out.tfevents.")
+    }));
+    let csv = std::fs::read_to_string(trial.join("progress.csv")).unwrap();
+    let rows = csv.lines().count() - 1;
+    assert!(rows >= 1);
+    for line in std::fs::read_to_string(trial.join("result.json"))
+        .unwrap()
+        .lines()
+    {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["env_runners"]["episode_return_mean"].is_number() || rows == 1);
+    }
+    assert!(ckpt.join("metadata.json").is_file());
+    assert!(
+        ckpt.join("learner_group/learner/rl_module/default_policy/module_state.safetensors")
+            .is_file()
+    );
+
+    let ck = ckpt.to_str().unwrap();
+    let eval = rllib(
+        &[
+            "evaluate",
+            ck,
+            "--episodes",
+            "5",
+            "--algo",
+            "PPO",
+            "--env",
+            "CartPole-v1",
+            "--render",
+            "ep.gif",
+        ],
+        dir.path(),
+    );
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let gif = std::fs::read(dir.path().join("ep.gif")).unwrap();
+    assert_eq!(&gif[..6], b"GIF89a");
+    let mismatch = bad(&["evaluate", ck, "--env", "MountainCar-v0"], dir.path());
+    assert!(mismatch.contains("trained on CartPole-v1"), "{mismatch}");
+    let mean: f64 = stdout(&eval)
+        .lines()
+        .find_map(|l| l.strip_prefix("episode_return_mean: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("evaluate prints the mean return");
+    assert!(
+        mean > 30.0,
+        "greedy return of a policy trained to 60: {mean}"
+    );
+
+    // Restoring continues the iteration count and the env-step counter.
+    let iters = rows as u64;
+    let stop = format!(r#"{{"training_iteration": {}}}"#, iters + 2);
+    let resumed = rllib(
+        &[
+            "example",
+            "run",
+            "cartpole-ppo",
+            "--restore",
+            ck,
+            "--output-dir",
+            "resumed",
+            "--stop",
+            &stop,
+        ],
+        dir.path(),
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let trial2 = checkpoints(&dir.path().join("resumed"))[0]
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let csv2 = std::fs::read_to_string(trial2.join("progress.csv")).unwrap();
+    let first: Vec<&str> = csv2.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[0], (iters + 1).to_string(), "{csv2}");
+    let header: Vec<&str> = csv2.lines().next().unwrap().split(',').collect();
+    let steps_col = header
+        .iter()
+        .position(|h| *h == "num_env_steps_sampled_lifetime")
+        .unwrap();
+    assert_eq!(first[steps_col], ((iters + 1) * 4000).to_string());
+}
+
+#[test]
+fn examples_are_listed_and_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = rllib(&["example", "list", "--filter", "cartpole"], dir.path());
+    assert!(stdout(&list).contains("cartpole-ppo"));
+    let get = rllib(&["example", "get", "cartpole-ppo"], dir.path());
+    assert_eq!(stdout(&get), include_str!("../configs/cartpole-ppo.yaml"));
+    let bad = rllib(&["example", "get", "cartpole-pp"], dir.path());
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("did you mean 'cartpole-ppo'"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+/// Runs `rllib train file` on `yaml` and returns stderr, checking the failure is clean.
+fn bad_file(yaml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exp.yaml"), yaml).unwrap();
+    bad(&["train", "file", "exp.yaml"], dir.path())
+}
+
+fn bad(args: &[&str], cwd: &Path) -> String {
+    let out = rllib(args, cwd);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "{args:?} should fail: {}",
+        stdout(&out)
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    err
+}
+
+const GOOD: &str = "exp:\n  env: CartPole-v1\n  run: PPO\n  stop:\n    training_iteration: 1\n  config:\n    num_sgd_iter: 1\n";
+
+#[test]
+fn bad_configs_fail_with_a_clear_message() {
+    let e = bad_file(&GOOD.replace("num_sgd_iter: 1", "num_sgd_itr: 1"));
+    assert!(
+        e.contains("exp.yaml:7:5") && e.contains("did you mean 'num_sgd_iter'"),
+        "{e}"
+    );
+    let e = bad_file(&GOOD.replace("num_sgd_iter: 1", "lr: fast"));
+    assert!(
+        e.contains("exp.config.lr") && e.contains("expected a number"),
+        "{e}"
+    );
+    let e = bad_file(&GOOD.replace("num_sgd_iter: 1", "gamma: 1.5"));
+    assert!(e.contains("gamma") && e.contains("out of range"), "{e}");
+    let e = bad_file(&GOOD.replace(
+        "num_sgd_iter: 1",
+        "train_batch_size: 100\n    minibatch_size: 200",
+    ));
+    assert!(
+        e.contains("minibatch_size") && e.contains("train_batch_size"),
+        "{e}"
+    );
+    let e = bad_file("exp:\n  env: CartPole-v1\n  run: [PPO\n");
+    assert!(e.contains("YAML syntax error"), "{e}");
+    let e = bad_file("");
+    assert!(e.contains("is empty"), "{e}");
+    let e = bad_file(&GOOD.replace("CartPole-v1", "CartPole-v9"));
+    assert!(
+        e.contains("unknown env id 'CartPole-v9'") && e.contains("CartPole-v1"),
+        "{e}"
+    );
+    let e = bad_file(&GOOD.replace("run: PPO", "run: PPOO"));
+    assert!(
+        e.contains("unknown algorithm 'PPOO'") && e.contains("did you mean 'PPO'"),
+        "{e}"
+    );
+    let e = bad_file(&GOOD.replace("training_iteration", "training_iterations"));
+    assert!(
+        e.contains("exp.stop.training_iterations") && e.contains("did you mean"),
+        "{e}"
+    );
+    let e = bad_file(&GOOD.replace("num_sgd_iter: 1", "model:\n      fcnet_hiddens: 32"));
+    assert!(e.contains("fcnet_hiddens") && e.contains("a list"), "{e}");
+    let e = bad_file(&GOOD.replace("num_sgd_iter: 1", "model:\n      fcnet_activation: gelu"));
+    assert!(e.contains("unknown activation 'gelu'"), "{e}");
+}
+
+#[test]
+fn bad_paths_and_flags_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = bad(&["train", "file", "missing.yaml"], dir.path());
+    assert!(
+        e.contains("missing.yaml") && e.contains("cannot be read"),
+        "{e}"
+    );
+    std::fs::create_dir(dir.path().join("folder.yaml")).unwrap();
+    let e = bad(&["train", "file", "folder.yaml"], dir.path());
+    assert!(e.contains("is a folder"), "{e}");
+    let e = bad(&["train", "--stop", "{not json"], dir.path());
+    assert!(e.contains("--stop") && e.contains("syntax"), "{e}");
+    let e = bad(&["train", "--config", "[1, 2]"], dir.path());
+    assert!(
+        e.contains("--config") && e.contains("expected a mapping"),
+        "{e}"
+    );
+    let e = bad(&["train", "--config", r#"{"num_epochs": -1}"#], dir.path());
+    assert!(e.contains("config.num_epochs") && e.contains(">= 1"), "{e}");
+    let e = bad(&["train", "--seed", "abc"], dir.path());
+    assert!(e.contains("--seed"), "{e}");
+    let e = bad(&["evaluate", "nowhere"], dir.path());
+    assert!(e.contains("nowhere") && e.contains("does not exist"), "{e}");
+    let e = bad(&["evaluate", "."], dir.path());
+    assert!(e.contains("no metadata.json"), "{e}");
+    let e = bad(&["train", "--restore", "nowhere"], dir.path());
+    assert!(e.contains("nowhere"), "{e}");
+}

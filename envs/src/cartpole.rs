@@ -4,7 +4,7 @@
 //! `reset(seed=seed)`). The 500-step limit is the [`TimeLimit`](crate::TimeLimit) wrapper,
 //! as in Gymnasium's registration; [`make`](crate::make) applies it.
 
-use crate::{Action, Env, Info, NpRandom, Space, Transition};
+use crate::{Action, Env, Info, NpRandom, RgbFrame, Space, Transition};
 
 const GRAVITY: f64 = 9.8;
 const MASSCART: f64 = 1.0;
@@ -79,6 +79,54 @@ impl Env for CartPole {
 
     fn action_space(&self) -> &Space {
         &self.action_space
+    }
+
+    /// Gymnasium's 600×400 picture: the track, the cart, the pole and its axle.
+    fn render(&self) -> Option<RgbFrame> {
+        let [x, _, theta, _] = self.state?;
+        let (w, h) = (600.0, 400.0);
+        let scale = w / (X_THRESHOLD * 2.0);
+        let (pole_w, pole_len) = (10.0, scale * 2.0 * LENGTH);
+        let (cart_w, cart_h) = (50.0, 30.0);
+        // Gymnasium draws with y up and flips; here y grows downwards from the top.
+        let cart_y = h - 100.0;
+        let cart_x = x * scale + w / 2.0;
+        let mut f = RgbFrame::filled(w as usize, h as usize, [255, 255, 255]);
+        f.fill_polygon(
+            &[
+                (0.0, cart_y - 0.5),
+                (w, cart_y - 0.5),
+                (w, cart_y + 0.5),
+                (0.0, cart_y + 0.5),
+            ],
+            [0, 0, 0],
+        );
+        let (l, r, t, b) = (
+            cart_x - cart_w / 2.0,
+            cart_x + cart_w / 2.0,
+            cart_y - cart_h / 2.0,
+            cart_y + cart_h / 2.0,
+        );
+        f.fill_polygon(&[(l, t), (r, t), (r, b), (l, b)], [0, 0, 0]);
+        let axle_y = cart_y - cart_h / 4.0;
+        let corners = [
+            (-pole_w / 2.0, 0.0),
+            (pole_w / 2.0, 0.0),
+            (pole_w / 2.0, pole_len),
+            (-pole_w / 2.0, pole_len),
+        ];
+        let pole: Vec<(f64, f64)> = corners
+            .iter()
+            .map(|&(px, py)| {
+                // Rotate by -theta (clockwise for a positive angle), then place at the axle.
+                let (s, c) = (-theta).sin_cos();
+                let (rx, ry) = (px * c - py * s, px * s + py * c);
+                (cart_x + rx, axle_y - ry)
+            })
+            .collect();
+        f.fill_polygon(&pole, [202, 152, 101]);
+        f.fill_circle(cart_x, axle_y, pole_w / 2.0, [129, 132, 203]);
+        Some(f)
     }
 
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Info {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::Space;
+use crate::{RgbFrame, Space};
 
 /// Extra information from `reset` and `step` (Gymnasium's `info` dict, numbers only).
 pub type Info = BTreeMap<String, f64>;
@@ -74,6 +74,12 @@ pub trait Env: Send {
     /// raises an error in both cases).
     fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Transition;
 
+    /// A picture of the current state, if the env can draw itself (Gymnasium's
+    /// `render()` with `render_mode="rgb_array"`).
+    fn render(&self) -> Option<RgbFrame> {
+        None
+    }
+
     /// Starts an episode and returns its first observation and info.
     fn reset(&mut self, seed: Option<u64>) -> (Vec<f32>, Info) {
         let mut obs = vec![0.0; self.observation_space().flat_dim()];
@@ -107,6 +113,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Transition {
         (**self).step_into(action, obs)
+    }
+    fn render(&self) -> Option<RgbFrame> {
+        (**self).render()
     }
 }
 
@@ -160,6 +169,9 @@ impl<E: Env> Env for TimeLimit<E> {
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32]) -> Info {
         self.elapsed_steps = 0;
         self.inner.reset_into(seed, obs)
+    }
+    fn render(&self) -> Option<RgbFrame> {
+        self.inner.render()
     }
     #[inline]
     fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Transition {

@@ -5,6 +5,7 @@ mod cartpole;
 mod env;
 mod np_random;
 mod registry;
+mod render;
 mod space;
 mod vector;
 
@@ -12,6 +13,7 @@ pub use cartpole::CartPole;
 pub use env::{Action, Env, Info, Step, TimeLimit, Transition};
 pub use np_random::NpRandom;
 pub use registry::{ids, make, make_vec, max_episode_steps, reward_threshold};
+pub use render::RgbFrame;
 pub use space::Space;
 pub use vector::{ActionBatch, VectorEnv};
 

@@ -172,3 +172,21 @@ fn the_vector_env_keeps_the_final_observation_of_a_truncated_episode() {
         }
     }
 }
+
+#[test]
+fn cartpole_renders_gymnasiums_picture() {
+    let mut env = CartPole::new();
+    assert!(env.render().is_none(), "nothing to draw before reset");
+    env.reset(Some(0));
+    env.set_state([0.0, 0.0, 0.0, 0.0]);
+    let f = env.render().unwrap();
+    assert_eq!((f.width, f.height), (600, 400));
+    // The cart is black and centred at x = 300, 100 px above the bottom.
+    assert_eq!(f.pixels[300 * 600 + 280], [0, 0, 0]);
+    // The upright pole rises above the cart.
+    assert_eq!(f.pixels[200 * 600 + 300], [202, 152, 101]);
+    env.set_state([1.2, 0.0, 0.0, 0.0]);
+    let moved = env.render().unwrap();
+    assert_eq!(moved.pixels[300 * 600 + 280], [255, 255, 255]);
+    assert_eq!(moved.pixels[300 * 600 + 450], [0, 0, 0]);
+}

@@ -409,6 +409,7 @@ impl Algorithm {
             self.cfg.evaluation_duration,
             self.seed.wrapping_add(1_000_000 + iteration),
             false,
+            None,
         )
         .map_err(TrainError::Setup)?;
         Ok(eps.iter().map(|e| e.ret).sum::<f64>() / eps.len().max(1) as f64)

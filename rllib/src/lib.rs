@@ -7,4 +7,5 @@ pub mod config;
 pub mod env_runner;
 pub mod evaluate;
 pub mod examples;
+pub mod render;
 pub mod results;

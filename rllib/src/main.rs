@@ -144,6 +144,9 @@ struct EvaluateArgs {
     /// Must match the checkpoint's env, if given.
     #[arg(long)]
     env: Option<String>,
+    /// Write an animation of the first episode to this GIF file.
+    #[arg(long)]
+    render: Option<PathBuf>,
 }
 
 /// An error for the user: printed as one line, exit code 1 (2 for usage).
@@ -525,6 +528,7 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
     if a.episodes == 0 {
         return Err(Failure("--episodes: expected at least 1".into()));
     }
+    let mut frames = Vec::new();
     let eps = evaluate_episodes(
         &ck.env,
         ck.spec.clone(),
@@ -533,8 +537,18 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         a.episodes,
         a.seed,
         a.explore,
+        a.render.as_ref().map(|_| &mut frames),
     )
     .map_err(|e| Failure(format!("{}: {e}", a.checkpoint.display())))?;
+    if let Some(path) = &a.render {
+        // CartPole's metadata says 50 frames per second (tau = 0.02 s).
+        rllib::render::write_gif(path, &frames, 50).map_err(Failure)?;
+        println!(
+            "Wrote {} frames of episode 0 to {}",
+            frames.len(),
+            path.display()
+        );
+    }
     let rets: Vec<f64> = eps.iter().map(|e| e.ret).collect();
     let lens: Vec<f64> = eps.iter().map(|e| f64::from(e.len)).collect();
     let stats = |v: &[f64]| {

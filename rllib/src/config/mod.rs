@@ -740,7 +740,7 @@ fn unknown_key<'a>(
 pub fn nearest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     known
         .map(|k| (strsim::levenshtein(name, k), k))
-        .filter(|(d, k)| *d <= 3.max(k.len() / 3))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3) && *d < k.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }

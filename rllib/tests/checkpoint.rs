@@ -1,0 +1,98 @@
+//! A checkpoint round trip: what is loaded acts exactly as the policy in memory.
+
+use algorithms::module::argmax;
+use algorithms::{AlgorithmConfig, MlpPolicy, ModelConfig, ObservationFilter};
+use envs::NpRandom;
+use rllib::algorithm::Algorithm;
+use rllib::checkpoint;
+
+#[test]
+fn a_loaded_checkpoint_chooses_the_same_actions() {
+    let cfg = AlgorithmConfig {
+        num_env_runners: 1,
+        train_batch_size: 400,
+        minibatch_size: 100,
+        num_epochs: 2,
+        lr: 3e-4,
+        observation_filter: ObservationFilter::MeanStdFilter,
+        model: ModelConfig {
+            fcnet_hiddens: vec![16, 16],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut algo = Algorithm::new(cfg, 11).unwrap();
+    algo.train().unwrap();
+    algo.train().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = checkpoint::save(&mut algo, dir.path()).unwrap();
+    assert!(path.ends_with("checkpoint_000002"));
+    let ck = checkpoint::load(&path).unwrap();
+
+    let weights = algo.learner().weights().unwrap();
+    assert_eq!(ck.weights, weights);
+    assert_eq!(ck.optimizer, algo.learner().optimizer_state().unwrap());
+    assert_eq!(ck.filter.as_ref(), algo.filter());
+    assert_eq!(ck.counters, algo.counters());
+    assert_eq!(
+        (ck.algorithm.as_str(), ck.env.as_str()),
+        ("PPO", "CartPole-v1")
+    );
+
+    let mut live = MlpPolicy::new(algo.spec().clone(), &weights).unwrap();
+    let mut loaded = MlpPolicy::new(ck.spec.clone(), &ck.weights).unwrap();
+    let mut rng = NpRandom::from_seed(5);
+    let (mut a, mut b) = (vec![0.0f32; 2], vec![0.0f32; 2]);
+    for _ in 0..1000 {
+        let obs: Vec<f32> = (0..4).map(|_| rng.uniform(-3.0, 3.0) as f32).collect();
+        live.forward_inference(&obs, 1, &mut a);
+        loaded.forward_inference(&obs, 1, &mut b);
+        assert_eq!(a, b);
+        assert_eq!(argmax(&a), argmax(&b));
+    }
+    // No temporary folder is left behind.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn damaged_checkpoints_are_refused_with_the_path() {
+    let cfg = AlgorithmConfig {
+        num_env_runners: 0,
+        train_batch_size: 200,
+        minibatch_size: 100,
+        num_epochs: 1,
+        model: ModelConfig {
+            fcnet_hiddens: vec![8],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut algo = Algorithm::new(cfg, 1).unwrap();
+    algo.train().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = checkpoint::save(&mut algo, dir.path()).unwrap();
+    let weights =
+        path.join("learner_group/learner/rl_module/default_policy/module_state.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let e = checkpoint::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("module_state.safetensors") && e.contains("not a valid safetensors"),
+        "{e}"
+    );
+
+    std::fs::write(path.join("metadata.json"), "{\"format_version\": 99}").unwrap();
+    let e = checkpoint::load(&path).unwrap_err().to_string();
+    assert!(e.contains("format_version 99 is newer"), "{e}");
+    std::fs::write(path.join("metadata.json"), "not json").unwrap();
+    let e = checkpoint::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("metadata.json") && e.contains("not valid JSON"),
+        "{e}"
+    );
+}

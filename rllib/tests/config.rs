@@ -1,0 +1,146 @@
+//! Config aliases and stop criteria: every old name means what RLlib means by it.
+
+use algorithms::{Activation, Device, ObservationFilter};
+use rllib::config::{Experiment, StopCriterion};
+
+fn exp(config: &str) -> Experiment {
+    let yaml = format!("e:\n  env: CartPole-v1\n  run: PPO\n  config:\n{config}");
+    Experiment::from_yaml(&yaml, "test.yaml").unwrap()
+}
+
+#[test]
+fn old_and_new_key_names_are_both_accepted() {
+    let pairs: &[(&str, &str)] = &[
+        ("num_workers: 3", "num_env_runners: 3"),
+        ("num_rollout_workers: 3", "num_env_runners: 3"),
+        ("num_envs_per_worker: 4", "num_envs_per_env_runner: 4"),
+        ("sgd_minibatch_size: 64", "minibatch_size: 64"),
+        ("num_sgd_iter: 7", "num_epochs: 7"),
+        ("lambda_: 0.9", "lambda: 0.9"),
+        ("train_batch_size_per_learner: 999", "train_batch_size: 999"),
+        ("num_gpus: 0", "num_gpus_per_learner: 0"),
+    ];
+    for (old, new) in pairs {
+        let a = exp(&format!("    {old}\n"));
+        let b = exp(&format!("    {new}\n"));
+        assert_eq!(a.config, b.config, "{old} vs {new}");
+    }
+}
+
+#[test]
+fn every_documented_key_is_honoured() {
+    let e = exp(
+        "    num_env_runners: 2\n    num_envs_per_env_runner: 3\n    rollout_fragment_length: 50\n    \
+         train_batch_size: 600\n    minibatch_size: 100\n    num_epochs: 4\n    lr: 0.001\n    \
+         lr_schedule: [[0, 0.001], [1000, 0.0001]]\n    gamma: 0.95\n    lambda: 0.9\n    clip_param: 0.2\n    \
+         vf_clip_param: 5.0\n    vf_loss_coeff: 0.5\n    entropy_coeff: 0.01\n    kl_coeff: 0.3\n    \
+         kl_target: 0.02\n    use_kl_loss: false\n    grad_clip: 0.5\n    observation_filter: MeanStdFilter\n    \
+         model:\n      fcnet_hiddens: [64, 64]\n      fcnet_activation: relu\n      vf_share_layers: true\n    \
+         seed: 9\n    evaluation_interval: 2\n    evaluation_duration: 5\n",
+    );
+    let c = &e.config;
+    assert_eq!((c.num_env_runners, c.num_envs_per_env_runner), (2, 3));
+    assert_eq!(c.rollout_fragment_length, Some(50));
+    assert_eq!(
+        (c.train_batch_size, c.minibatch_size, c.num_epochs),
+        (600, 100, 4)
+    );
+    assert_eq!(c.lr, 0.001);
+    assert_eq!(c.lr_schedule, Some(vec![(0, 0.001), (1000, 0.0001)]));
+    assert_eq!(
+        (c.gamma, c.lambda, c.clip_param, c.vf_clip_param),
+        (0.95, 0.9, 0.2, 5.0)
+    );
+    assert_eq!(
+        (c.vf_loss_coeff, c.entropy_coeff, c.kl_coeff, c.kl_target),
+        (0.5, 0.01, 0.3, 0.02)
+    );
+    assert!(!c.use_kl_loss);
+    assert_eq!(c.grad_clip, Some(0.5));
+    assert_eq!(c.observation_filter, ObservationFilter::MeanStdFilter);
+    assert_eq!(c.model.fcnet_hiddens, vec![64, 64]);
+    assert_eq!(c.model.fcnet_activation, Activation::Relu);
+    assert!(c.model.vf_share_layers);
+    assert_eq!(c.seed, Some(9));
+    assert_eq!((c.evaluation_interval, c.evaluation_duration), (Some(2), 5));
+    assert_eq!(c.device, Device::Cpu);
+    assert!(
+        exp("    rollout_fragment_length: auto\n")
+            .config
+            .rollout_fragment_length
+            .is_none()
+    );
+}
+
+#[test]
+fn rllib_ppo_defaults_apply_where_the_config_is_silent() {
+    let c = Experiment::from_flags("PPO", "CartPole-v1").unwrap().config;
+    assert_eq!(
+        (c.lr, c.train_batch_size, c.minibatch_size, c.num_epochs),
+        (5e-5, 4000, 128, 30)
+    );
+    assert_eq!(
+        (c.gamma, c.lambda, c.clip_param, c.vf_clip_param),
+        (0.99, 1.0, 0.3, 10.0)
+    );
+    assert_eq!(
+        (c.kl_coeff, c.kl_target, c.entropy_coeff, c.vf_loss_coeff),
+        (0.2, 0.01, 0.0, 1.0)
+    );
+    assert_eq!(c.num_env_runners, 2);
+    assert_eq!(c.model.fcnet_hiddens, vec![256, 256]);
+}
+
+#[test]
+fn every_stop_key_maps_to_its_metric() {
+    let cases = [
+        ("episode_reward_mean", StopCriterion::EpisodeReturnMean(1.0)),
+        (
+            "sampler_results/episode_reward_mean",
+            StopCriterion::EpisodeReturnMean(1.0),
+        ),
+        (
+            "env_runners/episode_return_mean",
+            StopCriterion::EpisodeReturnMean(1.0),
+        ),
+        (
+            "evaluation/env_runners/episode_return_mean",
+            StopCriterion::EvaluationReturnMean(1.0),
+        ),
+        ("timesteps_total", StopCriterion::EnvSteps(1)),
+        ("num_env_steps_sampled_lifetime", StopCriterion::EnvSteps(1)),
+        ("training_iteration", StopCriterion::TrainingIteration(1)),
+        ("time_total_s", StopCriterion::TimeTotalS(1.0)),
+    ];
+    for (key, want) in cases {
+        let mut e = Experiment::from_flags("PPO", "CartPole-v1").unwrap();
+        e.set_stop_text(&format!("{{\"{key}\": 1}}")).unwrap();
+        assert_eq!(e.stop, vec![want], "{key}");
+    }
+}
+
+#[test]
+fn framework_is_accepted_with_one_warning() {
+    let e = exp("    framework: tf\n    enable_connectors: True\n");
+    assert_eq!(e.warnings.len(), 1);
+    assert!(
+        e.warnings[0].contains("test.yaml:5") && e.warnings[0].contains("candle"),
+        "{:?}",
+        e.warnings
+    );
+}
+
+#[test]
+fn flags_override_the_file() {
+    let mut e = exp("    lr: 0.1\n    num_workers: 1\n");
+    e.apply_config_text(r#"{"lr": 0.002, "model": {"fcnet_hiddens": [8]}}"#)
+        .unwrap();
+    assert_eq!(e.config.lr, 0.002);
+    assert_eq!(e.config.num_env_runners, 1);
+    assert_eq!(e.config.model.fcnet_hiddens, vec![8]);
+    let err = e.apply_config_text("lr: [1]").unwrap_err().to_string();
+    assert!(
+        err.starts_with("--config:1:5: config.lr: expected a number"),
+        "{err}"
+    );
+}

@@ -181,15 +181,14 @@ impl PpoLearner {
         self.kl_coeff = k;
     }
 
-    /// Reseeds minibatch shuffling. `rand_pcg` does not expose its state, so a checkpoint
-    /// stores a seed drawn by [`next_seed`](Self::next_seed) and a restore reseeds from it.
-    pub fn reseed(&mut self, seed: u64) {
-        self.rng = NpRandom::from_seed(seed);
+    /// The state of the minibatch-shuffling generator, for checkpoints.
+    pub fn rng_state(&self) -> (u128, u128) {
+        self.rng.to_state()
     }
 
-    /// Draws the seed a checkpoint stores for [`reseed`](Self::reseed).
-    pub fn next_seed(&mut self) -> u64 {
-        self.rng.next_u64()
+    /// Resumes minibatch shuffling from a checkpoint's generator state.
+    pub fn set_rng_state(&mut self, state: (u128, u128)) {
+        self.rng = NpRandom::from_state(state.0, state.1);
     }
 
     /// The optimizer's state.

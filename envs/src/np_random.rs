@@ -2,12 +2,13 @@
 //! state as Gymnasium's `env.reset(seed=...)`.
 //!
 //! Gymnasium seeds `np.random.Generator(PCG64(SeedSequence(seed)))`. This module implements
-//! NumPy's `SeedSequence` entropy mixing (from its `bit_generator.pyx`) and draws from PCG64
-//! (the XSL-RR 128/64 LCG, which `rand_pcg::Pcg64` implements with NumPy's seeding). Doubles
-//! are NumPy's `next_double`: the top 53 bits of a 64-bit draw.
+//! NumPy's `SeedSequence` entropy mixing (from its `bit_generator.pyx`) and PCG64 (the
+//! XSL-RR 128/64 LCG, seeded as NumPy's `pcg64_set_seed` does). Doubles are NumPy's
+//! `next_double`: the top 53 bits of a 64-bit draw. PCG64 is written out here rather than
+//! taken from `rand_pcg` because checkpoints need its state, which that crate keeps private.
 
-use rand_core::RngCore;
-use rand_pcg::Pcg64;
+/// PCG's 128-bit LCG multiplier.
+const PCG_MULT: u128 = 0x2360_ed05_1fc6_5da4_4385_df64_9fcc_f645;
 
 const INIT_A: u32 = 0x43b0_d7e5;
 const MULT_A: u32 = 0x931e_8875;
@@ -79,20 +80,46 @@ fn seed_sequence_state(entropy: u128, n_words: usize) -> Vec<u64> {
 }
 
 /// A random generator that draws exactly what `gymnasium.utils.seeding.np_random(seed)` does.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NpRandom {
-    pcg: Pcg64,
+    state: u128,
+    inc: u128,
 }
 
 impl NpRandom {
     /// The generator Gymnasium builds for `seed`.
     pub fn from_seed(seed: u64) -> Self {
         let s = seed_sequence_state(u128::from(seed), 4);
-        let state = (u128::from(s[0]) << 64) | u128::from(s[1]);
-        let stream = (u128::from(s[2]) << 64) | u128::from(s[3]);
+        let init_state = (u128::from(s[0]) << 64) | u128::from(s[1]);
+        let init_seq = (u128::from(s[2]) << 64) | u128::from(s[3]);
+        // NumPy's pcg_setseq_128_srandom_r.
+        let mut r = NpRandom {
+            state: 0,
+            inc: (init_seq << 1) | 1,
+        };
+        r.step();
+        r.state = r.state.wrapping_add(init_state);
+        r.step();
+        r
+    }
+
+    /// The generator's full state `(state, increment)`, for checkpoints.
+    pub fn to_state(&self) -> (u128, u128) {
+        (self.state, self.inc)
+    }
+
+    /// A generator resumed from [`to_state`](Self::to_state). The increment must be odd (it
+    /// is forced to be).
+    pub fn from_state(state: u128, inc: u128) -> Self {
         NpRandom {
-            pcg: Pcg64::new(state, stream),
+            state,
+            inc: inc | 1,
         }
+    }
+
+    #[inline]
+    fn step(&mut self) {
+        self.state = self.state.wrapping_mul(PCG_MULT).wrapping_add(self.inc);
     }
 
     /// A generator seeded from the operating system's hash-key entropy (no seed given).
@@ -107,9 +134,13 @@ impl NpRandom {
         Self::from_seed(h.finish())
     }
 
-    /// A raw 64-bit draw.
+    /// A raw 64-bit draw (step, then the XSL-RR output of the new state).
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
-        self.pcg.next_u64()
+        self.step();
+        let rot = (self.state >> 122) as u32;
+        let xsl = ((self.state >> 64) as u64) ^ (self.state as u64);
+        xsl.rotate_right(rot)
     }
 
     /// A double in [0, 1), NumPy's `Generator.random()`.
@@ -161,6 +192,15 @@ mod tests {
                 0.019736802905936393
             ]
         );
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let mut a = NpRandom::from_seed(3);
+        a.next_u64();
+        let (s, i) = a.to_state();
+        let mut b = NpRandom::from_state(s, i);
+        assert_eq!(a.next_u64(), b.next_u64());
     }
 
     #[test]

@@ -226,11 +226,12 @@ impl Algorithm {
         kl_coeff: f64,
         filter: Option<RunningStat>,
         counters: Counters,
-        shuffle_seed: u64,
+        shuffle_rng: (u128, u128),
     ) -> Result<(), String> {
         self.spec.check(weights)?;
-        self.learner = PpoLearner::new(self.cfg.clone(), self.spec.clone(), weights, shuffle_seed)
+        self.learner = PpoLearner::new(self.cfg.clone(), self.spec.clone(), weights, 0)
             .map_err(|e| e.to_string())?;
+        self.learner.set_rng_state(shuffle_rng);
         self.learner
             .set_optimizer_state(optimizer)
             .map_err(|e| e.to_string())?;
@@ -240,13 +241,6 @@ impl Algorithm {
         }
         self.counters = counters;
         Ok(())
-    }
-
-    /// A seed for the learner's shuffling after a restore (stored in checkpoints).
-    pub fn next_shuffle_seed(&mut self) -> u64 {
-        let s = self.learner.next_seed();
-        self.learner.reseed(s);
-        s
     }
 
     fn sample(&mut self, weights: Weights) -> Result<Vec<SampleOutput>, TrainError> {

@@ -5,7 +5,7 @@
 //!   metadata.json                                         format, versions, algorithm, env, spaces, counters, config
 //!   learner_group/learner/rl_module/default_policy/module_state.safetensors   weights (torch names and shapes)
 //!   learner_group/learner/optimizer.safetensors           Adam moments (exp_avg.*, exp_avg_sq.*), step in metadata
-//!   learner_group/learner/state.json                      KL coefficient, shuffling seed
+//!   learner_group/learner/state.json                      KL coefficient, shuffling generator state
 //!   env_runner/state.json                                 MeanStdFilter statistics
 //! ```
 //! A checkpoint is written into a temporary sibling folder and renamed into place, so a
@@ -72,8 +72,8 @@ pub struct Checkpoint {
     pub optimizer: OptimizerState,
     /// The adaptive KL coefficient.
     pub kl_coeff: f64,
-    /// Seed for the learner's shuffling when resuming.
-    pub shuffle_seed: u64,
+    /// The learner's shuffling generator state `(state, increment)`.
+    pub shuffle_rng: (u128, u128),
     /// MeanStdFilter statistics, if the run used the filter.
     pub filter: Option<RunningStat>,
 }
@@ -119,7 +119,7 @@ fn stat_json(s: &RunningStat) -> Value {
 }
 
 /// Writes a checkpoint of `algo` as `<trial_dir>/checkpoint_<iteration>` and returns its path.
-pub fn save(algo: &mut Algorithm, trial_dir: &Path) -> Result<PathBuf, CheckpointError> {
+pub fn save(algo: &Algorithm, trial_dir: &Path) -> Result<PathBuf, CheckpointError> {
     let counters = algo.counters();
     let name = format!("checkpoint_{:06}", counters.iteration);
     let final_dir = trial_dir.join(&name);
@@ -131,7 +131,6 @@ pub fn save(algo: &mut Algorithm, trial_dir: &Path) -> Result<PathBuf, Checkpoin
     fs::create_dir_all(&module_dir).map_err(|e| cerr(&module_dir, e.to_string()))?;
     fs::create_dir_all(tmp.join("env_runner")).map_err(|e| cerr(&tmp, e.to_string()))?;
 
-    let shuffle_seed = algo.next_shuffle_seed();
     let learner = algo.learner();
     let weights = learner.weights().map_err(|e| cerr(&tmp, e.to_string()))?;
     let opt = learner
@@ -162,7 +161,11 @@ pub fn save(algo: &mut Algorithm, trial_dir: &Path) -> Result<PathBuf, Checkpoin
         &moments,
         HashMap::from([("step".to_string(), opt.step.to_string())]),
     )?;
-    let learner_state = json!({"kl_coeff": learner.kl_coeff(), "shuffle_seed": shuffle_seed});
+    let (rng_state, rng_inc) = learner.rng_state();
+    let learner_state = json!({
+        "kl_coeff": learner.kl_coeff(),
+        "shuffle_rng": {"state": format!("{rng_state:#x}"), "increment": format!("{rng_inc:#x}")},
+    });
     write_json(&tmp.join(LEARNER_STATE_PATH), &learner_state)?;
     let runner_state = json!({"filter": algo.filter().map(stat_json)});
     write_json(&tmp.join(RUNNER_STATE_PATH), &runner_state)?;
@@ -223,6 +226,18 @@ fn str_field<'a>(v: &'a Value, path: &Path, key: &str) -> Result<&'a str, Checkp
     field(v, path, key)?
         .as_str()
         .ok_or_else(|| cerr(path, format!("'{key}' must be a string")))
+}
+
+fn hex_u128(v: &Value, path: &Path, key: &str) -> Result<u128, CheckpointError> {
+    str_field(v, path, key)?
+        .strip_prefix("0x")
+        .and_then(|h| u128::from_str_radix(h, 16).ok())
+        .ok_or_else(|| {
+            cerr(
+                path,
+                format!("'{key}' must be a hexadecimal string like \"0x1f\""),
+            )
+        })
 }
 
 fn f64_list(v: &Value, path: &Path, key: &str) -> Result<Vec<f64>, CheckpointError> {
@@ -395,7 +410,13 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             exp_avg_sq,
         },
         kl_coeff: f64_field(&ls, &ls_path, "kl_coeff")?,
-        shuffle_seed: u64_field(&ls, &ls_path, "shuffle_seed")?,
+        shuffle_rng: {
+            let rng = field(&ls, &ls_path, "shuffle_rng")?;
+            (
+                hex_u128(rng, &ls_path, "state")?,
+                hex_u128(rng, &ls_path, "increment")?,
+            )
+        },
         filter,
         spec,
     })

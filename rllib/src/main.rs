@@ -353,7 +353,7 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
             ck.kl_coeff,
             ck.filter.clone(),
             ck.counters,
-            ck.shuffle_seed,
+            ck.shuffle_rng,
         )
         .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
         println!(
@@ -463,7 +463,7 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
             b.set_message(format!("return {}", fmt_metric(Some(ret))));
         }
         if exp.checkpoint_frequency > 0 && iter % exp.checkpoint_frequency == 0 {
-            let p = checkpoint::save(&mut algo, &trial_dir)?;
+            let p = checkpoint::save(&algo, &trial_dir)?;
             last_ckpt = Some(p);
             last_saved_iter = Some(iter);
         }
@@ -481,7 +481,7 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
     }
     let at_end = exp.checkpoint_at_end || interrupted.load(Ordering::SeqCst);
     if at_end && last_saved_iter != Some(algo.counters().iteration) {
-        last_ckpt = Some(checkpoint::save(&mut algo, &trial_dir)?);
+        last_ckpt = Some(checkpoint::save(&algo, &trial_dir)?);
     }
     let c = algo.counters();
     println!();

@@ -25,7 +25,7 @@ fn a_loaded_checkpoint_chooses_the_same_actions() {
     algo.train().unwrap();
     algo.train().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = checkpoint::save(&mut algo, dir.path()).unwrap();
+    let path = checkpoint::save(&algo, dir.path()).unwrap();
     assert!(path.ends_with("checkpoint_000002"));
     let ck = checkpoint::load(&path).unwrap();
 
@@ -75,7 +75,7 @@ fn damaged_checkpoints_are_refused_with_the_path() {
     let mut algo = Algorithm::new(cfg, 1).unwrap();
     algo.train().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = checkpoint::save(&mut algo, dir.path()).unwrap();
+    let path = checkpoint::save(&algo, dir.path()).unwrap();
     let weights =
         path.join("learner_group/learner/rl_module/default_policy/module_state.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
@@ -95,4 +95,34 @@ fn damaged_checkpoints_are_refused_with_the_path() {
         e.contains("metadata.json") && e.contains("not valid JSON"),
         "{e}"
     );
+}
+
+#[test]
+fn saving_a_checkpoint_does_not_change_the_run() {
+    let cfg = AlgorithmConfig {
+        num_env_runners: 1,
+        train_batch_size: 300,
+        minibatch_size: 64,
+        num_epochs: 2,
+        model: ModelConfig {
+            fcnet_hiddens: vec![8],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let untimed = |r: rllib::algorithm::TrainResult| -> Vec<(String, f64)> {
+        r.metrics
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("time") && !k.ends_with("throughput"))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Algorithm::new(cfg.clone(), 4).unwrap();
+    let mut b = Algorithm::new(cfg, 4).unwrap();
+    for _ in 0..3 {
+        let ra = untimed(a.train().unwrap());
+        checkpoint::save(&a, dir.path()).unwrap();
+        let rb = untimed(b.train().unwrap());
+        assert_eq!(ra, rb);
+    }
 }

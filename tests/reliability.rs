@@ -139,7 +139,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
 #[test]
 fn ctrl_c_writes_a_final_checkpoint_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = rllib()
+    let child = rllib()
         .args([
             "example",
             "run",
@@ -239,7 +239,7 @@ fn sigkill_at_any_moment_leaves_only_loadable_checkpoints() {
 fn a_second_ctrl_c_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     // A heavy config so that an iteration takes a while.
-    let mut child = rllib()
+    let child = rllib()
         .args([
             "train",
             "--seed",

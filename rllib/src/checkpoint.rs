@@ -58,6 +58,10 @@ pub struct Checkpoint {
     pub algorithm: String,
     /// The env id.
     pub env: String,
+    /// The env's observation space when the checkpoint was written.
+    pub observation_space: String,
+    /// The env's action space when the checkpoint was written.
+    pub action_space: String,
     /// The network's shape.
     pub spec: MlpSpec,
     /// The run's seed.
@@ -293,6 +297,27 @@ fn read_tensors(
     Ok((out, meta))
 }
 
+impl Checkpoint {
+    /// Errors unless `env_id` is registered and has the spaces this checkpoint was trained on.
+    pub fn check_env(&self, env_id: &str) -> Result<(), CheckpointError> {
+        let env = envs::make(env_id).map_err(|e| cerr(&self.path, e.to_string()))?;
+        let (obs, act) = (
+            env.observation_space().to_string(),
+            env.action_space().to_string(),
+        );
+        if obs != self.observation_space || act != self.action_space {
+            return Err(cerr(
+                &self.path,
+                format!(
+                    "trained on spaces {} / {}, but {env_id} has {obs} / {act}",
+                    self.observation_space, self.action_space
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Reads and checks a checkpoint folder.
 pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     if !dir.is_dir() {
@@ -398,6 +423,8 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     };
     Ok(Checkpoint {
         path: dir.to_path_buf(),
+        observation_space: str_field(&meta, &meta_path, "observation_space")?.to_string(),
+        action_space: str_field(&meta, &meta_path, "action_space")?.to_string(),
         algorithm,
         env,
         seed: u64_field(&meta, &meta_path, "seed")?,

@@ -103,16 +103,16 @@ struct RunArgs {
     #[arg(long)]
     stop: Option<String>,
     /// Seed of everything random.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Env-runner actors (0 samples in the driver).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     num_env_runners: Option<usize>,
     /// Root folder of runs.
     #[arg(long, default_value = "checkpoints")]
     output_dir: PathBuf,
     /// Checkpoint every N iterations.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     checkpoint_freq: Option<u64>,
     /// Checkpoint when the run ends (the default).
     #[arg(long)]
@@ -130,10 +130,10 @@ struct EvaluateArgs {
     /// The checkpoint folder (checkpoint_NNNNNN).
     checkpoint: PathBuf,
     /// Episodes to run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     episodes: usize,
     /// Seed of the first episode (episode i uses seed + i).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     seed: u64,
     /// Sample actions instead of taking the most likely one.
     #[arg(long)]
@@ -339,6 +339,7 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
                 exp.config.env
             )));
         }
+        ck.check_env(&exp.config.env)?;
         if ck.spec != *algo.spec() {
             return Err(Failure(format!(
                 "{}: the checkpoint's module ({:?}) differs from this config's ({:?})",
@@ -506,6 +507,9 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
 }
 
 fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
+    if a.episodes == 0 {
+        return Err(Failure("--episodes 0: expected at least 1 episode".into()));
+    }
     let ck = checkpoint::load(&a.checkpoint)?;
     if let Some(algo) = &a.algo {
         if *algo != ck.algorithm {
@@ -525,9 +529,7 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
             )));
         }
     }
-    if a.episodes == 0 {
-        return Err(Failure("--episodes: expected at least 1".into()));
-    }
+    ck.check_env(&ck.env)?;
     let mut frames = Vec::new();
     let eps = evaluate_episodes(
         &ck.env,

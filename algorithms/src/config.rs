@@ -148,6 +148,10 @@ pub struct AlgorithmConfig {
     pub evaluation_interval: Option<usize>,
     /// Episodes per evaluation.
     pub evaluation_duration: usize,
+    /// Whether a failed env runner is replaced and the iteration goes on without its samples.
+    pub restart_failed_env_runners: bool,
+    /// How many replacements a run allows in total.
+    pub max_num_env_runner_restarts: usize,
 }
 
 impl Default for AlgorithmConfig {
@@ -178,6 +182,8 @@ impl Default for AlgorithmConfig {
             device: Device::Cpu,
             evaluation_interval: None,
             evaluation_duration: 10,
+            restart_failed_env_runners: true,
+            max_num_env_runner_restarts: 1000,
         }
     }
 }

@@ -12,7 +12,7 @@ mod vector;
 pub use cartpole::CartPole;
 pub use env::{Action, Env, Info, Step, TimeLimit, Transition};
 pub use np_random::NpRandom;
-pub use registry::{ids, make, make_vec, max_episode_steps, reward_threshold};
+pub use registry::{EnvMaker, ids, make, make_vec, max_episode_steps, register, reward_threshold};
 pub use render::RgbFrame;
 pub use space::Space;
 pub use vector::{ActionBatch, VectorEnv};

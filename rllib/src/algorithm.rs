@@ -31,14 +31,21 @@ pub enum TrainError {
         /// Why.
         source: LearnerError,
     },
-    /// An env runner failed.
-    #[error("iteration {iteration}: env runner failed: {source}")]
+    /// An env runner failed and could not be replaced.
+    #[error("iteration {iteration}: {message}")]
     Runner {
         /// The iteration that failed.
         iteration: u64,
         /// Why.
-        source: RayError,
+        message: String,
     },
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }
 
 /// One iteration's metrics, in a stable order, with RLlib's names.
@@ -88,13 +95,15 @@ pub struct Algorithm {
     observation_space: Space,
     action_space: Space,
     seed: u64,
-    _rt: Runtime,
     runners: Runners,
     learner: PpoLearner,
     filter: Option<RunningStat>,
     counters: Counters,
     window: VecDeque<EpisodeStat>,
     last_evaluation: Option<f64>,
+    runtime: Runtime,
+    restarts: u64,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Algorithm {
@@ -124,7 +133,31 @@ pub fn module_spec(cfg: &AlgorithmConfig, obs: &Space, act: &Space) -> Result<Ml
     })
 }
 
+/// Starts env-runner actor `w` (1-based, as RLlib numbers remote runners).
+fn spawn_runner(
+    rt: &Runtime,
+    cfg: &AlgorithmConfig,
+    spec: &MlpSpec,
+    weights: &Weights,
+    seed: u64,
+    w: usize,
+) -> Result<ActorHandle<EnvRunner>, RayError> {
+    let (c, s, wt) = (cfg.clone(), spec.clone(), weights.clone());
+    rt.actor(move || match EnvRunner::new(&c, s.clone(), &wt, seed, w) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    })
+    .name(format!("EnvRunner-{w}"))
+    .num_cpus(1.0)
+    .spawn()
+}
+
 impl Algorithm {
+    /// Warnings since the last call (env runners that failed and were replaced).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
     /// Builds the runtime, the env runners and the learner. `seed` is the run's seed (the
     /// caller draws one when the config has none, and records it).
     pub fn new(cfg: AlgorithmConfig, seed: u64) -> Result<Self, TrainError> {
@@ -173,7 +206,9 @@ impl Algorithm {
             observation_space,
             action_space,
             seed,
-            _rt: rt,
+            runtime: rt,
+            restarts: 0,
+            warnings: Vec::new(),
             runners,
             learner,
             filter,
@@ -246,37 +281,79 @@ impl Algorithm {
     fn sample(&mut self, weights: Weights) -> Result<Vec<SampleOutput>, TrainError> {
         let steps = self.cfg.rollout_fragment_length();
         let iteration = self.counters.iteration + 1;
-        match &mut self.runners {
+        let handles = match &mut self.runners {
             Runners::Local(r) => {
                 r.sync(&weights, self.filter.as_ref())
                     .map_err(TrainError::Setup)?;
-                Ok(vec![r.sample(steps)])
+                // The driver's own runner has no replacement: its failure ends the run.
+                return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.sample(steps)))
+                    .map(|o| vec![o])
+                    .map_err(|p| TrainError::Runner {
+                        iteration,
+                        message: format!("the local env runner failed: {}", panic_text(&*p)),
+                    });
             }
-            Runners::Remote(handles) => {
-                // Weights go out once, through the object store; one batch comes back per runner.
-                let weights: ObjectRef<Weights> = self._rt.put(weights);
-                let filter = self.filter.clone();
-                let refs: Vec<_> = handles
-                    .iter()
-                    .map(|h| {
-                        let (w, f) = (weights.clone(), filter.clone());
-                        h.call(move |r: &mut EnvRunner| -> Result<SampleOutput, String> {
-                            let w = w.get_arc().map_err(|e| e.to_string())?;
-                            r.sync(&w, f.as_ref())?;
-                            Ok(r.sample(steps))
-                        })
-                    })
-                    .collect();
-                let mut out = Vec::with_capacity(refs.len());
-                for r in refs {
-                    let res = r
-                        .get()
-                        .map_err(|source| TrainError::Runner { iteration, source })?;
-                    out.push(res.map_err(TrainError::Setup)?);
+            Runners::Remote(handles) => handles,
+        };
+        // Weights go out once, through the object store; one batch comes back per runner.
+        let shared: ObjectRef<Weights> = self.runtime.put(weights.clone());
+        let refs: Vec<_> = handles
+            .iter()
+            .map(|h| {
+                let (w, f) = (shared.clone(), self.filter.clone());
+                h.call(move |r: &mut EnvRunner| -> Result<SampleOutput, String> {
+                    let w = w.get_arc().map_err(|e| e.to_string())?;
+                    r.sync(&w, f.as_ref())?;
+                    Ok(r.sample(steps))
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(refs.len());
+        for (i, r) in refs.into_iter().enumerate() {
+            let failure = match r.get() {
+                Ok(Ok(o)) => {
+                    out.push(o);
+                    continue;
                 }
-                Ok(out)
+                Ok(Err(e)) => e,
+                Err(e) => e.to_string(),
+            };
+            let w = i + 1;
+            if !self.cfg.restart_failed_env_runners {
+                return Err(TrainError::Runner {
+                    iteration,
+                    message: format!(
+                        "EnvRunner-{w} failed ({failure}) and restart_failed_env_runners is false"
+                    ),
+                });
             }
+            if self.restarts >= self.cfg.max_num_env_runner_restarts as u64 {
+                return Err(TrainError::Runner {
+                    iteration,
+                    message: format!(
+                        "EnvRunner-{w} failed ({failure}) after {} restarts (max_num_env_runner_restarts)",
+                        self.restarts
+                    ),
+                });
+            }
+            handles[i].kill();
+            handles[i] = spawn_runner(&self.runtime, &self.cfg, &self.spec, &weights, self.seed, w)
+                .map_err(|e| TrainError::Runner {
+                    iteration,
+                    message: format!("EnvRunner-{w} could not be restarted: {e}"),
+                })?;
+            self.restarts += 1;
+            self.warnings.push(format!(
+                "iteration {iteration}: EnvRunner-{w} failed ({failure}); replaced it, the iteration goes on without its samples"
+            ));
         }
+        if out.is_empty() {
+            return Err(TrainError::Runner {
+                iteration,
+                message: "every env runner failed; no samples to learn from".to_string(),
+            });
+        }
+        Ok(out)
     }
 
     /// One training iteration.
@@ -335,6 +412,7 @@ impl Algorithm {
             self.counters.episodes as f64,
         );
         r.push("env_runners/num_env_steps_sampled", sampled as f64);
+        r.push("env_runners/num_env_runner_restarts", self.restarts as f64);
         r.push(
             "num_env_steps_sampled_lifetime",
             self.counters.env_steps as f64,

@@ -438,6 +438,9 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
                 return Err(Failure(format!("training failed: {e}{kept}")));
             }
         };
+        for w in algo.take_warnings() {
+            say(format!("warning: {w}"));
+        }
         writer.write(&r, &cfg_json).map_err(|e| {
             Failure(format!(
                 "{}: cannot write results: {e}",

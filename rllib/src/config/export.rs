@@ -39,6 +39,8 @@ pub fn config_json(c: &AlgorithmConfig, seed: u64) -> Value {
         "num_gpus_per_learner": if c.device == Device::Cuda { 1 } else { 0 },
         "evaluation_interval": c.evaluation_interval,
         "evaluation_duration": c.evaluation_duration,
+        "restart_failed_env_runners": c.restart_failed_env_runners,
+        "max_num_env_runner_restarts": c.max_num_env_runner_restarts,
     })
 }
 

@@ -468,6 +468,14 @@ impl Experiment {
                 };
             }
             "evaluation_duration" => c.evaluation_duration = as_usize(origin, v, path, 1)?,
+            "restart_failed_env_runners"
+            | "recreate_failed_env_runners"
+            | "recreate_failed_workers" => {
+                c.restart_failed_env_runners = as_bool(origin, v, path)?;
+            }
+            "max_num_env_runner_restarts" | "max_num_worker_restarts" => {
+                c.max_num_env_runner_restarts = as_usize(origin, v, path, 0)?;
+            }
             "framework" => {
                 let fw = scalar_str(origin, v, path)?;
                 self.warnings.push(format!(

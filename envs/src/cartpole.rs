@@ -81,6 +81,38 @@ impl Env for CartPole {
         &self.action_space
     }
 
+    /// `[flags, x, x_dot, theta, theta_dot, steps_beyond, rng state hi, lo, inc hi, lo]`.
+    fn save_state(&self) -> Option<Vec<u64>> {
+        let flags = u64::from(self.state.is_some())
+            | u64::from(self.steps_beyond_terminated.is_some()) << 1
+            | u64::from(self.rng.is_some()) << 2;
+        let st = self.state.unwrap_or_default();
+        let (rs, ri) = self.rng.as_ref().map_or((0, 0), NpRandom::to_state);
+        let mut w = vec![flags];
+        w.extend(st.iter().map(|v| v.to_bits()));
+        w.push(u64::from(self.steps_beyond_terminated.unwrap_or(0)));
+        w.extend([(rs >> 64) as u64, rs as u64, (ri >> 64) as u64, ri as u64]);
+        Some(w)
+    }
+
+    fn load_state(&mut self, w: &[u64]) -> Result<(), String> {
+        if w.len() != 10 {
+            return Err(format!(
+                "CartPole-v1: a state has 10 words, found {}",
+                w.len()
+            ));
+        }
+        let flags = w[0];
+        self.state = (flags & 1 != 0).then(|| [w[1], w[2], w[3], w[4]].map(f64::from_bits));
+        self.steps_beyond_terminated = (flags & 2 != 0)
+            .then(|| u32::try_from(w[5]).map_err(|_| "CartPole-v1: bad step count".to_string()))
+            .transpose()?;
+        let join = |hi: u64, lo: u64| (u128::from(hi) << 64) | u128::from(lo);
+        self.rng =
+            (flags & 4 != 0).then(|| NpRandom::from_state(join(w[6], w[7]), join(w[8], w[9])));
+        Ok(())
+    }
+
     /// Gymnasium's 600×400 picture: the track, the cart, the pole and its axle.
     fn render(&self) -> Option<RgbFrame> {
         let [x, _, theta, _] = self.state?;

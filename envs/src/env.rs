@@ -80,6 +80,17 @@ pub trait Env: Send {
         None
     }
 
+    /// The env's full state (physics, step counters, random generator) as words, so that a
+    /// checkpoint can resume it exactly; `None` if the env cannot save its state.
+    fn save_state(&self) -> Option<Vec<u64>> {
+        None
+    }
+
+    /// Resumes a state from [`save_state`](Env::save_state); errors name what does not fit.
+    fn load_state(&mut self, _words: &[u64]) -> Result<(), String> {
+        Err("this env cannot load a saved state".to_string())
+    }
+
     /// Starts an episode and returns its first observation and info.
     fn reset(&mut self, seed: Option<u64>) -> (Vec<f32>, Info) {
         let mut obs = vec![0.0; self.observation_space().flat_dim()];
@@ -116,6 +127,12 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn render(&self) -> Option<RgbFrame> {
         (**self).render()
+    }
+    fn save_state(&self) -> Option<Vec<u64>> {
+        (**self).save_state()
+    }
+    fn load_state(&mut self, words: &[u64]) -> Result<(), String> {
+        (**self).load_state(words)
     }
 }
 
@@ -172,6 +189,16 @@ impl<E: Env> Env for TimeLimit<E> {
     }
     fn render(&self) -> Option<RgbFrame> {
         self.inner.render()
+    }
+    fn save_state(&self) -> Option<Vec<u64>> {
+        let mut words = vec![u64::from(self.elapsed_steps)];
+        words.extend(self.inner.save_state()?);
+        Some(words)
+    }
+    fn load_state(&mut self, words: &[u64]) -> Result<(), String> {
+        let (&elapsed, inner) = words.split_first().ok_or("TimeLimit: empty state")?;
+        self.elapsed_steps = u32::try_from(elapsed).map_err(|_| "TimeLimit: bad step count")?;
+        self.inner.load_state(inner)
     }
     #[inline]
     fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Transition {

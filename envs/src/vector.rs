@@ -160,6 +160,34 @@ impl<E: Env> VectorEnv<E> {
         &self.final_obs
     }
 
+    /// Every sub-env's saved state and the current observations, if every sub-env can save.
+    pub fn save_state(&self) -> Option<(Vec<Vec<u64>>, Vec<f32>)> {
+        let envs = self
+            .envs
+            .iter()
+            .map(Env::save_state)
+            .collect::<Option<Vec<_>>>()?;
+        Some((envs, self.obs.clone()))
+    }
+
+    /// Resumes what [`save_state`](Self::save_state) returned.
+    pub fn load_state(&mut self, envs: &[Vec<u64>], obs: &[f32]) -> Result<(), String> {
+        if envs.len() != self.envs.len() || obs.len() != self.obs.len() {
+            return Err(format!(
+                "a state of {} envs and {} observation values does not fit {} envs of {} values",
+                envs.len(),
+                obs.len(),
+                self.envs.len(),
+                self.obs_dim
+            ));
+        }
+        for (e, w) in self.envs.iter_mut().zip(envs) {
+            e.load_state(w)?;
+        }
+        self.obs.copy_from_slice(obs);
+        Ok(())
+    }
+
     /// The sub-envs, to read or set their state.
     pub fn envs_mut(&mut self) -> &mut [E] {
         &mut self.envs

@@ -11,7 +11,8 @@ use algorithms::{
 use envs::Space;
 use ray::{ActorHandle, ObjectRef, RayError, Runtime};
 
-use crate::env_runner::{EnvRunner, EpisodeStat, SampleOutput};
+use crate::checkpoint::Checkpoint;
+use crate::env_runner::{EnvRunner, EpisodeStat, RunnerState, SampleOutput};
 use crate::evaluate::evaluate_episodes;
 
 /// RLlib's `metrics_num_episodes_for_smoothing`.
@@ -253,29 +254,85 @@ impl Algorithm {
         &self.learner
     }
 
-    /// Restores state from a checkpoint (weights and counters included).
-    pub fn restore(
-        &mut self,
-        weights: &Weights,
-        optimizer: &algorithms::OptimizerState,
-        kl_coeff: f64,
-        filter: Option<RunningStat>,
-        counters: Counters,
-        shuffle_rng: (u128, u128),
-    ) -> Result<(), String> {
-        self.spec.check(weights)?;
-        self.learner = PpoLearner::new(self.cfg.clone(), self.spec.clone(), weights, 0)
-            .map_err(|e| e.to_string())?;
-        self.learner.set_rng_state(shuffle_rng);
-        self.learner
-            .set_optimizer_state(optimizer)
-            .map_err(|e| e.to_string())?;
-        self.learner.set_kl_coeff(kl_coeff);
-        if self.filter.is_some() {
-            self.filter = filter.or_else(|| Some(RunningStat::new(self.spec.obs_dim)));
+    /// Every runner's state, if the env can save its state (for checkpoints).
+    pub fn runner_states(&self) -> Result<Option<Vec<RunnerState>>, String> {
+        match &self.runners {
+            Runners::Local(r) => Ok(r.state().map(|s| vec![s])),
+            Runners::Remote(handles) => {
+                let refs: Vec<_> = handles
+                    .iter()
+                    .map(|h| h.call(|r: &mut EnvRunner| r.state()))
+                    .collect();
+                let mut out = Vec::with_capacity(refs.len());
+                for r in refs {
+                    match r.get().map_err(|e| e.to_string())? {
+                        Some(s) => out.push(s),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(out))
+            }
         }
-        self.counters = counters;
-        Ok(())
+    }
+
+    /// The last 100 finished episodes (what `episode_return_mean` averages).
+    pub fn episode_window(&self) -> Vec<EpisodeStat> {
+        self.window.iter().copied().collect()
+    }
+
+    /// How many env runners were replaced over the run.
+    pub fn num_restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// Continues from a checkpoint: weights, optimizer, KL coefficient, shuffling generator,
+    /// filter, counters, the episode window and, when the runner layout matches, every env
+    /// runner's envs and episodes in progress. Returns a warning when runner states could not
+    /// be used.
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<Option<String>, String> {
+        self.spec.check(&ck.weights)?;
+        self.learner = PpoLearner::new(self.cfg.clone(), self.spec.clone(), &ck.weights, 0)
+            .map_err(|e| e.to_string())?;
+        self.learner
+            .set_optimizer_state(&ck.optimizer)
+            .map_err(|e| e.to_string())?;
+        self.learner.set_kl_coeff(ck.kl_coeff);
+        self.learner.set_rng_state(ck.shuffle_rng);
+        if self.filter.is_some() {
+            self.filter = ck
+                .filter
+                .clone()
+                .or_else(|| Some(RunningStat::new(self.spec.obs_dim)));
+        }
+        self.counters = ck.counters;
+        self.window = ck.episode_window.iter().copied().collect();
+        self.restarts = ck.num_env_runner_restarts;
+        let Some(states) = &ck.runners else {
+            return Ok(Some(
+                "the checkpoint has no env-runner state: episodes start afresh".into(),
+            ));
+        };
+        let applied = match &mut self.runners {
+            Runners::Local(r) if states.len() == 1 => r.set_state(&states[0]).is_ok(),
+            Runners::Remote(handles) if handles.len() == states.len() => {
+                let refs: Vec<_> = handles
+                    .iter()
+                    .zip(states)
+                    .map(|(h, s)| {
+                        let s = s.clone();
+                        h.call(move |r: &mut EnvRunner| r.set_state(&s))
+                    })
+                    .collect();
+                refs.into_iter().all(|r| matches!(r.get(), Ok(Ok(()))))
+            }
+            _ => false,
+        };
+        Ok((!applied).then(|| {
+            format!(
+                "the checkpoint's {} env-runner state(s) do not fit this run's runners and envs: episodes start afresh",
+                states.len()
+            )
+        }))
     }
 
     fn sample(&mut self, weights: Weights) -> Result<Vec<SampleOutput>, TrainError> {

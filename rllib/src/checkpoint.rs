@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::algorithm::{Algorithm, Counters};
 use crate::config::export::config_json;
+use crate::env_runner::{EpisodeStat, RunnerState};
 
 /// The format this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -80,6 +81,12 @@ pub struct Checkpoint {
     pub shuffle_rng: (u128, u128),
     /// MeanStdFilter statistics, if the run used the filter.
     pub filter: Option<RunningStat>,
+    /// The last 100 finished episodes.
+    pub episode_window: Vec<EpisodeStat>,
+    /// Env runners replaced so far.
+    pub num_env_runner_restarts: u64,
+    /// Each env runner's state, if its env could save its state.
+    pub runners: Option<Vec<RunnerState>>,
 }
 
 fn to_bytes(data: &[f32]) -> Vec<u8> {
@@ -171,7 +178,15 @@ pub fn save(algo: &Algorithm, trial_dir: &Path) -> Result<PathBuf, CheckpointErr
         "shuffle_rng": {"state": format!("{rng_state:#x}"), "increment": format!("{rng_inc:#x}")},
     });
     write_json(&tmp.join(LEARNER_STATE_PATH), &learner_state)?;
-    let runner_state = json!({"filter": algo.filter().map(stat_json)});
+    let runners = algo
+        .runner_states()
+        .map_err(|e| cerr(&tmp, format!("env runner state: {e}")))?;
+    let runner_state = json!({
+        "filter": algo.filter().map(stat_json),
+        "episode_window": algo.episode_window().iter().map(|e| json!([e.ret, e.len])).collect::<Vec<_>>(),
+        "num_env_runner_restarts": algo.num_restarts(),
+        "runners": runners.map(|rs| rs.iter().map(runner_json).collect::<Vec<_>>()),
+    });
     write_json(&tmp.join(RUNNER_STATE_PATH), &runner_state)?;
 
     let (obs_space, act_space) = algo.spaces();
@@ -197,6 +212,50 @@ pub fn save(algo: &Algorithm, trial_dir: &Path) -> Result<PathBuf, CheckpointErr
     }
     fs::rename(&tmp, &final_dir).map_err(|e| cerr(&final_dir, e.to_string()))?;
     Ok(final_dir)
+}
+
+fn runner_json(r: &RunnerState) -> Value {
+    json!({
+        "envs": r.envs,
+        "obs_bits": r.obs.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "episode_returns": r.episode_returns,
+        "episode_lens": r.episode_lens,
+        "rng": {"state": format!("{:#x}", r.rng.0), "increment": format!("{:#x}", r.rng.1)},
+    })
+}
+
+fn parse_runner(v: &Value, path: &Path) -> Result<RunnerState, CheckpointError> {
+    let words =
+        |x: &Value| -> Option<Vec<u64>> { x.as_array()?.iter().map(Value::as_u64).collect() };
+    let envs = field(v, path, "envs")?
+        .as_array()
+        .and_then(|a| a.iter().map(words).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| cerr(path, "'envs' must be lists of whole numbers"))?;
+    let obs = words(field(v, path, "obs_bits")?)
+        .and_then(|w| {
+            w.into_iter()
+                .map(|b| u32::try_from(b).ok().map(f32::from_bits))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| cerr(path, "'obs_bits' must be a list of 32-bit words"))?;
+    let episode_lens = words(field(v, path, "episode_lens")?)
+        .and_then(|w| {
+            w.into_iter()
+                .map(|b| u32::try_from(b).ok())
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| cerr(path, "'episode_lens' must be a list of whole numbers"))?;
+    let rng = field(v, path, "rng")?;
+    Ok(RunnerState {
+        envs,
+        obs,
+        episode_returns: f64_list(v, path, "episode_returns")?,
+        episode_lens,
+        rng: (
+            hex_u128(rng, path, "state")?,
+            hex_u128(rng, path, "increment")?,
+        ),
+    })
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<(), CheckpointError> {
@@ -421,8 +480,44 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             })
         }
     };
+    let episode_window = match rs.get("episode_window") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(w) => w
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .map(|e| {
+                        Some(EpisodeStat {
+                            ret: e.get(0)?.as_f64()?,
+                            len: u32::try_from(e.get(1)?.as_u64()?).ok()?,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| {
+                cerr(
+                    &rs_path,
+                    "'episode_window' must be a list of [return, length] pairs",
+                )
+            })?,
+    };
+    let runners = match rs.get("runners") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|r| parse_runner(r, &rs_path))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(cerr(&rs_path, "'runners' must be a list")),
+    };
     Ok(Checkpoint {
         path: dir.to_path_buf(),
+        episode_window,
+        num_env_runner_restarts: rs
+            .get("num_env_runner_restarts")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        runners,
         observation_space: str_field(&meta, &meta_path, "observation_space")?.to_string(),
         action_space: str_field(&meta, &meta_path, "action_space")?.to_string(),
         algorithm,

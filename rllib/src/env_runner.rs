@@ -31,6 +31,22 @@ pub struct SampleOutput {
     pub episodes: Vec<EpisodeStat>,
 }
 
+/// Everything a runner needs to resume exactly: its envs, current observations, episodes in
+/// progress and its action generator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerState {
+    /// Each env's saved state.
+    pub envs: Vec<Vec<u64>>,
+    /// The current raw observations, `num_envs × obs_dim`.
+    pub obs: Vec<f32>,
+    /// Return so far of each env's running episode.
+    pub episode_returns: Vec<f64>,
+    /// Length so far of each env's running episode.
+    pub episode_lens: Vec<u32>,
+    /// The action generator's `(state, increment)`.
+    pub rng: (u128, u128),
+}
+
 /// Seeds of runner `worker_index`'s envs and action sampling, derived from the run's seed.
 pub fn runner_seeds(seed: u64, worker_index: usize) -> (u64, u64) {
     let env_seed = seed.wrapping_add(1000 * worker_index as u64);
@@ -121,6 +137,34 @@ impl EnvRunner {
         if let (Some(f), Some(central)) = (self.filter.as_mut(), filter) {
             f.sync(central);
         }
+        Ok(())
+    }
+
+    /// The runner's state, if its envs can save theirs.
+    pub fn state(&self) -> Option<RunnerState> {
+        let (envs, obs) = self.venv.save_state()?;
+        Some(RunnerState {
+            envs,
+            obs,
+            episode_returns: self.ep_return.clone(),
+            episode_lens: self.ep_len.clone(),
+            rng: self.rng.to_state(),
+        })
+    }
+
+    /// Resumes a saved state; errors when it does not fit this runner.
+    pub fn set_state(&mut self, s: &RunnerState) -> Result<(), String> {
+        let n = self.venv.num_envs();
+        if s.episode_returns.len() != n || s.episode_lens.len() != n {
+            return Err(format!(
+                "a runner state for {} envs does not fit {n} envs",
+                s.episode_returns.len()
+            ));
+        }
+        self.venv.load_state(&s.envs, &s.obs)?;
+        self.ep_return.copy_from_slice(&s.episode_returns);
+        self.ep_len.copy_from_slice(&s.episode_lens);
+        self.rng = NpRandom::from_state(s.rng.0, s.rng.1);
         Ok(())
     }
 

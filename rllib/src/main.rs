@@ -316,13 +316,18 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         eprintln!("warning: {w}");
     }
     let started = Instant::now();
+    let restored = match &run.restore {
+        Some(path) => Some((path, checkpoint::load(path)?)),
+        None => None,
+    };
+    // A restored run keeps its seed (it seeds replacement env runners) unless one is given.
     let seed = exp
         .config
         .seed
+        .or(restored.as_ref().map(|(_, ck)| ck.seed))
         .unwrap_or_else(|| envs::NpRandom::from_entropy().next_u64() >> 1);
     let mut algo = Algorithm::new(exp.config.clone(), seed).map_err(|e| Failure(e.to_string()))?;
-    if let Some(path) = &run.restore {
-        let ck = checkpoint::load(path)?;
+    if let Some((path, ck)) = &restored {
         if ck.algorithm != exp.run {
             return Err(Failure(format!(
                 "{}: the checkpoint is {}, this run is {}",
@@ -348,15 +353,12 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
                 algo.spec().model
             )));
         }
-        algo.restore(
-            &ck.weights,
-            &ck.optimizer,
-            ck.kl_coeff,
-            ck.filter.clone(),
-            ck.counters,
-            ck.shuffle_rng,
-        )
-        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+        if let Some(w) = algo
+            .restore(ck)
+            .map_err(|e| Failure(format!("{}: {e}", path.display())))?
+        {
+            eprintln!("warning: {}: {w}", path.display());
+        }
         println!(
             "Restored {} (iteration {}, {} env steps)",
             path.display(),

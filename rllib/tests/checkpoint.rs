@@ -126,3 +126,51 @@ fn saving_a_checkpoint_does_not_change_the_run() {
         assert_eq!(ra, rb);
     }
 }
+
+fn untimed(r: rllib::algorithm::TrainResult) -> Vec<(String, f64)> {
+    r.metrics
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("time") && !k.ends_with("throughput"))
+        .collect()
+}
+
+#[test]
+fn a_restored_run_continues_as_if_never_stopped() {
+    for runners in [0, 2] {
+        let cfg = AlgorithmConfig {
+            num_env_runners: runners,
+            num_envs_per_env_runner: 2,
+            // 50 steps per env per iteration: most episodes span iterations.
+            train_batch_size: 200,
+            minibatch_size: 64,
+            num_epochs: 2,
+            lr: 1e-3,
+            observation_filter: ObservationFilter::MeanStdFilter,
+            model: ModelConfig {
+                fcnet_hiddens: vec![16],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut whole = Algorithm::new(cfg.clone(), 9).unwrap();
+        let expected: Vec<_> = (0..6).map(|_| untimed(whole.train().unwrap())).collect();
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Algorithm::new(cfg.clone(), 9).unwrap();
+        for want in &expected[..3] {
+            assert_eq!(&untimed(first.train().unwrap()), want);
+        }
+        let path = checkpoint::save(&first, dir.path()).unwrap();
+        drop(first);
+        let ck = checkpoint::load(&path).unwrap();
+        let mut resumed = Algorithm::new(cfg, 9).unwrap();
+        assert_eq!(resumed.restore(&ck).unwrap(), None, "runner states apply");
+        for want in &expected[3..] {
+            assert_eq!(
+                &untimed(resumed.train().unwrap()),
+                want,
+                "{runners} runners"
+            );
+        }
+    }
+}

@@ -280,6 +280,16 @@ impl Algorithm {
         self.window.iter().copied().collect()
     }
 
+    /// Kills env runner `index` (1-based) as a crashed process or machine would; the next
+    /// iteration finds it dead and replaces it (chaos testing). No-op without remote runners.
+    pub fn kill_env_runner(&self, index: usize) {
+        if let Runners::Remote(handles) = &self.runners {
+            if let Some(h) = index.checked_sub(1).and_then(|i| handles.get(i)) {
+                h.kill();
+            }
+        }
+    }
+
     /// How many env runners were replaced over the run.
     pub fn num_restarts(&self) -> u64 {
         self.restarts

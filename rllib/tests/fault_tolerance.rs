@@ -126,3 +126,16 @@ fn restarts_are_bounded() {
     let e = algo.train().unwrap_err().to_string();
     assert!(e.contains("after 0 restarts"), "{e}");
 }
+
+#[test]
+fn a_dead_runner_actor_is_replaced() {
+    let mut algo = Algorithm::new(config("CartPole-v1"), 2).unwrap();
+    algo.train().unwrap();
+    algo.kill_env_runner(2);
+    let r = algo.train().unwrap();
+    assert_eq!(r.get("env_runners/num_env_steps_sampled"), Some(200.0));
+    assert_eq!(r.get("env_runners/num_env_runner_restarts"), Some(1.0));
+    assert!(algo.take_warnings()[0].contains("EnvRunner-2"));
+    let r = algo.train().unwrap();
+    assert_eq!(r.get("env_runners/num_env_steps_sampled"), Some(400.0));
+}

@@ -95,6 +95,28 @@ impl fmt::Display for Device {
     }
 }
 
+/// Which implementation runs the learner's tensor work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearnerBackendKind {
+    /// The fused CPU path on the CPU, candle on CUDA.
+    Auto,
+    /// The fused CPU path (CPU only).
+    Fused,
+    /// candle, the general path (CPU or CUDA).
+    Candle,
+}
+
+impl LearnerBackendKind {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LearnerBackendKind::Auto => "auto",
+            LearnerBackendKind::Fused => "fused",
+            LearnerBackendKind::Candle => "candle",
+        }
+    }
+}
+
 /// Every setting of a PPO run. Defaults are RLlib's `PPOConfig()` defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlgorithmConfig {
@@ -144,6 +166,8 @@ pub struct AlgorithmConfig {
     pub seed: Option<u64>,
     /// Where the learner runs.
     pub device: Device,
+    /// Which learner implementation (`learner_backend`; not an RLlib key).
+    pub learner_backend: LearnerBackendKind,
     /// Evaluate every this many iterations (`None`: never).
     pub evaluation_interval: Option<usize>,
     /// Episodes per evaluation.
@@ -180,6 +204,7 @@ impl Default for AlgorithmConfig {
             model: ModelConfig::default(),
             seed: None,
             device: Device::Cpu,
+            learner_backend: LearnerBackendKind::Auto,
             evaluation_interval: None,
             evaluation_duration: 10,
             restart_failed_env_runners: true,

@@ -10,7 +10,8 @@
 use envs::NpRandom;
 
 use crate::candle_backend::CandleBackend;
-use crate::config::AlgorithmConfig;
+use crate::config::{AlgorithmConfig, Device, LearnerBackendKind};
+use crate::fused::FusedBackend;
 use crate::gae::{compute_gae, standardize};
 use crate::module::{MlpSpec, NamedTensor, Weights};
 use crate::sample_batch::SampleBatch;
@@ -138,16 +139,30 @@ impl std::fmt::Debug for PpoLearner {
 }
 
 impl PpoLearner {
-    /// A learner on the candle backend for `spec`, starting from `weights`; `seed` drives
-    /// minibatch shuffling.
+    /// A learner for `spec` starting from `weights`, on the backend the config asks for
+    /// (`auto`: the fused CPU path on the CPU, candle on CUDA); `seed` drives minibatch
+    /// shuffling.
     pub fn new(
         cfg: AlgorithmConfig,
         spec: MlpSpec,
         weights: &Weights,
         seed: u64,
     ) -> Result<Self, LearnerError> {
-        let backend = CandleBackend::new(&cfg, spec.clone(), weights)?;
-        Ok(Self::with_backend(cfg, spec, Box::new(backend), seed))
+        let backend: Box<dyn LearnerBackend> = match (cfg.learner_backend, cfg.device) {
+            (LearnerBackendKind::Candle, _) | (LearnerBackendKind::Auto, Device::Cuda) => {
+                Box::new(CandleBackend::new(&cfg, spec.clone(), weights)?)
+            }
+            (LearnerBackendKind::Fused, Device::Cuda) => {
+                return Err(LearnerError::Mismatch(
+                    "learner_backend: fused runs on the CPU only; use candle (or auto) with CUDA"
+                        .into(),
+                ));
+            }
+            (LearnerBackendKind::Fused | LearnerBackendKind::Auto, Device::Cpu) => {
+                Box::new(FusedBackend::new(&cfg, spec.clone(), weights)?)
+            }
+        };
+        Ok(Self::with_backend(cfg, spec, backend, seed))
     }
 
     /// A learner on any backend.

@@ -4,14 +4,18 @@
 pub mod candle_backend;
 pub mod config;
 pub mod filter;
+pub mod fused;
 pub mod gae;
 pub mod learner;
 pub mod module;
 pub mod sample_batch;
 
 pub use candle_backend::{CandleBackend, LossReport, evaluate_loss};
-pub use config::{Activation, AlgorithmConfig, Device, ModelConfig, ObservationFilter};
+pub use config::{
+    Activation, AlgorithmConfig, Device, LearnerBackendKind, ModelConfig, ObservationFilter,
+};
 pub use filter::{MeanStdFilter, RunningStat};
+pub use fused::FusedBackend;
 pub use learner::{
     LearnerBackend, LearnerError, LearnerMetrics, MinibatchData, MinibatchStats, OptimizerState,
     PpoLearner,

@@ -37,6 +37,7 @@ pub fn config_json(c: &AlgorithmConfig, seed: u64) -> Value {
         },
         "seed": seed,
         "num_gpus_per_learner": if c.device == Device::Cuda { 1 } else { 0 },
+        "learner_backend": c.learner_backend.name(),
         "evaluation_interval": c.evaluation_interval,
         "evaluation_duration": c.evaluation_duration,
         "restart_failed_env_runners": c.restart_failed_env_runners,

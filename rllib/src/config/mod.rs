@@ -10,7 +10,7 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
-use algorithms::{Activation, AlgorithmConfig, Device, ObservationFilter};
+use algorithms::{Activation, AlgorithmConfig, Device, LearnerBackendKind, ObservationFilter};
 
 use self::yaml::{Kind, Node};
 
@@ -468,6 +468,23 @@ impl Experiment {
                 };
             }
             "evaluation_duration" => c.evaluation_duration = as_usize(origin, v, path, 1)?,
+            "learner_backend" => {
+                c.learner_backend = match scalar_str(origin, v, path)? {
+                    "auto" => LearnerBackendKind::Auto,
+                    "fused" => LearnerBackendKind::Fused,
+                    "candle" => LearnerBackendKind::Candle,
+                    other => {
+                        return Err(err(
+                            origin,
+                            Some(v),
+                            Some(path),
+                            format!(
+                                "unknown learner backend '{other}'; expected auto, fused or candle"
+                            ),
+                        ));
+                    }
+                };
+            }
             "restart_failed_env_runners"
             | "recreate_failed_env_runners"
             | "recreate_failed_workers" => {

@@ -8,61 +8,8 @@
 
 use crate::config::{Activation, AlgorithmConfig};
 use crate::learner::{LearnerBackend, LearnerError, MinibatchData, MinibatchStats, OptimizerState};
+use crate::linalg::{gemm, tanh_in_place};
 use crate::module::{MlpSpec, NamedTensor, Weights};
-
-/// `C = A·B + beta·C` for row-major matrices, where `A` is `m×k` (stored transposed as `k×m`
-/// when `a_t`) and `B` is `k×n` (stored transposed as `n×k` when `b_t`).
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_t: bool,
-    b: &[f32],
-    b_t: bool,
-    beta: f32,
-    c: &mut [f32],
-) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm: buffers too small"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    // SAFETY: the assert above keeps every element that the strides address inside the
-    // slices: A spans m×k, B spans k×n and C spans m×n elements in either layout.
-    #[allow(unsafe_code)]
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
 
 /// One linear layer: indices of its weight and bias among the parameters, and its sizes.
 #[derive(Debug, Clone, Copy)]
@@ -153,7 +100,7 @@ const EPS: f32 = 1e-8;
 
 fn activate(act: Activation, z: &mut [f32]) {
     match act {
-        Activation::Tanh => z.iter_mut().for_each(|v| *v = v.tanh()),
+        Activation::Tanh => tanh_in_place(z),
         Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Linear => {}
     }

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod fused;
 pub mod gae;
 pub mod learner;
+pub mod linalg;
 pub mod module;
 pub mod sample_batch;
 

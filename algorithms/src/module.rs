@@ -17,6 +17,7 @@
 use envs::NpRandom;
 
 use crate::config::{Activation, ModelConfig};
+use crate::linalg::{gemm, tanh_in_place};
 
 /// The shape of the network.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,23 +186,27 @@ impl Dense {
         }
     }
 
-    /// `out[r] = act(W x[r] + b)` for each of `rows` rows.
+    /// `out[r] = act(W x[r] + b)` for each of `rows` rows, as one matrix product.
     fn forward(&self, x: &[f32], rows: usize, act: Activation, out: &mut [f32]) {
-        for r in 0..rows {
-            let xr = &x[r * self.input..][..self.input];
-            let or = &mut out[r * self.output..][..self.output];
-            for (j, o) in or.iter_mut().enumerate() {
-                let wj = &self.w[j * self.input..][..self.input];
-                let mut s = self.b[j];
-                for (a, b) in wj.iter().zip(xr) {
-                    s += a * b;
-                }
-                *o = match act {
-                    Activation::Tanh => s.tanh(),
-                    Activation::Relu => s.max(0.0),
-                    Activation::Linear => s,
-                };
-            }
+        let out = &mut out[..rows * self.output];
+        gemm(
+            rows,
+            self.input,
+            self.output,
+            x,
+            false,
+            &self.w,
+            true,
+            0.0,
+            out,
+        );
+        for row in out.chunks_exact_mut(self.output) {
+            row.iter_mut().zip(&self.b).for_each(|(o, b)| *o += b);
+        }
+        match act {
+            Activation::Tanh => tanh_in_place(out),
+            Activation::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Linear => {}
         }
     }
 }

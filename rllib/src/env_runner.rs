@@ -67,6 +67,18 @@ struct EnvRows {
     piece_start: usize,
 }
 
+impl EnvRows {
+    fn clear(&mut self) {
+        self.obs.clear();
+        self.actions.clear();
+        self.rewards.clear();
+        self.logp.clear();
+        self.logits.clear();
+        self.pieces.clear();
+        self.piece_start = 0;
+    }
+}
+
 /// An env runner (RLlib's `SingleAgentEnvRunner`).
 pub struct EnvRunner {
     venv: VectorEnv<Box<dyn Env>>,
@@ -179,8 +191,9 @@ impl EnvRunner {
     pub fn sample(&mut self, steps_per_env: usize) -> SampleOutput {
         let n = self.venv.num_envs();
         let (d, a) = (self.obs_dim, self.num_actions);
+        // The staging buffers keep their capacity from call to call.
         for r in &mut self.rows {
-            *r = EnvRows::default();
+            r.clear();
             r.obs.reserve(steps_per_env * d);
             r.logits.reserve(steps_per_env * a);
         }

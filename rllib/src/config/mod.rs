@@ -496,7 +496,7 @@ impl Experiment {
             "framework" => {
                 let fw = scalar_str(origin, v, path)?;
                 self.warnings.push(format!(
-                    "{origin}:{}: framework: {fw} is ignored: the learner is candle (Rust), on {}",
+                    "{origin}:{}: framework: {fw} is ignored: the learner is this project's own (Rust), on {}",
                     v.line, self.config.device
                 ));
             }

@@ -1,0 +1,153 @@
+//! Reading typed values out of YAML nodes, with errors that name the origin, position, key
+//! and the expected form.
+
+use super::ConfigError;
+use super::yaml::{Kind, Node};
+
+pub(super) fn err(
+    origin: &str,
+    at: Option<&Node>,
+    key: Option<&str>,
+    message: String,
+) -> ConfigError {
+    ConfigError {
+        origin: origin.to_string(),
+        position: at.map(|n| (n.line, n.col)),
+        key: key.map(str::to_string),
+        message,
+    }
+}
+
+pub(super) fn expected(origin: &str, v: &Node, key: &str, form: &str) -> ConfigError {
+    err(
+        origin,
+        Some(v),
+        Some(key),
+        format!("expected {form}, found {}", v.describe()),
+    )
+}
+
+pub(super) fn unknown_key<'a>(
+    origin: &str,
+    k: &Node,
+    path: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> ConfigError {
+    let name = k.scalar().unwrap_or("");
+    let hint = nearest(name, known)
+        .map(|n| format!("; did you mean '{n}'?"))
+        .unwrap_or_default();
+    err(origin, Some(k), Some(path), format!("unknown key{hint}"))
+}
+
+/// The known name closest to `name`, if it is close enough to be a likely typo.
+pub fn nearest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (strsim::levenshtein(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3) && *d < k.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+pub(super) fn scalar_str<'a>(origin: &str, v: &'a Node, key: &str) -> Result<&'a str, ConfigError> {
+    match &v.kind {
+        Kind::Scalar { text, .. } if !v.is_null() => Ok(text),
+        _ => Err(expected(origin, v, key, "a string")),
+    }
+}
+
+pub(super) fn as_bool(origin: &str, v: &Node, key: &str) -> Result<bool, ConfigError> {
+    match &v.kind {
+        Kind::Scalar {
+            text,
+            quoted: false,
+        } => match text.as_str() {
+            "true" | "True" | "TRUE" => Ok(true),
+            "false" | "False" | "FALSE" => Ok(false),
+            _ => Err(expected(origin, v, key, "true or false")),
+        },
+        _ => Err(expected(origin, v, key, "true or false")),
+    }
+}
+
+fn number(v: &Node) -> Option<f64> {
+    match &v.kind {
+        Kind::Scalar {
+            text,
+            quoted: false,
+        } => {
+            let t = text.replace('_', "");
+            match t.as_str() {
+                ".inf" | ".Inf" | "+.inf" => Some(f64::INFINITY),
+                "-.inf" | "-.Inf" => Some(f64::NEG_INFINITY),
+                _ => t.parse::<f64>().ok().filter(|x| x.is_finite()),
+            }
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn as_f64_in(
+    origin: &str,
+    v: &Node,
+    key: &str,
+    lo: f64,
+    hi: f64,
+    lo_inclusive: bool,
+) -> Result<f64, ConfigError> {
+    let x = number(v).ok_or_else(|| expected(origin, v, key, "a number"))?;
+    let above = if lo_inclusive { x >= lo } else { x > lo };
+    if !above || x > hi {
+        let lo_s = if lo_inclusive {
+            format!(">= {lo}")
+        } else {
+            format!("> {lo}")
+        };
+        let range = if hi.is_finite() {
+            format!("{lo_s} and <= {hi}")
+        } else {
+            lo_s
+        };
+        return Err(err(
+            origin,
+            Some(v),
+            Some(key),
+            format!("{x} is out of range; expected a number {range}"),
+        ));
+    }
+    Ok(x)
+}
+
+pub(super) fn as_u64(origin: &str, v: &Node, key: &str) -> Result<u64, ConfigError> {
+    match &v.kind {
+        Kind::Scalar {
+            text,
+            quoted: false,
+        } => text
+            .replace('_', "")
+            .parse::<u64>()
+            .map_err(|_| expected(origin, v, key, "a whole number >= 0")),
+        _ => Err(expected(origin, v, key, "a whole number >= 0")),
+    }
+}
+
+pub(super) fn as_usize(
+    origin: &str,
+    v: &Node,
+    key: &str,
+    min: usize,
+) -> Result<usize, ConfigError> {
+    let n = as_u64(origin, v, key).map_err(|mut e| {
+        e.message = e.message.replace(">= 0", &format!(">= {min}"));
+        e
+    })? as usize;
+    if n < min {
+        return Err(err(
+            origin,
+            Some(v),
+            Some(key),
+            format!("{n} is out of range; expected a whole number >= {min}"),
+        ));
+    }
+    Ok(n)
+}

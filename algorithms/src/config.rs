@@ -166,6 +166,9 @@ pub struct AlgorithmConfig {
     pub seed: Option<u64>,
     /// Where the learner runs.
     pub device: Device,
+    /// Threads the learner may use (`num_cpus_per_learner`; the fused CPU path splits each
+    /// minibatch over them).
+    pub num_cpus_per_learner: usize,
     /// Which learner implementation (`learner_backend`; not an RLlib key).
     pub learner_backend: LearnerBackendKind,
     /// Evaluate every this many iterations (`None`: never).
@@ -204,6 +207,7 @@ impl Default for AlgorithmConfig {
             model: ModelConfig::default(),
             seed: None,
             device: Device::Cpu,
+            num_cpus_per_learner: 1,
             learner_backend: LearnerBackendKind::Auto,
             evaluation_interval: None,
             evaluation_duration: 10,

@@ -4,7 +4,9 @@
 //! It computes exactly what [`CandleBackend`](crate::candle_backend::CandleBackend) computes
 //! (tested to agree on outputs and gradients), without a tensor framework's per-operation
 //! overhead, which dominates for networks of this size. Buffers are sized on the first
-//! minibatch and reused: the minibatch loop does not allocate.
+//! minibatch and reused: the minibatch loop does not allocate. With `num_cpus_per_learner`
+//! above 1, each minibatch is split into that many row blocks whose gradients are computed
+//! on their own threads and summed in a fixed order, so results stay deterministic.
 
 use crate::config::{Activation, AlgorithmConfig};
 use crate::learner::{LearnerBackend, LearnerError, MinibatchData, MinibatchStats, OptimizerState};
@@ -75,6 +77,36 @@ struct Trunk {
     grads: Vec<Vec<f32>>,
 }
 
+/// Scratch space of one thread: activations, output gradients and parameter gradients.
+#[derive(Debug, Default)]
+struct Workspace {
+    pi_trunk: Trunk,
+    vf_trunk: Trunk,
+    logits: Vec<f32>,
+    values: Vec<f32>,
+    d_logits: Vec<f32>,
+    d_values: Vec<f32>,
+    grads: Vec<Vec<f32>>,
+}
+
+/// Sums of the loss terms over a block of rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    policy: f64,
+    vf: f64,
+    entropy: f64,
+    kl: f64,
+}
+
+/// The network and its parameters, read-only during a minibatch.
+#[derive(Clone, Copy)]
+struct Net<'a> {
+    cfg: &'a AlgorithmConfig,
+    spec: &'a MlpSpec,
+    layout: &'a Layout,
+    params: &'a [Vec<f32>],
+}
+
 /// The fused CPU backend.
 #[derive(Debug)]
 pub struct FusedBackend {
@@ -82,21 +114,18 @@ pub struct FusedBackend {
     spec: MlpSpec,
     layout: Layout,
     params: Vec<Vec<f32>>,
-    grads: Vec<Vec<f32>>,
     exp_avg: Vec<Vec<f32>>,
     exp_avg_sq: Vec<Vec<f32>>,
     step: u64,
-    pi_trunk: Trunk,
-    vf_trunk: Trunk,
-    logits: Vec<f32>,
-    values: Vec<f32>,
-    d_logits: Vec<f32>,
-    d_values: Vec<f32>,
+    /// One per learner thread; the first also holds the summed gradients.
+    workspaces: Vec<Workspace>,
 }
 
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
 const EPS: f32 = 1e-8;
+/// Below this many rows per thread, a minibatch is not split.
+const MIN_ROWS_PER_THREAD: usize = 64;
 
 fn activate(act: Activation, z: &mut [f32]) {
     match act {
@@ -120,34 +149,7 @@ fn activation_backward(act: Activation, h: &[f32], d: &mut [f32]) {
     }
 }
 
-impl FusedBackend {
-    /// A backend for `spec` starting from `weights`.
-    pub fn new(
-        cfg: &AlgorithmConfig,
-        spec: MlpSpec,
-        weights: &Weights,
-    ) -> Result<Self, LearnerError> {
-        spec.check(weights).map_err(LearnerError::Mismatch)?;
-        let params: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
-        let zeros: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-        Ok(FusedBackend {
-            cfg: cfg.clone(),
-            layout: Layout::new(&spec),
-            spec,
-            grads: zeros.clone(),
-            exp_avg: zeros.clone(),
-            exp_avg_sq: zeros,
-            params,
-            step: 0,
-            pi_trunk: Trunk::default(),
-            vf_trunk: Trunk::default(),
-            logits: Vec::new(),
-            values: Vec::new(),
-            d_logits: Vec::new(),
-            d_values: Vec::new(),
-        })
-    }
-
+impl Net<'_> {
     fn linear(&self, l: Layer, x: &[f32], rows: usize, out: &mut [f32]) {
         gemm(
             rows,
@@ -180,37 +182,35 @@ impl FusedBackend {
         }
     }
 
-    /// Forward pass over `rows` observations into `self.logits` and `self.values`.
-    fn forward_pass(&mut self, obs: &[f32], rows: usize) {
-        let mut pi = std::mem::take(&mut self.pi_trunk);
-        let mut vf = std::mem::take(&mut self.vf_trunk);
-        self.run_trunk(&self.layout.pi_trunk.clone(), &mut pi, obs, rows);
+    /// Forward pass over `rows` observations into `ws.logits` and `ws.values`.
+    fn forward(&self, ws: &mut Workspace, obs: &[f32], rows: usize) {
+        self.run_trunk(&self.layout.pi_trunk, &mut ws.pi_trunk, obs, rows);
         let shared = self.layout.vf_trunk.is_empty();
         if !shared {
-            self.run_trunk(&self.layout.vf_trunk.clone(), &mut vf, obs, rows);
+            self.run_trunk(&self.layout.vf_trunk, &mut ws.vf_trunk, obs, rows);
         }
         let (a, lp, lv) = (self.spec.num_actions, self.layout.pi, self.layout.vf);
-        let mut logits = std::mem::take(&mut self.logits);
-        let mut values = std::mem::take(&mut self.values);
-        logits.resize(rows * a, 0.0);
-        values.resize(rows, 0.0);
-        let h_pi = pi.acts.last().map_or(&[][..], Vec::as_slice);
-        self.linear(lp, h_pi, rows, &mut logits);
+        ws.logits.resize(rows * a, 0.0);
+        ws.values.resize(rows, 0.0);
+        let h_pi = ws.pi_trunk.acts.last().map_or(&[][..], Vec::as_slice);
+        self.linear(lp, h_pi, rows, &mut ws.logits);
         let h_vf = if shared {
             h_pi
         } else {
-            vf.acts.last().map_or(&[][..], Vec::as_slice)
+            ws.vf_trunk.acts.last().map_or(&[][..], Vec::as_slice)
         };
-        self.linear(lv, h_vf, rows, &mut values);
-        self.logits = logits;
-        self.values = values;
-        self.pi_trunk = pi;
-        self.vf_trunk = vf;
+        self.linear(lv, h_vf, rows, &mut ws.values);
     }
 
-    /// Backpropagates `d_out` (gradient w.r.t. the trunk's last activation, in
-    /// `trunk.grads[last]`) through `layers`, accumulating parameter gradients.
-    fn backward_trunk(&mut self, layers: &[Layer], trunk: &mut Trunk, rows: usize) {
+    /// Backpropagates the gradient w.r.t. the trunk's last activation (in the trunk's last
+    /// gradient buffer) through `layers`, accumulating parameter gradients into `grads`.
+    fn backward_trunk(
+        &self,
+        layers: &[Layer],
+        trunk: &mut Trunk,
+        grads: &mut [Vec<f32>],
+        rows: usize,
+    ) {
         let act = self.spec.model.fcnet_activation;
         for (i, &l) in layers.iter().enumerate().rev() {
             // d(out of layer i) is trunk.grads[i + 1]; turn it into dZ in place.
@@ -226,9 +226,9 @@ impl FusedBackend {
                 &trunk.acts[i],
                 false,
                 1.0,
-                &mut self.grads[l.w],
+                &mut grads[l.w],
             );
-            let db = &mut self.grads[l.b];
+            let db = &mut grads[l.b];
             for row in dz.chunks_exact(l.output) {
                 db.iter_mut().zip(row).for_each(|(g, v)| *g += v);
             }
@@ -250,14 +250,21 @@ impl FusedBackend {
         }
     }
 
-    /// PPO's loss on one minibatch and the gradients of every parameter (in `self.grads`).
-    pub fn loss_and_gradients(&mut self, mb: MinibatchData<'_>, kl_coeff: f64) -> MinibatchStats {
+    /// PPO's loss on a block of rows of a minibatch of `total_rows`, and its contribution to
+    /// the gradient of the minibatch's mean loss (in `ws.grads`). Returns the terms' sums.
+    fn loss_and_gradients(
+        &self,
+        ws: &mut Workspace,
+        mb: MinibatchData<'_>,
+        kl_coeff: f64,
+        total_rows: usize,
+    ) -> Sums {
         let rows = mb.actions.len();
         let a = self.spec.num_actions;
-        self.forward_pass(mb.obs, rows);
-        let cfg = &self.cfg;
+        self.forward(ws, mb.obs, rows);
+        let cfg = self.cfg;
         let (clip_lo, clip_hi) = ((1.0 - cfg.clip_param) as f32, (1.0 + cfg.clip_param) as f32);
-        let inv_b = 1.0 / rows as f32;
+        let inv_b = 1.0 / total_rows as f32;
         let kl_w = if cfg.use_kl_loss {
             kl_coeff as f32
         } else {
@@ -268,13 +275,17 @@ impl FusedBackend {
             cfg.vf_loss_coeff as f32,
             cfg.vf_clip_param as f32,
         );
-        self.d_logits.resize(rows * a, 0.0);
-        self.d_values.resize(rows, 0.0);
-        let (mut policy, mut vf, mut ent, mut kl) = (0f64, 0f64, 0f64, 0f64);
-        let mut p = vec![0f32; a];
-        let mut old_p = vec![0f32; a];
+        ws.d_logits.resize(rows * a, 0.0);
+        ws.d_values.resize(rows, 0.0);
+        let mut sums = Sums::default();
+        // Softmax rows of up to 16 actions live on the stack.
+        let (mut p, mut old_p) = ([0f32; 16], [0f32; 16]);
+        assert!(
+            a <= 16,
+            "the fused learner supports at most 16 discrete actions"
+        );
         for i in 0..rows {
-            let z = &self.logits[i * a..][..a];
+            let z = &ws.logits[i * a..][..a];
             let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let logz = max + z.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
             let oz = &mb.old_logits[i * a..][..a];
@@ -302,7 +313,7 @@ impl FusedBackend {
             let through = t1 <= t2 || (ratio > clip_lo && ratio < clip_hi);
             let d_ratio = if through { adv } else { 0.0 };
             let d_logp = -d_ratio * ratio;
-            let dz = &mut self.d_logits[i * a..][..a];
+            let dz = &mut ws.d_logits[i * a..][..a];
             for j in 0..a {
                 let lp = z[j] - logz;
                 let one_hot = if j == act { 1.0 } else { 0.0 };
@@ -312,33 +323,37 @@ impl FusedBackend {
                 g += kl_w * (p[j] - old_p[j]);
                 dz[j] = g * inv_b;
             }
-            let err = self.values[i] - mb.value_targets[i];
+            let err = ws.values[i] - mb.value_targets[i];
             let sq = err * err;
             let vf_i = sq.clamp(0.0, vf_clip);
-            self.d_values[i] = if sq > 0.0 && sq < vf_clip {
+            ws.d_values[i] = if sq > 0.0 && sq < vf_clip {
                 vf_c * 2.0 * err * inv_b
             } else {
                 0.0
             };
-            policy -= f64::from(surrogate);
-            vf += f64::from(vf_i);
-            ent += f64::from(h);
-            kl += f64::from(k);
-        }
-        let n = rows as f64;
-        let (policy, vf, ent, kl) = (policy / n, vf / n, ent / n, kl / n);
-        let mut total = policy + cfg.vf_loss_coeff * vf - cfg.entropy_coeff * ent;
-        if cfg.use_kl_loss {
-            total += kl_coeff * kl;
+            sums.policy -= f64::from(surrogate);
+            sums.vf += f64::from(vf_i);
+            sums.entropy += f64::from(h);
+            sums.kl += f64::from(k);
         }
 
         // Backward: heads, then trunks.
-        self.grads.iter_mut().for_each(|g| g.fill(0.0));
+        ws.grads.resize_with(self.params.len(), Vec::new);
+        for (g, p) in ws.grads.iter_mut().zip(self.params) {
+            g.clear();
+            g.resize(p.len(), 0.0);
+        }
         let (lp, lv) = (self.layout.pi, self.layout.vf);
         let shared = self.layout.vf_trunk.is_empty();
-        let mut pi = std::mem::take(&mut self.pi_trunk);
-        let mut vft = std::mem::take(&mut self.vf_trunk);
         let depth = self.layout.pi_trunk.len();
+        let Workspace {
+            pi_trunk: pi,
+            vf_trunk: vft,
+            d_logits,
+            d_values,
+            grads,
+            ..
+        } = ws;
         pi.grads.resize_with(depth + 1, Vec::new);
         vft.grads
             .resize_with(self.layout.vf_trunk.len() + 1, Vec::new);
@@ -348,33 +363,30 @@ impl FusedBackend {
                 lp.output,
                 rows,
                 lp.input,
-                &self.d_logits,
+                d_logits,
                 true,
                 h_pi,
                 false,
                 0.0,
-                &mut self.grads[lp.w],
+                &mut grads[lp.w],
             );
             let h_vf = if shared { h_pi } else { &vft.acts[depth] };
             gemm(
                 lv.output,
                 rows,
                 lv.input,
-                &self.d_values,
+                d_values,
                 true,
                 h_vf,
                 false,
                 0.0,
-                &mut self.grads[lv.w],
+                &mut grads[lv.w],
             );
         }
-        for row in self.d_logits.chunks_exact(a) {
-            self.grads[lp.b]
-                .iter_mut()
-                .zip(row)
-                .for_each(|(g, v)| *g += v);
+        for row in d_logits.chunks_exact(a) {
+            grads[lp.b].iter_mut().zip(row).for_each(|(g, v)| *g += v);
         }
-        self.grads[lv.b][0] = self.d_values.iter().sum();
+        grads[lv.b][0] = d_values.iter().sum();
         if depth > 0 {
             let dh = &mut pi.grads[depth];
             dh.resize(rows * lp.input, 0.0);
@@ -382,7 +394,7 @@ impl FusedBackend {
                 rows,
                 lp.output,
                 lp.input,
-                &self.d_logits,
+                d_logits,
                 false,
                 &self.params[lp.w],
                 false,
@@ -400,23 +412,135 @@ impl FusedBackend {
                 rows,
                 lv.output,
                 lv.input,
-                &self.d_values,
+                d_values,
                 false,
                 &self.params[lv.w],
                 false,
                 beta,
                 vf_dh,
             );
-            let layers = self.layout.pi_trunk.clone();
-            self.backward_trunk(&layers, &mut pi, rows);
+            self.backward_trunk(&self.layout.pi_trunk, pi, grads, rows);
             if !shared {
-                let layers = self.layout.vf_trunk.clone();
-                self.backward_trunk(&layers, &mut vft, rows);
+                self.backward_trunk(&self.layout.vf_trunk, vft, grads, rows);
             }
         }
-        self.pi_trunk = pi;
-        self.vf_trunk = vft;
-        let norm = self
+        sums
+    }
+}
+
+/// Rows `start..end` of every column of a minibatch.
+fn block<'a>(
+    mb: &MinibatchData<'a>,
+    d: usize,
+    a: usize,
+    start: usize,
+    end: usize,
+) -> MinibatchData<'a> {
+    MinibatchData {
+        obs: &mb.obs[start * d..end * d],
+        actions: &mb.actions[start..end],
+        old_logp: &mb.old_logp[start..end],
+        old_logits: &mb.old_logits[start * a..end * a],
+        advantages: &mb.advantages[start..end],
+        value_targets: &mb.value_targets[start..end],
+    }
+}
+
+impl FusedBackend {
+    /// A backend for `spec` starting from `weights`, with `cfg.num_cpus_per_learner` threads.
+    pub fn new(
+        cfg: &AlgorithmConfig,
+        spec: MlpSpec,
+        weights: &Weights,
+    ) -> Result<Self, LearnerError> {
+        spec.check(weights).map_err(LearnerError::Mismatch)?;
+        let params: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
+        let zeros: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        Ok(FusedBackend {
+            cfg: cfg.clone(),
+            layout: Layout::new(&spec),
+            spec,
+            exp_avg: zeros.clone(),
+            exp_avg_sq: zeros,
+            params,
+            step: 0,
+            workspaces: (0..cfg.num_cpus_per_learner.max(1))
+                .map(|_| Workspace::default())
+                .collect(),
+        })
+    }
+
+    fn net(&self) -> Net<'_> {
+        Net {
+            cfg: &self.cfg,
+            spec: &self.spec,
+            layout: &self.layout,
+            params: &self.params,
+        }
+    }
+
+    /// PPO's loss on one minibatch and the gradients of every parameter (then available from
+    /// [`gradients`](Self::gradients)).
+    pub fn loss_and_gradients(&mut self, mb: MinibatchData<'_>, kl_coeff: f64) -> MinibatchStats {
+        let rows = mb.actions.len();
+        let (d, a) = (self.spec.obs_dim, self.spec.num_actions);
+        let threads = self.workspaces.len().min(rows / MIN_ROWS_PER_THREAD).max(1);
+        let net = Net {
+            cfg: &self.cfg,
+            spec: &self.spec,
+            layout: &self.layout,
+            params: &self.params,
+        };
+        let (first, rest) = self.workspaces.split_at_mut(1);
+        let mut sums = if threads == 1 {
+            net.loss_and_gradients(&mut first[0], mb, kl_coeff, rows)
+        } else {
+            let per = rows.div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = rest[..threads - 1]
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(t, ws)| {
+                        let (s, e) = (((t + 1) * per).min(rows), ((t + 2) * per).min(rows));
+                        let part = block(&mb, d, a, s, e);
+                        scope.spawn(move || net.loss_and_gradients(ws, part, kl_coeff, rows))
+                    })
+                    .collect();
+                let mut total = net.loss_and_gradients(
+                    &mut first[0],
+                    block(&mb, d, a, 0, per.min(rows)),
+                    kl_coeff,
+                    rows,
+                );
+                for h in handles {
+                    // A panic on a learner thread is a bug in this file; re-raise it here.
+                    let s = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                    total.policy += s.policy;
+                    total.vf += s.vf;
+                    total.entropy += s.entropy;
+                    total.kl += s.kl;
+                }
+                total
+            })
+        };
+        // Sum the blocks' gradients into the first workspace, in thread order.
+        for ws in &rest[..threads - 1] {
+            for (g, o) in first[0].grads.iter_mut().zip(&ws.grads) {
+                g.iter_mut().zip(o).for_each(|(x, y)| *x += y);
+            }
+        }
+        let n = rows as f64;
+        sums.policy /= n;
+        sums.vf /= n;
+        sums.entropy /= n;
+        sums.kl /= n;
+        let cfg = &self.cfg;
+        let mut total =
+            sums.policy + cfg.vf_loss_coeff * sums.vf - cfg.entropy_coeff * sums.entropy;
+        if cfg.use_kl_loss {
+            total += kl_coeff * sums.kl;
+        }
+        let norm = first[0]
             .grads
             .iter()
             .flatten()
@@ -425,10 +549,10 @@ impl FusedBackend {
             .sqrt();
         MinibatchStats {
             total,
-            policy,
-            vf,
-            entropy: ent,
-            kl,
+            policy: sums.policy,
+            vf: sums.vf,
+            entropy: sums.entropy,
+            kl: sums.kl,
             grad_norm: norm,
         }
     }
@@ -436,7 +560,7 @@ impl FusedBackend {
     /// The gradients of the last [`loss_and_gradients`](Self::loss_and_gradients), in the
     /// order of `MlpSpec::parameter_shapes`.
     pub fn gradients(&self) -> &[Vec<f32>] {
-        &self.grads
+        &self.workspaces[0].grads
     }
 
     fn adam_step(&mut self, lr: f64, scale: f32) {
@@ -448,7 +572,7 @@ impl FusedBackend {
         for (((p, g), m), v) in self
             .params
             .iter_mut()
-            .zip(&self.grads)
+            .zip(&self.workspaces[0].grads)
             .zip(&mut self.exp_avg)
             .zip(&mut self.exp_avg_sq)
         {
@@ -477,25 +601,9 @@ impl FusedBackend {
 
 impl LearnerBackend for FusedBackend {
     fn forward(&self, obs: &[f32], rows: usize) -> Result<(Vec<f32>, Vec<f32>), LearnerError> {
-        // `forward` takes `&self`; a scratch copy keeps the trait's signature.
-        let mut scratch = FusedBackend {
-            pi_trunk: Trunk::default(),
-            vf_trunk: Trunk::default(),
-            logits: Vec::new(),
-            values: Vec::new(),
-            d_logits: Vec::new(),
-            d_values: Vec::new(),
-            grads: Vec::new(),
-            exp_avg: Vec::new(),
-            exp_avg_sq: Vec::new(),
-            params: self.params.clone(),
-            cfg: self.cfg.clone(),
-            spec: self.spec.clone(),
-            layout: self.layout.clone(),
-            step: self.step,
-        };
-        scratch.forward_pass(obs, rows);
-        Ok((scratch.logits, scratch.values))
+        let mut ws = Workspace::default();
+        self.net().forward(&mut ws, obs, rows);
+        Ok((ws.logits, ws.values))
     }
 
     fn train_minibatch(

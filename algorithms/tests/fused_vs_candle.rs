@@ -85,7 +85,7 @@ fn losses_and_gradients_agree() {
                     .iter_mut()
                     .for_each(|v| *v += rng.uniform(-0.3, 0.3) as f32);
             }
-            let (rows, a, d) = (64, spec.num_actions, spec.obs_dim);
+            let (rows, a, d) = (200, spec.num_actions, spec.obs_dim);
             let obs: Vec<f32> = (0..rows * d)
                 .map(|_| rng.uniform(-2.0, 2.0) as f32)
                 .collect();
@@ -111,21 +111,28 @@ fn losses_and_gradients_agree() {
                 value_targets: &targets,
             };
             let reference = evaluate_loss(&cfg, spec.clone(), &w, 0.3, mb).unwrap();
-            let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
-            let got = fused.loss_and_gradients(mb, 0.3);
-            let ctx = format!("spec {s} case {case}");
-            for (name, x, y) in [
-                ("total", got.total, reference.total),
-                ("policy", got.policy, reference.policy),
-                ("vf", got.vf, reference.vf),
-                ("entropy", got.entropy, reference.entropy),
-                ("kl", got.kl, reference.kl),
-            ] {
-                assert!(close(x as f32, y as f32), "{ctx}: {name} {x} vs {y}");
-            }
-            for (p, (g1, g2)) in fused.gradients().iter().zip(&reference.grads).enumerate() {
-                for (x, y) in g1.iter().zip(g2) {
-                    assert!(close(*x, *y), "{ctx}: parameter {p}: {x} vs {y}");
+            // One thread, and the minibatch split over three.
+            for threads in [1, 3] {
+                let cfg = AlgorithmConfig {
+                    num_cpus_per_learner: threads,
+                    ..cfg.clone()
+                };
+                let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
+                let got = fused.loss_and_gradients(mb, 0.3);
+                let ctx = format!("spec {s} case {case} threads {threads}");
+                for (name, x, y) in [
+                    ("total", got.total, reference.total),
+                    ("policy", got.policy, reference.policy),
+                    ("vf", got.vf, reference.vf),
+                    ("entropy", got.entropy, reference.entropy),
+                    ("kl", got.kl, reference.kl),
+                ] {
+                    assert!(close(x as f32, y as f32), "{ctx}: {name} {x} vs {y}");
+                }
+                for (p, (g1, g2)) in fused.gradients().iter().zip(&reference.grads).enumerate() {
+                    for (x, y) in g1.iter().zip(g2) {
+                        assert!(close(*x, *y), "{ctx}: parameter {p}: {x} vs {y}");
+                    }
                 }
             }
         }

@@ -37,6 +37,7 @@ pub fn config_json(c: &AlgorithmConfig, seed: u64) -> Value {
         },
         "seed": seed,
         "num_gpus_per_learner": if c.device == Device::Cuda { 1 } else { 0 },
+        "num_cpus_per_learner": c.num_cpus_per_learner,
         "learner_backend": c.learner_backend.name(),
         "evaluation_interval": c.evaluation_interval,
         "evaluation_duration": c.evaluation_duration,

@@ -471,6 +471,13 @@ impl Experiment {
                 };
             }
             "evaluation_duration" => c.evaluation_duration = as_usize(origin, v, path, 1)?,
+            "num_cpus_per_learner" => {
+                c.num_cpus_per_learner = if v.scalar() == Some("auto") {
+                    1
+                } else {
+                    as_usize(origin, v, path, 1)?
+                };
+            }
             "learner_backend" => {
                 c.learner_backend = match scalar_str(origin, v, path)? {
                     "auto" => LearnerBackendKind::Auto,

@@ -19,7 +19,7 @@ mod scheduler;
 mod task;
 
 pub use actor::{ActorBuilder, ActorHandle};
-pub use error::RayError;
+pub use error::{RayError, panic_message};
 pub use object::{Dependency, GetFuture, ObjectId, ObjectRef, get_all, wait};
 pub use resources::{CPU, GPU, MEMORY, Resources, detect_cpus, detect_gpus, detect_memory};
 pub use runtime::{InitOptions, Runtime, init};

@@ -11,7 +11,7 @@
 use crate::config::{Activation, AlgorithmConfig};
 use crate::learner::{LearnerBackend, LearnerError, MinibatchData, MinibatchStats, OptimizerState};
 use crate::linalg::{gemm, tanh_in_place};
-use crate::module::{MlpSpec, NamedTensor, Weights};
+use crate::module::{MlpSpec, NamedTensor, Weights, log_sum_exp};
 
 /// One linear layer: indices of its weight and bias among the parameters, and its sizes.
 #[derive(Debug, Clone, Copy)]
@@ -286,11 +286,9 @@ impl Net<'_> {
         );
         for i in 0..rows {
             let z = &ws.logits[i * a..][..a];
-            let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let logz = max + z.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+            let logz = log_sum_exp(z);
             let oz = &mb.old_logits[i * a..][..a];
-            let omax = oz.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let ologz = omax + oz.iter().map(|v| (v - omax).exp()).sum::<f32>().ln();
+            let ologz = log_sum_exp(oz);
             let mut h = 0f32;
             let mut k = 0f32;
             for j in 0..a {

@@ -42,13 +42,6 @@ pub enum TrainError {
     },
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_string())
-}
-
 /// One iteration's metrics, in a stable order, with RLlib's names.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrainResult {
@@ -357,7 +350,10 @@ impl Algorithm {
                     .map(|o| vec![o])
                     .map_err(|p| TrainError::Runner {
                         iteration,
-                        message: format!("the local env runner failed: {}", panic_text(&*p)),
+                        message: format!(
+                            "the local env runner failed: {}",
+                            ray::panic_message(&*p)
+                        ),
                     });
             }
             Runners::Remote(handles) => handles,

@@ -69,10 +69,15 @@ fn untimed_progress(trial: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Same seed, same runner count: same results, also when the learner runs on another number of
+/// threads (minibatches of 500 rows are 4 blocks of the fused learner).
 #[test]
-fn the_same_seed_gives_the_same_progress() {
+fn the_same_seed_gives_the_same_progress_on_any_learner_thread_count() {
     let dir = tempfile::tempdir().unwrap();
-    for out in ["a", "b"] {
+    for (out, threads) in [("a", "1"), ("b", "3")] {
+        let config = format!(
+            r#"{{"train_batch_size": 1000, "minibatch_size": 500, "num_epochs": 2, "num_cpus_per_learner": {threads}, "model": {{"fcnet_hiddens": [16]}}}}"#
+        );
         let o = run(
             &[
                 "train",
@@ -85,7 +90,7 @@ fn the_same_seed_gives_the_same_progress() {
                 "--stop",
                 r#"{"training_iteration": 3}"#,
                 "--config",
-                r#"{"train_batch_size": 1000, "num_epochs": 2, "model": {"fcnet_hiddens": [16]}}"#,
+                &config,
             ],
             dir.path(),
         );

@@ -166,9 +166,10 @@ pub struct AlgorithmConfig {
     pub seed: Option<u64>,
     /// Where the learner runs.
     pub device: Device,
-    /// Threads the learner may use (`num_cpus_per_learner`; the fused CPU path splits each
-    /// minibatch over them).
-    pub num_cpus_per_learner: usize,
+    /// Threads the learner may use (`num_cpus_per_learner`; the fused CPU path shares each
+    /// minibatch's row blocks out over them). `None` is RLlib's `"auto"`: the machine's
+    /// logical CPUs, at most [`AUTO_LEARNER_THREADS_MAX`]. Results do not depend on it.
+    pub num_cpus_per_learner: Option<usize>,
     /// Which learner implementation (`learner_backend`; not an RLlib key).
     pub learner_backend: LearnerBackendKind,
     /// Evaluate every this many iterations (`None`: never).
@@ -207,7 +208,7 @@ impl Default for AlgorithmConfig {
             model: ModelConfig::default(),
             seed: None,
             device: Device::Cpu,
-            num_cpus_per_learner: 1,
+            num_cpus_per_learner: None,
             learner_backend: LearnerBackendKind::Auto,
             evaluation_interval: None,
             evaluation_duration: 10,
@@ -217,7 +218,23 @@ impl Default for AlgorithmConfig {
     }
 }
 
+/// The most threads `num_cpus_per_learner: auto` uses.
+pub const AUTO_LEARNER_THREADS_MAX: usize = 8;
+
 impl AlgorithmConfig {
+    /// Threads of the learner: `num_cpus_per_learner`, or for `auto` the logical CPUs this
+    /// process may use, at most [`AUTO_LEARNER_THREADS_MAX`]. The learner runs while the env
+    /// runners wait for new weights, so it borrows their cores rather than competing.
+    pub fn learner_threads(&self) -> usize {
+        self.num_cpus_per_learner
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .min(AUTO_LEARNER_THREADS_MAX)
+            })
+            .max(1)
+    }
+
     /// Steps each env takes per sample call: the configured length, or RLlib's "auto":
     /// the train batch split evenly over every env of every runner, rounded up.
     pub fn rollout_fragment_length(&self) -> usize {

@@ -4,13 +4,17 @@
 //! It computes exactly what [`CandleBackend`](crate::candle_backend::CandleBackend) computes
 //! (tested to agree on outputs and gradients), without a tensor framework's per-operation
 //! overhead, which dominates for networks of this size. Buffers are sized on the first
-//! minibatch and reused: the minibatch loop does not allocate. With `num_cpus_per_learner`
-//! above 1, each minibatch is split into that many row blocks whose gradients are computed
-//! on their own threads and summed in a fixed order, so results stay deterministic.
+//! minibatch and reused: the minibatch loop does not allocate.
+//!
+//! A minibatch is cut into blocks of [`BLOCK_ROWS`] rows; each block's gradient is computed
+//! on its own scratch space and the blocks are summed in block order. With
+//! `num_cpus_per_learner` above 1 the blocks are shared out over that many threads (a pool kept
+//! for the backend's life), and since the blocks and their order do not depend on the thread
+//! count, neither do the results: one thread and eight give the same bits.
 
 use crate::config::{Activation, AlgorithmConfig};
 use crate::learner::{LearnerBackend, LearnerError, MinibatchData, MinibatchStats, OptimizerState};
-use crate::linalg::{gemm, tanh_in_place};
+use crate::linalg::{activation_backward, add_assign, add_column_sums, gemm, linear_forward};
 use crate::module::{MlpSpec, NamedTensor, Weights, log_sum_exp};
 
 /// One linear layer: indices of its weight and bias among the parameters, and its sizes.
@@ -87,6 +91,8 @@ struct Workspace {
     d_logits: Vec<f32>,
     d_values: Vec<f32>,
     grads: Vec<Vec<f32>>,
+    /// The loss terms' sums over this block's rows.
+    sums: Sums,
 }
 
 /// Sums of the loss terms over a block of rows.
@@ -96,6 +102,15 @@ struct Sums {
     vf: f64,
     entropy: f64,
     kl: f64,
+}
+
+impl std::ops::AddAssign for Sums {
+    fn add_assign(&mut self, o: Sums) {
+        self.policy += o.policy;
+        self.vf += o.vf;
+        self.entropy += o.entropy;
+        self.kl += o.kl;
+    }
 }
 
 /// The network and its parameters, read-only during a minibatch.
@@ -117,55 +132,57 @@ pub struct FusedBackend {
     exp_avg: Vec<Vec<f32>>,
     exp_avg_sq: Vec<Vec<f32>>,
     step: u64,
-    /// One per learner thread; the first also holds the summed gradients.
-    workspaces: Vec<Workspace>,
+    /// Scratch space of each row block of a minibatch (and of each thread's share of a
+    /// forward pass).
+    blocks: Vec<Workspace>,
+    /// The last minibatch's gradients: the blocks' gradients summed in block order.
+    grads: Vec<Vec<f32>>,
+    /// Learner threads.
+    threads: usize,
+    /// The threads beside the caller's (`threads - 1`), kept for the backend's life.
+    pool: Option<rayon::ThreadPool>,
 }
 
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
 const EPS: f32 = 1e-8;
-/// Below this many rows per thread, a minibatch is not split.
+/// Rows of a minibatch whose gradient is computed as one piece.
+pub const BLOCK_ROWS: usize = 128;
+/// Below this many rows per thread, a forward pass is not split.
 const MIN_ROWS_PER_THREAD: usize = 64;
 
-fn activate(act: Activation, z: &mut [f32]) {
-    match act {
-        Activation::Tanh => tanh_in_place(z),
-        Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Activation::Linear => {}
-    }
-}
-
-/// Multiplies `d` (gradient w.r.t. a layer's output) by the activation's derivative, given
-/// the layer's output `h`.
-fn activation_backward(act: Activation, h: &[f32], d: &mut [f32]) {
-    match act {
-        Activation::Tanh => d.iter_mut().zip(h).for_each(|(g, y)| *g *= 1.0 - y * y),
-        Activation::Relu => d.iter_mut().zip(h).for_each(|(g, y)| {
-            if *y <= 0.0 {
-                *g = 0.0;
+/// Runs `f(i, &mut ws[i])` for every workspace, sharing them out in contiguous runs over
+/// `threads` threads: the caller's and the pool's.
+fn for_each_block(
+    pool: Option<&rayon::ThreadPool>,
+    threads: usize,
+    ws: &mut [Workspace],
+    f: &(dyn Fn(usize, &mut Workspace) + Sync),
+) {
+    let per = ws.len().div_ceil(threads.max(1)).max(1);
+    let run = |first: usize, chunk: &mut [Workspace]| {
+        for (i, w) in chunk.iter_mut().enumerate() {
+            f(first + i, w);
+        }
+    };
+    match pool {
+        Some(pool) if ws.len() > per => pool.in_place_scope(|s| {
+            let mut chunks = ws.chunks_mut(per).enumerate();
+            let mine = chunks.next();
+            for (c, chunk) in chunks {
+                s.spawn(move |_| run(c * per, chunk));
+            }
+            if let Some((_, chunk)) = mine {
+                run(0, chunk);
             }
         }),
-        Activation::Linear => {}
+        _ => run(0, ws),
     }
 }
 
 impl Net<'_> {
-    fn linear(&self, l: Layer, x: &[f32], rows: usize, out: &mut [f32]) {
-        gemm(
-            rows,
-            l.input,
-            l.output,
-            x,
-            false,
-            &self.params[l.w],
-            true,
-            0.0,
-            out,
-        );
-        let b = &self.params[l.b];
-        for row in out[..rows * l.output].chunks_exact_mut(l.output) {
-            row.iter_mut().zip(b).for_each(|(o, bb)| *o += bb);
-        }
+    fn linear(&self, l: Layer, x: &[f32], rows: usize, act: Activation, out: &mut [f32]) {
+        linear_forward(x, rows, &self.params[l.w], &self.params[l.b], act, out);
     }
 
     fn run_trunk(&self, layers: &[Layer], trunk: &mut Trunk, obs: &[f32], rows: usize) {
@@ -177,9 +194,22 @@ impl Net<'_> {
             let (done, rest) = trunk.acts.split_at_mut(i + 1);
             let out = &mut rest[0];
             out.resize(rows * l.output, 0.0);
-            self.linear(l, &done[i], rows, out);
-            activate(self.spec.model.fcnet_activation, out);
+            self.linear(l, &done[i], rows, self.spec.model.fcnet_activation, out);
         }
+    }
+
+    /// Value predictions only (what GAE needs), into `ws.values`.
+    fn values(&self, ws: &mut Workspace, obs: &[f32], rows: usize) {
+        let trunk = if self.layout.vf_trunk.is_empty() {
+            self.run_trunk(&self.layout.pi_trunk, &mut ws.pi_trunk, obs, rows);
+            &ws.pi_trunk
+        } else {
+            self.run_trunk(&self.layout.vf_trunk, &mut ws.vf_trunk, obs, rows);
+            &ws.vf_trunk
+        };
+        ws.values.resize(rows, 0.0);
+        let h = trunk.acts.last().map_or(&[][..], Vec::as_slice);
+        self.linear(self.layout.vf, h, rows, Activation::Linear, &mut ws.values);
     }
 
     /// Forward pass over `rows` observations into `ws.logits` and `ws.values`.
@@ -193,13 +223,13 @@ impl Net<'_> {
         ws.logits.resize(rows * a, 0.0);
         ws.values.resize(rows, 0.0);
         let h_pi = ws.pi_trunk.acts.last().map_or(&[][..], Vec::as_slice);
-        self.linear(lp, h_pi, rows, &mut ws.logits);
+        self.linear(lp, h_pi, rows, Activation::Linear, &mut ws.logits);
         let h_vf = if shared {
             h_pi
         } else {
             ws.vf_trunk.acts.last().map_or(&[][..], Vec::as_slice)
         };
-        self.linear(lv, h_vf, rows, &mut ws.values);
+        self.linear(lv, h_vf, rows, Activation::Linear, &mut ws.values);
     }
 
     /// Backpropagates the gradient w.r.t. the trunk's last activation (in the trunk's last
@@ -228,10 +258,7 @@ impl Net<'_> {
                 1.0,
                 &mut grads[l.w],
             );
-            let db = &mut grads[l.b];
-            for row in dz.chunks_exact(l.output) {
-                db.iter_mut().zip(row).for_each(|(g, v)| *g += v);
-            }
+            add_column_sums(dz, &mut grads[l.b]);
             if i > 0 {
                 let dh = &mut lower[i];
                 dh.resize(rows * l.input, 0.0);
@@ -251,14 +278,14 @@ impl Net<'_> {
     }
 
     /// PPO's loss on a block of rows of a minibatch of `total_rows`, and its contribution to
-    /// the gradient of the minibatch's mean loss (in `ws.grads`). Returns the terms' sums.
+    /// the gradient of the minibatch's mean loss (in `ws.grads`; the terms' sums in `ws.sums`).
     fn loss_and_gradients(
         &self,
         ws: &mut Workspace,
         mb: MinibatchData<'_>,
         kl_coeff: f64,
         total_rows: usize,
-    ) -> Sums {
+    ) {
         let rows = mb.actions.len();
         let a = self.spec.num_actions;
         self.forward(ws, mb.obs, rows);
@@ -381,9 +408,7 @@ impl Net<'_> {
                 &mut grads[lv.w],
             );
         }
-        for row in d_logits.chunks_exact(a) {
-            grads[lp.b].iter_mut().zip(row).for_each(|(g, v)| *g += v);
-        }
+        add_column_sums(d_logits, &mut grads[lp.b]);
         grads[lv.b][0] = d_values.iter().sum();
         if depth > 0 {
             let dh = &mut pi.grads[depth];
@@ -422,7 +447,7 @@ impl Net<'_> {
                 self.backward_trunk(&self.layout.vf_trunk, vft, grads, rows);
             }
         }
-        sums
+        ws.sums = sums;
     }
 }
 
@@ -445,7 +470,7 @@ fn block<'a>(
 }
 
 impl FusedBackend {
-    /// A backend for `spec` starting from `weights`, with `cfg.num_cpus_per_learner` threads.
+    /// A backend for `spec` starting from `weights`, on `cfg.num_cpus_per_learner` threads.
     pub fn new(
         cfg: &AlgorithmConfig,
         spec: MlpSpec,
@@ -454,17 +479,29 @@ impl FusedBackend {
         spec.check(weights).map_err(LearnerError::Mismatch)?;
         let params: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
         let zeros: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        let threads = cfg.learner_threads();
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads - 1)
+                .thread_name(|i| format!("rllib-learner-{}", i + 1))
+                .build()
+                .map_err(|e| LearnerError::Threads(e.to_string()))?;
+            Some(pool)
+        } else {
+            None
+        };
         Ok(FusedBackend {
             cfg: cfg.clone(),
             layout: Layout::new(&spec),
             spec,
             exp_avg: zeros.clone(),
-            exp_avg_sq: zeros,
+            exp_avg_sq: zeros.clone(),
+            grads: zeros,
             params,
             step: 0,
-            workspaces: (0..cfg.num_cpus_per_learner.max(1))
-                .map(|_| Workspace::default())
-                .collect(),
+            blocks: Vec::new(),
+            threads,
+            pool,
         })
     }
 
@@ -482,50 +519,37 @@ impl FusedBackend {
     pub fn loss_and_gradients(&mut self, mb: MinibatchData<'_>, kl_coeff: f64) -> MinibatchStats {
         let rows = mb.actions.len();
         let (d, a) = (self.spec.obs_dim, self.spec.num_actions);
-        let threads = self.workspaces.len().min(rows / MIN_ROWS_PER_THREAD).max(1);
+        let nb = rows.div_ceil(BLOCK_ROWS).max(1);
+        if self.blocks.len() < nb {
+            self.blocks.resize_with(nb, Workspace::default);
+        }
         let net = Net {
             cfg: &self.cfg,
             spec: &self.spec,
             layout: &self.layout,
             params: &self.params,
         };
-        let (first, rest) = self.workspaces.split_at_mut(1);
-        let mut sums = if threads == 1 {
-            net.loss_and_gradients(&mut first[0], mb, kl_coeff, rows)
-        } else {
-            let per = rows.div_ceil(threads);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = rest[..threads - 1]
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(t, ws)| {
-                        let (s, e) = (((t + 1) * per).min(rows), ((t + 2) * per).min(rows));
-                        let part = block(&mb, d, a, s, e);
-                        scope.spawn(move || net.loss_and_gradients(ws, part, kl_coeff, rows))
-                    })
-                    .collect();
-                let mut total = net.loss_and_gradients(
-                    &mut first[0],
-                    block(&mb, d, a, 0, per.min(rows)),
-                    kl_coeff,
-                    rows,
-                );
-                for h in handles {
-                    // A panic on a learner thread is a bug in this file; re-raise it here.
-                    let s = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                    total.policy += s.policy;
-                    total.vf += s.vf;
-                    total.entropy += s.entropy;
-                    total.kl += s.kl;
-                }
-                total
-            })
+        let work = |b: usize, ws: &mut Workspace| {
+            let (s, e) = (b * BLOCK_ROWS, ((b + 1) * BLOCK_ROWS).min(rows));
+            net.loss_and_gradients(ws, block(&mb, d, a, s, e), kl_coeff, rows);
         };
-        // Sum the blocks' gradients into the first workspace, in thread order.
-        for ws in &rest[..threads - 1] {
-            for (g, o) in first[0].grads.iter_mut().zip(&ws.grads) {
-                g.iter_mut().zip(o).for_each(|(x, y)| *x += y);
+        for_each_block(
+            self.pool.as_ref(),
+            self.threads,
+            &mut self.blocks[..nb],
+            &work,
+        );
+        // Sum the blocks in block order, whichever thread computed them.
+        let mut sums = Sums::default();
+        for (i, ws) in self.blocks[..nb].iter().enumerate() {
+            for (g, bg) in self.grads.iter_mut().zip(&ws.grads) {
+                if i == 0 {
+                    g.copy_from_slice(bg);
+                } else {
+                    add_assign(g, bg);
+                }
             }
+            sums += ws.sums;
         }
         let n = rows as f64;
         sums.policy /= n;
@@ -538,7 +562,7 @@ impl FusedBackend {
         if cfg.use_kl_loss {
             total += kl_coeff * sums.kl;
         }
-        let norm = first[0]
+        let norm = self
             .grads
             .iter()
             .flatten()
@@ -558,7 +582,7 @@ impl FusedBackend {
     /// The gradients of the last [`loss_and_gradients`](Self::loss_and_gradients), in the
     /// order of `MlpSpec::parameter_shapes`.
     pub fn gradients(&self) -> &[Vec<f32>] {
-        &self.workspaces[0].grads
+        &self.grads
     }
 
     fn adam_step(&mut self, lr: f64, scale: f32) {
@@ -570,7 +594,7 @@ impl FusedBackend {
         for (((p, g), m), v) in self
             .params
             .iter_mut()
-            .zip(&self.workspaces[0].grads)
+            .zip(&self.grads)
             .zip(&mut self.exp_avg)
             .zip(&mut self.exp_avg_sq)
         {
@@ -602,6 +626,32 @@ impl LearnerBackend for FusedBackend {
         let mut ws = Workspace::default();
         self.net().forward(&mut ws, obs, rows);
         Ok((ws.logits, ws.values))
+    }
+
+    fn values(&mut self, obs: &[f32], rows: usize) -> Result<Vec<f32>, LearnerError> {
+        // Rows are independent, so any split gives the same values.
+        let d = self.spec.obs_dim;
+        let parts = self.threads.min(rows / MIN_ROWS_PER_THREAD).max(1);
+        let per = rows.div_ceil(parts).max(1);
+        if self.blocks.len() < parts {
+            self.blocks.resize_with(parts, Workspace::default);
+        }
+        let net = Net {
+            cfg: &self.cfg,
+            spec: &self.spec,
+            layout: &self.layout,
+            params: &self.params,
+        };
+        let work = |i: usize, ws: &mut Workspace| {
+            let (s, e) = ((i * per).min(rows), ((i + 1) * per).min(rows));
+            net.values(ws, &obs[s * d..e * d], e - s);
+        };
+        for_each_block(self.pool.as_ref(), parts, &mut self.blocks[..parts], &work);
+        let mut out = Vec::with_capacity(rows);
+        for ws in &self.blocks[..parts] {
+            out.extend_from_slice(&ws.values);
+        }
+        Ok(out)
     }
 
     fn train_minibatch(

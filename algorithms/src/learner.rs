@@ -28,6 +28,9 @@ pub enum LearnerError {
     /// Weights or optimizer state that do not fit the module.
     #[error("{0}")]
     Mismatch(String),
+    /// The learner's threads could not be started.
+    #[error("learner threads: {0}")]
+    Threads(String),
 }
 
 /// What one `update` reports (averaged over its minibatches), with RLlib's names.
@@ -104,6 +107,10 @@ pub struct MinibatchData<'a> {
 pub trait LearnerBackend: Send {
     /// Logits (rows × num_actions) and values (rows) of `rows` observations, without gradients.
     fn forward(&self, obs: &[f32], rows: usize) -> Result<(Vec<f32>, Vec<f32>), LearnerError>;
+    /// Value predictions of `rows` observations, without gradients (what GAE needs).
+    fn values(&mut self, obs: &[f32], rows: usize) -> Result<Vec<f32>, LearnerError> {
+        Ok(self.forward(obs, rows)?.1)
+    }
     /// PPO's loss on one minibatch, its gradients (clipped by global norm when configured)
     /// and one optimizer step at learning rate `lr`.
     fn train_minibatch(
@@ -234,9 +241,9 @@ impl PpoLearner {
         let cfg = self.cfg.clone();
         let lr = cfg.lr_at(env_steps_lifetime);
 
-        let (_, values) = self.backend.forward(&batch.obs, n)?;
+        let values = self.backend.values(&batch.obs, n)?;
         let boot_rows = batch.bootstrap_obs.len() / d.max(1);
-        let (_, boot_values) = self.backend.forward(&batch.bootstrap_obs, boot_rows)?;
+        let boot_values = self.backend.values(&batch.bootstrap_obs, boot_rows)?;
         let (mut advantages, value_targets) = compute_gae(
             &batch.fragments,
             &batch.rewards,

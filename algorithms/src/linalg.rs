@@ -1,4 +1,42 @@
 //! Small dense-algebra kernels shared by the inference path and the fused learner.
+//!
+//! Matrix products go to `matrixmultiply`, which picks AVX2/FMA kernels at run time. The
+//! element-wise loops here (bias + activation, its derivative, column sums) are plain Rust
+//! compiled twice by [`simd_dispatch!`]: for the baseline target and for AVX2 + FMA, chosen at
+//! run time. Both builds do the same operations in the same order (LLVM does not fuse a
+//! multiply and an add without being asked), so they give identical bits; the AVX2 build just
+//! does eight lanes at a time.
+
+use crate::config::Activation;
+
+/// Defines a function whose body is compiled for the baseline target and again with AVX2 and
+/// FMA enabled; the second runs when the CPU has them.
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $t:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $t),*) {
+            #[inline(always)]
+            fn generic($($arg: $t),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $t),*) {
+                    generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: `avx2` only needs the CPU features that were just detected.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        return avx2($($arg),*);
+                    }
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
 
 /// `C = A·B + beta·C` for row-major matrices, where `A` is `m×k` (stored transposed as `k×m`
 /// when `a_t`) and `B` is `k×n` (stored transposed as `n×k` when `b_t`).
@@ -78,10 +116,70 @@ pub fn fast_tanh(x: f32) -> f32 {
     p / q
 }
 
-/// Applies [`fast_tanh`] to every element.
-pub fn tanh_in_place(z: &mut [f32]) {
-    for v in z {
-        *v = fast_tanh(*v);
+/// `out = act(x·Wᵀ + b)` for `rows` rows: `x` is rows×input and `w` is output×input (torch's
+/// `nn.Linear` layout), `b` has `output` values.
+pub(crate) fn linear_forward(
+    x: &[f32],
+    rows: usize,
+    w: &[f32],
+    b: &[f32],
+    act: Activation,
+    out: &mut [f32],
+) {
+    let output = b.len();
+    let input = w.len() / output.max(1);
+    let out = &mut out[..rows * output];
+    gemm(rows, input, output, x, false, w, true, 0.0, out);
+    bias_activation(out, b, act);
+}
+
+simd_dispatch! {
+    /// Adds `bias` to every row of `z` (rows of `bias.len()` values) and applies `act`.
+    pub(crate) fn bias_activation(z: &mut [f32], bias: &[f32], act: Activation) {
+        let rows = z.chunks_exact_mut(bias.len());
+        match act {
+            Activation::Tanh => rows.for_each(|r| {
+                r.iter_mut().zip(bias).for_each(|(v, b)| *v = fast_tanh(*v + b));
+            }),
+            Activation::Relu => rows.for_each(|r| {
+                r.iter_mut().zip(bias).for_each(|(v, b)| *v = (*v + b).max(0.0));
+            }),
+            Activation::Linear => rows.for_each(|r| {
+                r.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            }),
+        }
+    }
+}
+
+simd_dispatch! {
+    /// Multiplies `d` (gradient w.r.t. a layer's output) by the derivative of `act`, given the
+    /// layer's output `h`.
+    pub(crate) fn activation_backward(act: Activation, h: &[f32], d: &mut [f32]) {
+        match act {
+            Activation::Tanh => d.iter_mut().zip(h).for_each(|(g, y)| *g *= 1.0 - y * y),
+            Activation::Relu => d.iter_mut().zip(h).for_each(|(g, y)| {
+                if *y <= 0.0 {
+                    *g = 0.0;
+                }
+            }),
+            Activation::Linear => {}
+        }
+    }
+}
+
+simd_dispatch! {
+    /// Adds the column sums of `m` (rows of `acc.len()` values) to `acc`, row by row.
+    pub(crate) fn add_column_sums(m: &[f32], acc: &mut [f32]) {
+        for row in m.chunks_exact(acc.len()) {
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `acc += x`, element by element.
+    pub(crate) fn add_assign(acc: &mut [f32], x: &[f32]) {
+        acc.iter_mut().zip(x).for_each(|(a, v)| *a += v);
     }
 }
 

@@ -17,7 +17,7 @@
 use envs::NpRandom;
 
 use crate::config::{Activation, ModelConfig};
-use crate::linalg::{gemm, tanh_in_place};
+use crate::linalg::linear_forward;
 
 /// The shape of the network.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,7 +166,6 @@ fn standard_normal(rng: &mut NpRandom) -> f64 {
 struct Dense {
     w: Vec<f32>,
     b: Vec<f32>,
-    input: usize,
     output: usize,
 }
 
@@ -181,33 +180,13 @@ impl Dense {
         Dense {
             w: weight.data.clone(),
             b: bias.data.clone(),
-            input: weight.shape[1],
             output: weight.shape[0],
         }
     }
 
     /// `out[r] = act(W x[r] + b)` for each of `rows` rows, as one matrix product.
     fn forward(&self, x: &[f32], rows: usize, act: Activation, out: &mut [f32]) {
-        let out = &mut out[..rows * self.output];
-        gemm(
-            rows,
-            self.input,
-            self.output,
-            x,
-            false,
-            &self.w,
-            true,
-            0.0,
-            out,
-        );
-        for row in out.chunks_exact_mut(self.output) {
-            row.iter_mut().zip(&self.b).for_each(|(o, b)| *o += b);
-        }
-        match act {
-            Activation::Tanh => tanh_in_place(out),
-            Activation::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::Linear => {}
-        }
+        linear_forward(x, rows, &self.w, &self.b, act, out);
     }
 }
 

@@ -1,9 +1,11 @@
 //! The fused CPU backend and the candle backend compute the same thing: forward outputs, the
-//! loss terms and every gradient agree within 1e-5 (relative) on random inputs.
+//! loss terms and every gradient agree within 1e-5 (relative) on random inputs. And the fused
+//! backend gives the same bits on one learner thread as on several.
 
+use algorithms::fused::BLOCK_ROWS;
 use algorithms::{
     Activation, AlgorithmConfig, CandleBackend, FusedBackend, LearnerBackend, MinibatchData,
-    MlpSpec, ModelConfig, evaluate_loss,
+    MinibatchStats, MlpSpec, ModelConfig, evaluate_loss,
 };
 use envs::NpRandom;
 
@@ -62,6 +64,31 @@ fn forward_outputs_agree() {
 }
 
 #[test]
+fn value_predictions_match_the_forward_pass_on_any_thread_count() {
+    for (s, spec) in specs().into_iter().enumerate() {
+        let w = spec.init(s as u64 + 1);
+        let mut rng = NpRandom::from_seed(5);
+        let rows = 301;
+        let obs: Vec<f32> = (0..rows * spec.obs_dim)
+            .map(|_| rng.uniform(-2.0, 2.0) as f32)
+            .collect();
+        let mut reference = None;
+        for threads in [1, 2, 4] {
+            let cfg = AlgorithmConfig {
+                num_cpus_per_learner: Some(threads),
+                ..Default::default()
+            };
+            let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
+            let values = fused.values(&obs, rows).unwrap();
+            let (_, forward) = fused.forward(&obs, rows).unwrap();
+            assert_eq!(values, forward, "spec {s}, {threads} threads");
+            let reference = reference.get_or_insert(values.clone());
+            assert_eq!(&values, reference, "spec {s}, {threads} threads");
+        }
+    }
+}
+
+#[test]
 fn losses_and_gradients_agree() {
     for (s, spec) in specs().into_iter().enumerate() {
         for (case, (use_kl, entropy, grad_clip)) in [(true, 0.01, None), (false, 0.0, Some(0.5))]
@@ -85,7 +112,8 @@ fn losses_and_gradients_agree() {
                     .iter_mut()
                     .for_each(|v| *v += rng.uniform(-0.3, 0.3) as f32);
             }
-            let (rows, a, d) = (200, spec.num_actions, spec.obs_dim);
+            // Three row blocks, the last one partial.
+            let (rows, a, d) = (2 * BLOCK_ROWS + 44, spec.num_actions, spec.obs_dim);
             let obs: Vec<f32> = (0..rows * d)
                 .map(|_| rng.uniform(-2.0, 2.0) as f32)
                 .collect();
@@ -111,10 +139,11 @@ fn losses_and_gradients_agree() {
                 value_targets: &targets,
             };
             let reference = evaluate_loss(&cfg, spec.clone(), &w, 0.3, mb).unwrap();
-            // One thread, and the minibatch split over three.
-            for threads in [1, 3] {
+            // One thread, and the minibatch's blocks shared out over two and three.
+            let mut one_thread: Option<(MinibatchStats, Vec<Vec<f32>>)> = None;
+            for threads in [1, 2, 3] {
                 let cfg = AlgorithmConfig {
-                    num_cpus_per_learner: threads,
+                    num_cpus_per_learner: Some(threads),
                     ..cfg.clone()
                 };
                 let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
@@ -132,6 +161,16 @@ fn losses_and_gradients_agree() {
                 for (p, (g1, g2)) in fused.gradients().iter().zip(&reference.grads).enumerate() {
                     for (x, y) in g1.iter().zip(g2) {
                         assert!(close(*x, *y), "{ctx}: parameter {p}: {x} vs {y}");
+                    }
+                }
+                match &one_thread {
+                    None => one_thread = Some((got, fused.gradients().to_vec())),
+                    Some((stats, grads)) => {
+                        assert_eq!(&got, stats, "{ctx}: loss terms differ from one thread's");
+                        assert!(
+                            fused.gradients() == grads.as_slice(),
+                            "{ctx}: gradients differ from one thread's"
+                        );
                     }
                 }
             }

@@ -428,6 +428,7 @@ impl Algorithm {
             .weights()
             .map_err(|source| TrainError::Learner { iteration, source })?;
         let outputs = self.sample(weights)?;
+        let sampling_s = start.elapsed().as_secs_f64();
 
         let mut batch = SampleBatch::new(self.spec.obs_dim, self.spec.num_actions);
         let mut new_episodes = 0usize;
@@ -448,10 +449,12 @@ impl Algorithm {
         self.counters.env_steps += sampled;
         self.counters.episodes += new_episodes as u64;
 
+        let learn_start = Instant::now();
         let lm = self
             .learner
             .update(&batch, self.counters.env_steps)
             .map_err(|source| TrainError::Learner { iteration, source })?;
+        let learner_s = learn_start.elapsed().as_secs_f64();
         self.counters.iteration = iteration;
 
         if let Some(every) = self.cfg.evaluation_interval {
@@ -503,6 +506,9 @@ impl Algorithm {
                 self.last_evaluation.unwrap_or(f64::NAN),
             );
         }
+        // RLlib's timer names; "timers/" is excluded with "time*" from determinism checks.
+        r.push("timers/env_runner_sampling_timer", sampling_s);
+        r.push("timers/learner_update_timer", learner_s);
         r.push("time_this_iter_s", elapsed);
         r.push("time_total_s", self.counters.time_total_s);
         Ok(r)

@@ -37,7 +37,10 @@ pub fn config_json(c: &AlgorithmConfig, seed: u64) -> Value {
         },
         "seed": seed,
         "num_gpus_per_learner": if c.device == Device::Cuda { 1 } else { 0 },
-        "num_cpus_per_learner": c.num_cpus_per_learner,
+        "num_cpus_per_learner": match c.num_cpus_per_learner {
+            Some(n) => json!(n),
+            None => json!("auto"),
+        },
         "learner_backend": c.learner_backend.name(),
         "evaluation_interval": c.evaluation_interval,
         "evaluation_duration": c.evaluation_duration,

@@ -473,9 +473,9 @@ impl Experiment {
             "evaluation_duration" => c.evaluation_duration = as_usize(origin, v, path, 1)?,
             "num_cpus_per_learner" => {
                 c.num_cpus_per_learner = if v.scalar() == Some("auto") {
-                    1
+                    None
                 } else {
-                    as_usize(origin, v, path, 1)?
+                    Some(as_usize(origin, v, path, 1)?)
                 };
             }
             "learner_backend" => {

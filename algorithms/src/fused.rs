@@ -14,8 +14,15 @@
 
 use crate::config::{Activation, AlgorithmConfig};
 use crate::learner::{LearnerBackend, LearnerError, MinibatchData, MinibatchStats, OptimizerState};
-use crate::linalg::{activation_backward, add_assign, add_column_sums, gemm, linear_forward};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::linalg::{
+    activation_backward, add_assign, add_column_sums, gemm, linear_forward, simd_dispatch,
+};
 use crate::module::{MlpSpec, NamedTensor, Weights, log_sum_exp};
+use crate::spin_pool::{SpinPool, Task};
 
 /// One linear layer: indices of its weight and bias among the parameters, and its sizes.
 #[derive(Debug, Clone, Copy)]
@@ -122,25 +129,75 @@ struct Net<'a> {
     params: &'a [Vec<f32>],
 }
 
-/// The fused CPU backend.
+/// What the learner's threads share: the network, its parameters, each thread's scratch space
+/// and the job at hand.
 #[derive(Debug)]
-pub struct FusedBackend {
+struct Shared {
     cfg: AlgorithmConfig,
     spec: MlpSpec,
     layout: Layout,
-    params: Vec<Vec<f32>>,
+    threads: usize,
+    params: RwLock<Vec<Vec<f32>>>,
+    /// Per thread: the workspaces of its row blocks (values passes use the first).
+    scratch: Vec<Mutex<Vec<Workspace>>>,
+    /// The job handed to the helper threads (a copy of the caller's inputs).
+    job: RwLock<Job>,
+}
+
+/// A job for the helper threads.
+#[derive(Debug, Default)]
+struct Job {
+    /// `Some(kl_coeff)`: a minibatch's loss and gradients; `None`: value predictions.
+    loss: Option<f64>,
+    rows: usize,
+    obs: Vec<f32>,
+    actions: Vec<u32>,
+    old_logp: Vec<f32>,
+    old_logits: Vec<f32>,
+    advantages: Vec<f32>,
+    value_targets: Vec<f32>,
+}
+
+impl Job {
+    fn minibatch(&self) -> MinibatchData<'_> {
+        MinibatchData {
+            obs: &self.obs,
+            actions: &self.actions,
+            old_logp: &self.old_logp,
+            old_logits: &self.old_logits,
+            advantages: &self.advantages,
+            value_targets: &self.value_targets,
+        }
+    }
+
+    fn set_minibatch(&mut self, mb: MinibatchData<'_>, kl_coeff: f64) {
+        fn copy<T: Copy>(to: &mut Vec<T>, from: &[T]) {
+            to.clear();
+            to.extend_from_slice(from);
+        }
+        self.loss = Some(kl_coeff);
+        self.rows = mb.actions.len();
+        copy(&mut self.obs, mb.obs);
+        copy(&mut self.actions, mb.actions);
+        copy(&mut self.old_logp, mb.old_logp);
+        copy(&mut self.old_logits, mb.old_logits);
+        copy(&mut self.advantages, mb.advantages);
+        copy(&mut self.value_targets, mb.value_targets);
+    }
+}
+
+/// The fused CPU backend.
+#[derive(Debug)]
+pub struct FusedBackend {
+    shared: Arc<Shared>,
     exp_avg: Vec<Vec<f32>>,
     exp_avg_sq: Vec<Vec<f32>>,
     step: u64,
-    /// Scratch space of each row block of a minibatch (and of each thread's share of a
-    /// forward pass).
-    blocks: Vec<Workspace>,
     /// The last minibatch's gradients: the blocks' gradients summed in block order.
     grads: Vec<Vec<f32>>,
-    /// Learner threads.
-    threads: usize,
-    /// The threads beside the caller's (`threads - 1`), kept for the backend's life.
-    pool: Option<rayon::ThreadPool>,
+    /// The threads beside the caller's (`num_cpus_per_learner - 1`), kept for the backend's
+    /// life.
+    pool: Option<SpinPool>,
 }
 
 const BETA1: f32 = 0.9;
@@ -148,35 +205,70 @@ const BETA2: f32 = 0.999;
 const EPS: f32 = 1e-8;
 /// Rows of a minibatch whose gradient is computed as one piece.
 pub const BLOCK_ROWS: usize = 128;
-/// Below this many rows per thread, a forward pass is not split.
+/// Below this many rows per thread, a values pass is not split.
 const MIN_ROWS_PER_THREAD: usize = 64;
 
-/// Runs `f(i, &mut ws[i])` for every workspace, sharing them out in contiguous runs over
-/// `threads` threads: the caller's and the pool's.
-fn for_each_block(
-    pool: Option<&rayon::ThreadPool>,
-    threads: usize,
-    ws: &mut [Workspace],
-    f: &(dyn Fn(usize, &mut Workspace) + Sync),
-) {
-    let per = ws.len().div_ceil(threads.max(1)).max(1);
-    let run = |first: usize, chunk: &mut [Workspace]| {
-        for (i, w) in chunk.iter_mut().enumerate() {
-            f(first + i, w);
+impl Shared {
+    fn net<'a>(&'a self, params: &'a [Vec<f32>]) -> Net<'a> {
+        Net {
+            cfg: &self.cfg,
+            spec: &self.spec,
+            layout: &self.layout,
+            params,
         }
-    };
-    match pool {
-        Some(pool) if ws.len() > per => pool.in_place_scope(|s| {
-            let mut chunks = ws.chunks_mut(per).enumerate();
-            let mine = chunks.next();
-            for (c, chunk) in chunks {
-                s.spawn(move |_| run(c * per, chunk));
-            }
-            if let Some((_, chunk)) = mine {
-                run(0, chunk);
-            }
-        }),
-        _ => run(0, ws),
+    }
+
+    /// The row blocks of thread `t` for a minibatch of `rows`: a contiguous run, so that
+    /// reading the threads in order reads the blocks in order.
+    fn blocks_of(&self, t: usize, rows: usize) -> std::ops::Range<usize> {
+        let nb = rows.div_ceil(BLOCK_ROWS).max(1);
+        let per = nb.div_ceil(self.threads);
+        (t * per).min(nb)..((t + 1) * per).min(nb)
+    }
+
+    /// The rows of thread `t` in a values pass over `rows`.
+    fn rows_of(&self, t: usize, rows: usize) -> std::ops::Range<usize> {
+        let parts = self.threads.min(rows / MIN_ROWS_PER_THREAD).max(1);
+        let per = rows.div_ceil(parts);
+        (t * per).min(rows)..((t + 1) * per).min(rows)
+    }
+
+    /// Thread `t`'s share of a minibatch: loss and gradients of its blocks.
+    fn loss_share(&self, t: usize, mb: MinibatchData<'_>, kl_coeff: f64, params: &[Vec<f32>]) {
+        let rows = mb.actions.len();
+        let (d, a) = (self.spec.obs_dim, self.spec.num_actions);
+        let blocks = self.blocks_of(t, rows);
+        let mut ws = self.scratch[t].lock();
+        if ws.len() < blocks.len() {
+            ws.resize_with(blocks.len(), Workspace::default);
+        }
+        let net = self.net(params);
+        for (w, b) in ws.iter_mut().zip(blocks) {
+            let (s, e) = (b * BLOCK_ROWS, ((b + 1) * BLOCK_ROWS).min(rows));
+            net.loss_and_gradients(w, block(&mb, d, a, s, e), kl_coeff, rows);
+        }
+    }
+
+    /// Thread `t`'s share of a values pass, into the `values` of its first workspace.
+    fn values_share(&self, t: usize, obs: &[f32], rows: usize, params: &[Vec<f32>]) {
+        let d = self.spec.obs_dim;
+        let r = self.rows_of(t, rows);
+        let mut ws = self.scratch[t].lock();
+        if ws.is_empty() {
+            ws.push(Workspace::default());
+        }
+        self.net(params)
+            .values(&mut ws[0], &obs[r.start * d..r.end * d], r.len());
+    }
+
+    /// A helper thread's part of the current job.
+    fn run_job(&self, t: usize) {
+        let job = self.job.read();
+        let params = self.params.read();
+        match job.loss {
+            Some(kl_coeff) => self.loss_share(t, job.minibatch(), kl_coeff, &params),
+            None => self.values_share(t, &job.obs, job.rows, &params),
+        }
     }
 }
 
@@ -451,6 +543,20 @@ impl Net<'_> {
     }
 }
 
+simd_dispatch! {
+    /// PyTorch's Adam on one tensor, the gradient first multiplied by `scale` (clipping);
+    /// `k` is `[scale, lr, bias correction 1, bias correction 2]`.
+    fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 4]) {
+        let [scale, lr, bc1, bc2] = k;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * scale;
+            *m = BETA1 * *m + (1.0 - BETA1) * g;
+            *v = BETA2 * *v + (1.0 - BETA2) * g * g;
+            *p -= lr * (*m / bc1) / ((*v / bc2).sqrt() + EPS);
+        }
+    }
+}
+
 /// Rows `start..end` of every column of a minibatch.
 fn block<'a>(
     mb: &MinibatchData<'a>,
@@ -480,83 +586,85 @@ impl FusedBackend {
         let params: Vec<Vec<f32>> = weights.tensors.iter().map(|t| t.data.clone()).collect();
         let zeros: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
         let threads = cfg.learner_threads();
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            layout: Layout::new(&spec),
+            spec,
+            threads,
+            params: RwLock::new(params),
+            scratch: (0..threads).map(|_| Mutex::new(Vec::new())).collect(),
+            job: RwLock::new(Job::default()),
+        });
         let pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads - 1)
-                .thread_name(|i| format!("rllib-learner-{}", i + 1))
-                .build()
+            let helper = Arc::clone(&shared);
+            let task: Task = Arc::new(move |t| helper.run_job(t));
+            let pool = SpinPool::new(threads - 1, "rllib-learner", task)
                 .map_err(|e| LearnerError::Threads(e.to_string()))?;
             Some(pool)
         } else {
             None
         };
         Ok(FusedBackend {
-            cfg: cfg.clone(),
-            layout: Layout::new(&spec),
-            spec,
+            shared,
             exp_avg: zeros.clone(),
             exp_avg_sq: zeros.clone(),
             grads: zeros,
-            params,
             step: 0,
-            blocks: Vec::new(),
-            threads,
             pool,
         })
     }
 
-    fn net(&self) -> Net<'_> {
-        Net {
-            cfg: &self.cfg,
-            spec: &self.spec,
-            layout: &self.layout,
-            params: &self.params,
+    /// Runs a job on every thread: `mine` on the caller's while the helpers run theirs.
+    fn run(&self, mine: impl FnOnce()) -> Result<(), LearnerError> {
+        match &self.pool {
+            Some(pool) => {
+                pool.start();
+                mine();
+                pool.wait().map_err(LearnerError::Threads)
+            }
+            None => {
+                mine();
+                Ok(())
+            }
         }
     }
 
     /// PPO's loss on one minibatch and the gradients of every parameter (then available from
     /// [`gradients`](Self::gradients)).
-    pub fn loss_and_gradients(&mut self, mb: MinibatchData<'_>, kl_coeff: f64) -> MinibatchStats {
+    pub fn loss_and_gradients(
+        &mut self,
+        mb: MinibatchData<'_>,
+        kl_coeff: f64,
+    ) -> Result<MinibatchStats, LearnerError> {
         let rows = mb.actions.len();
-        let (d, a) = (self.spec.obs_dim, self.spec.num_actions);
-        let nb = rows.div_ceil(BLOCK_ROWS).max(1);
-        if self.blocks.len() < nb {
-            self.blocks.resize_with(nb, Workspace::default);
+        let sh = &*self.shared;
+        if self.pool.is_some() {
+            sh.job.write().set_minibatch(mb, kl_coeff);
         }
-        let net = Net {
-            cfg: &self.cfg,
-            spec: &self.spec,
-            layout: &self.layout,
-            params: &self.params,
-        };
-        let work = |b: usize, ws: &mut Workspace| {
-            let (s, e) = (b * BLOCK_ROWS, ((b + 1) * BLOCK_ROWS).min(rows));
-            net.loss_and_gradients(ws, block(&mb, d, a, s, e), kl_coeff, rows);
-        };
-        for_each_block(
-            self.pool.as_ref(),
-            self.threads,
-            &mut self.blocks[..nb],
-            &work,
-        );
+        self.run(|| sh.loss_share(0, mb, kl_coeff, &sh.params.read()))?;
         // Sum the blocks in block order, whichever thread computed them.
         let mut sums = Sums::default();
-        for (i, ws) in self.blocks[..nb].iter().enumerate() {
-            for (g, bg) in self.grads.iter_mut().zip(&ws.grads) {
-                if i == 0 {
-                    g.copy_from_slice(bg);
-                } else {
-                    add_assign(g, bg);
+        let mut first = true;
+        for t in 0..sh.threads {
+            let ws = sh.scratch[t].lock();
+            for w in ws.iter().take(sh.blocks_of(t, rows).len()) {
+                for (g, bg) in self.grads.iter_mut().zip(&w.grads) {
+                    if first {
+                        g.copy_from_slice(bg);
+                    } else {
+                        add_assign(g, bg);
+                    }
                 }
+                first = false;
+                sums += w.sums;
             }
-            sums += ws.sums;
         }
         let n = rows as f64;
         sums.policy /= n;
         sums.vf /= n;
         sums.entropy /= n;
         sums.kl /= n;
-        let cfg = &self.cfg;
+        let cfg = &sh.cfg;
         let mut total =
             sums.policy + cfg.vf_loss_coeff * sums.vf - cfg.entropy_coeff * sums.entropy;
         if cfg.use_kl_loss {
@@ -569,14 +677,14 @@ impl FusedBackend {
             .map(|g| f64::from(*g) * f64::from(*g))
             .sum::<f64>()
             .sqrt();
-        MinibatchStats {
+        Ok(MinibatchStats {
             total,
             policy: sums.policy,
             vf: sums.vf,
             entropy: sums.entropy,
             kl: sums.kl,
             grad_norm: norm,
-        }
+        })
     }
 
     /// The gradients of the last [`loss_and_gradients`](Self::loss_and_gradients), in the
@@ -591,24 +699,20 @@ impl FusedBackend {
         let bc2 = 1.0 - f64::from(BETA2).powi(self.step as i32);
         let (bc1, bc2) = (bc1 as f32, bc2 as f32);
         let lr = lr as f32;
-        for (((p, g), m), v) in self
-            .params
+        let mut params = self.shared.params.write();
+        for (((p, g), m), v) in params
             .iter_mut()
             .zip(&self.grads)
             .zip(&mut self.exp_avg)
             .zip(&mut self.exp_avg_sq)
         {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = g * scale;
-                *m = BETA1 * *m + (1.0 - BETA1) * g;
-                *v = BETA2 * *v + (1.0 - BETA2) * g * g;
-                *p -= lr * (*m / bc1) / ((*v / bc2).sqrt() + EPS);
-            }
+            adam_update(p, g, m, v, [scale, lr, bc1, bc2]);
         }
     }
 
     fn named(&self, data: &[Vec<f32>]) -> Vec<NamedTensor> {
-        self.spec
+        self.shared
+            .spec
             .parameter_shapes()
             .into_iter()
             .zip(data)
@@ -624,34 +728,35 @@ impl FusedBackend {
 impl LearnerBackend for FusedBackend {
     fn forward(&self, obs: &[f32], rows: usize) -> Result<(Vec<f32>, Vec<f32>), LearnerError> {
         let mut ws = Workspace::default();
-        self.net().forward(&mut ws, obs, rows);
+        let params = self.shared.params.read();
+        self.shared.net(&params).forward(&mut ws, obs, rows);
         Ok((ws.logits, ws.values))
     }
 
     fn values(&mut self, obs: &[f32], rows: usize) -> Result<Vec<f32>, LearnerError> {
         // Rows are independent, so any split gives the same values.
-        let d = self.spec.obs_dim;
-        let parts = self.threads.min(rows / MIN_ROWS_PER_THREAD).max(1);
-        let per = rows.div_ceil(parts).max(1);
-        if self.blocks.len() < parts {
-            self.blocks.resize_with(parts, Workspace::default);
+        let sh = &*self.shared;
+        if self.pool.is_some() {
+            let mut job = sh.job.write();
+            job.loss = None;
+            job.rows = rows;
+            job.obs.clear();
+            job.obs.extend_from_slice(&obs[..rows * sh.spec.obs_dim]);
         }
-        let net = Net {
-            cfg: &self.cfg,
-            spec: &self.spec,
-            layout: &self.layout,
-            params: &self.params,
-        };
-        let work = |i: usize, ws: &mut Workspace| {
-            let (s, e) = ((i * per).min(rows), ((i + 1) * per).min(rows));
-            net.values(ws, &obs[s * d..e * d], e - s);
-        };
-        for_each_block(self.pool.as_ref(), parts, &mut self.blocks[..parts], &work);
+        self.run(|| sh.values_share(0, obs, rows, &sh.params.read()))?;
         let mut out = Vec::with_capacity(rows);
-        for ws in &self.blocks[..parts] {
-            out.extend_from_slice(&ws.values);
+        for t in 0..sh.threads {
+            if !sh.rows_of(t, rows).is_empty() {
+                out.extend_from_slice(&sh.scratch[t].lock()[0].values);
+            }
         }
         Ok(out)
+    }
+
+    fn end_update(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.rest();
+        }
     }
 
     fn train_minibatch(
@@ -660,11 +765,11 @@ impl LearnerBackend for FusedBackend {
         kl_coeff: f64,
         lr: f64,
     ) -> Result<MinibatchStats, LearnerError> {
-        let stats = self.loss_and_gradients(mb, kl_coeff);
+        let stats = self.loss_and_gradients(mb, kl_coeff)?;
         if !stats.total.is_finite() {
             return Err(LearnerError::NonFinite(stats.total));
         }
-        let scale = match self.cfg.grad_clip {
+        let scale = match self.shared.cfg.grad_clip {
             Some(clip) if stats.grad_norm > clip => (clip / (stats.grad_norm + 1e-6)) as f32,
             _ => 1.0,
         };
@@ -674,7 +779,7 @@ impl LearnerBackend for FusedBackend {
 
     fn weights(&self) -> Result<Weights, LearnerError> {
         Ok(Weights {
-            tensors: self.named(&self.params),
+            tensors: self.named(&self.shared.params.read()),
         })
     }
 
@@ -688,7 +793,8 @@ impl LearnerBackend for FusedBackend {
 
     fn set_optimizer_state(&mut self, s: &OptimizerState) -> Result<(), LearnerError> {
         for part in [&s.exp_avg, &s.exp_avg_sq] {
-            self.spec
+            self.shared
+                .spec
                 .check(&Weights {
                     tensors: part.clone(),
                 })

@@ -111,6 +111,8 @@ pub trait LearnerBackend: Send {
     fn values(&mut self, obs: &[f32], rows: usize) -> Result<Vec<f32>, LearnerError> {
         Ok(self.forward(obs, rows)?.1)
     }
+    /// Called when an update's minibatches are done (threads may go idle until the next).
+    fn end_update(&mut self) {}
     /// PPO's loss on one minibatch, its gradients (clipped by global norm when configured)
     /// and one optimizer step at learning rate `lr`.
     fn train_minibatch(
@@ -231,6 +233,16 @@ impl PpoLearner {
     /// One training step on a batch: GAE, then `num_epochs` passes of minibatch updates.
     /// `env_steps_lifetime` drives the learning-rate schedule.
     pub fn update(
+        &mut self,
+        batch: &SampleBatch,
+        env_steps_lifetime: u64,
+    ) -> Result<LearnerMetrics, LearnerError> {
+        let result = self.run_update(batch, env_steps_lifetime);
+        self.backend.end_update();
+        result
+    }
+
+    fn run_update(
         &mut self,
         batch: &SampleBatch,
         env_steps_lifetime: u64,

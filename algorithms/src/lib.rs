@@ -10,6 +10,7 @@ pub mod learner;
 pub mod linalg;
 pub mod module;
 pub mod sample_batch;
+mod spin_pool;
 
 pub use candle_backend::{CandleBackend, LossReport, evaluate_loss};
 pub use config::{

@@ -38,8 +38,19 @@ macro_rules! simd_dispatch {
     };
 }
 
+pub(crate) use simd_dispatch;
+
+/// Products whose inner dimension is at most this (a head's input gradient: `k` = actions or
+/// 1) skip SGEMM, whose packing costs more than the arithmetic there.
+const SMALL_K: usize = 2;
+/// Likewise products `Aᵀ·B` with at most this many rows (a head's weight gradient). Measured
+/// with 128-row blocks of a 64×64 net; other small shapes (a 4-wide input layer, a head's
+/// forward pass) were no faster in plain loops than in SGEMM, so they stay there.
+const SMALL_M: usize = 8;
+
 /// `C = A·B + beta·C` for row-major matrices, where `A` is `m×k` (stored transposed as `k×m`
-/// when `a_t`) and `B` is `k×n` (stored transposed as `n×k` when `b_t`).
+/// when `a_t`) and `B` is `k×n` (stored transposed as `n×k` when `b_t`). With `beta == 0`
+/// the old contents of `C` are ignored.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     m: usize,
@@ -59,6 +70,31 @@ pub(crate) fn gemm(
     if m == 0 || n == 0 {
         return;
     }
+    let c = &mut c[..m * n];
+    match (a_t, b_t) {
+        (false, false) if k <= SMALL_K => gemm_small_k(m, k, n, a, b, beta, c),
+        (true, false) if m <= SMALL_M => gemm_t_small_m(m, k, n, a, b, beta, c),
+        _ => sgemm(m, k, n, a, a_t, b, b_t, beta, c),
+    }
+}
+
+/// [`gemm`] by `matrixmultiply`'s SGEMM, whatever the shape.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm: buffers too small"
+    );
     let (rsa, csa) = if a_t {
         (1, m as isize)
     } else {
@@ -89,6 +125,47 @@ pub(crate) fn gemm(
             n as isize,
             1,
         );
+    }
+}
+
+/// `c = beta·c`, where `beta == 0` clears `c` whatever it held.
+#[inline(always)]
+fn scale(c: &mut [f32], beta: f32) {
+    if beta == 0.0 {
+        c.fill(0.0);
+    } else if beta != 1.0 {
+        c.iter_mut().for_each(|v| *v *= beta);
+    }
+}
+
+/// `y += s·x`.
+#[inline(always)]
+fn axpy(y: &mut [f32], s: f32, x: &[f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += s * x);
+}
+
+simd_dispatch! {
+    /// `C = A·B + beta·C` for a small `k` (a head's input gradient).
+    fn gemm_small_k(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+        for (i, row) in c.chunks_exact_mut(n).take(m).enumerate() {
+            scale(row, beta);
+            for p in 0..k {
+                axpy(row, a[i * k + p], &b[p * n..][..n]);
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `C = Aᵀ·B + beta·C` (`A` stored `k×m`) for a small `m` (a head's weight gradient).
+    fn gemm_t_small_m(m: usize, k: usize, n: usize, at: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+        scale(c, beta);
+        for r in 0..k {
+            let x = &b[r * n..][..n];
+            for (o, row) in c.chunks_exact_mut(n).take(m).enumerate() {
+                axpy(row, at[r * m + o], x);
+            }
+        }
     }
 }
 
@@ -187,6 +264,16 @@ simd_dispatch! {
 mod tests {
     use super::*;
 
+    /// Writes the transpose of the `rows×cols` matrix `src` into `dst` (`cols×rows`).
+    fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut Vec<f32>) {
+        dst.resize(rows * cols, 0.0);
+        for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                dst[j * rows + i] = *v;
+            }
+        }
+    }
+
     #[test]
     fn fast_tanh_matches_libm() {
         let mut worst = 0f32;
@@ -198,6 +285,58 @@ mod tests {
         assert_eq!(fast_tanh(100.0), 1.0f32.min(fast_tanh(100.0)));
         assert!(fast_tanh(100.0) > 0.999_999);
         assert!(fast_tanh(0.0) == 0.0);
+    }
+
+    /// The small-dimension loops against a plain triple loop, on every shape that picks them.
+    #[test]
+    fn small_gemm_paths_match_the_definition() {
+        let mut seed = 1u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for (m, k, n) in [
+            (37, 4, 64),
+            (37, 64, 2),
+            (2, 37, 64),
+            (64, 37, 4),
+            (13, 1, 9),
+            (9, 3, 3),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
+            let mut at = Vec::new();
+            let mut bt = Vec::new();
+            transpose(m, k, &a, &mut at);
+            transpose(k, n, &b, &mut bt);
+            let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+            for beta in [0.0f32, 1.0, 0.5] {
+                let want: Vec<f32> = (0..m * n)
+                    .map(|ij| {
+                        let (i, j) = (ij / n, ij % n);
+                        let s: f64 = (0..k)
+                            .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
+                            .sum();
+                        (s + f64::from(beta) * f64::from(c0[ij])) as f32
+                    })
+                    .collect();
+                for (aa, a_t) in [(&a, false), (&at, true)] {
+                    for (bb, b_t) in [(&b, false), (&bt, true)] {
+                        let mut c = c0.clone();
+                        if beta == 0.0 {
+                            c.fill(f32::NAN);
+                        }
+                        gemm(m, k, n, aa, a_t, bb, b_t, beta, &mut c);
+                        for (x, y) in c.iter().zip(&want) {
+                            assert!(
+                                (x - y).abs() < 1e-5,
+                                "{m}x{k}x{n} a_t {a_t} b_t {b_t} beta {beta}: {x} vs {y}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

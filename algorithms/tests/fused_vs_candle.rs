@@ -147,7 +147,7 @@ fn losses_and_gradients_agree() {
                     ..cfg.clone()
                 };
                 let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
-                let got = fused.loss_and_gradients(mb, 0.3);
+                let got = fused.loss_and_gradients(mb, 0.3).unwrap();
                 let ctx = format!("spec {s} case {case} threads {threads}");
                 for (name, x, y) in [
                     ("total", got.total, reference.total),

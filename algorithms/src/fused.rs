@@ -557,6 +557,21 @@ simd_dispatch! {
     }
 }
 
+simd_dispatch! {
+    /// The sum of squares of `x` in `f64`, over eight lanes summed in a fixed order.
+    fn sum_of_squares(x: &[f32]) -> f64 {
+        let mut acc = [0f64; 8];
+        let chunks = x.chunks_exact(8);
+        let tail: f64 = chunks.remainder().iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
+        for c in chunks {
+            acc.iter_mut()
+                .zip(c)
+                .for_each(|(a, v)| *a += f64::from(*v) * f64::from(*v));
+        }
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    }
+}
+
 /// Rows `start..end` of every column of a minibatch.
 fn block<'a>(
     mb: &MinibatchData<'a>,
@@ -673,8 +688,7 @@ impl FusedBackend {
         let norm = self
             .grads
             .iter()
-            .flatten()
-            .map(|g| f64::from(*g) * f64::from(*g))
+            .map(|g| sum_of_squares(g))
             .sum::<f64>()
             .sqrt();
         Ok(MinibatchStats {

@@ -13,14 +13,19 @@ use crate::config::Activation;
 /// FMA enabled; the second runs when the CPU has them.
 macro_rules! simd_dispatch {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $t:ty),* $(,)?) $body:block) => {
+        $crate::linalg::simd_dispatch! {
+            $(#[$m])* $vis fn $name($($arg: $t),*) -> () $body
+        }
+    };
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $t:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$m])*
-        $vis fn $name($($arg: $t),*) {
+        $vis fn $name($($arg: $t),*) -> $ret {
             #[inline(always)]
-            fn generic($($arg: $t),*) $body
+            fn generic($($arg: $t),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $t),*) {
+                fn avx2($($arg: $t),*) -> $ret {
                     generic($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx2")
@@ -37,7 +42,6 @@ macro_rules! simd_dispatch {
         }
     };
 }
-
 pub(crate) use simd_dispatch;
 
 /// Products whose inner dimension is at most this (a head's input gradient: `k` = actions or

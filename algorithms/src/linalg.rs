@@ -76,29 +76,10 @@ pub(crate) fn gemm(
     }
     let c = &mut c[..m * n];
     match (a_t, b_t) {
-        (false, false) if k <= SMALL_K => gemm_small_k(m, k, n, a, b, beta, c),
-        (true, false) if m <= SMALL_M => gemm_t_small_m(m, k, n, a, b, beta, c),
-        _ => sgemm(m, k, n, a, a_t, b, b_t, beta, c),
+        (false, false) if k <= SMALL_K => return gemm_small_k(m, k, n, a, b, beta, c),
+        (true, false) if m <= SMALL_M => return gemm_t_small_m(m, k, n, a, b, beta, c),
+        _ => {}
     }
-}
-
-/// [`gemm`] by `matrixmultiply`'s SGEMM, whatever the shape.
-#[allow(clippy::too_many_arguments)]
-fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_t: bool,
-    b: &[f32],
-    b_t: bool,
-    beta: f32,
-    c: &mut [f32],
-) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm: buffers too small"
-    );
     let (rsa, csa) = if a_t {
         (1, m as isize)
     } else {

@@ -230,10 +230,10 @@ fn submit_when_ready(deps: Vec<Dependency>, submit: impl FnOnce() + Send + 'stat
         let remaining = Arc::clone(&remaining);
         let submit = Arc::clone(&submit);
         d.0.on_ready(Box::new(move || {
-            if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                if let Some(s) = submit.lock().take() {
-                    s();
-                }
+            if remaining.fetch_sub(1, Ordering::AcqRel) == 1
+                && let Some(s) = submit.lock().take()
+            {
+                s();
             }
         }));
     }

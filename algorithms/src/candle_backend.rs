@@ -286,12 +286,12 @@ impl LearnerBackend for CandleBackend {
             sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
         }
         let norm = sq.sqrt();
-        if let Some(clip) = self.cfg.grad_clip {
-            if norm > clip {
-                let scale = clip / (norm + 1e-6);
-                for g in &mut grads {
-                    *g = (&*g * scale)?;
-                }
+        if let Some(clip) = self.cfg.grad_clip
+            && norm > clip
+        {
+            let scale = clip / (norm + 1e-6);
+            for g in &mut grads {
+                *g = (&*g * scale)?;
             }
         }
         self.adam.apply(&self.module.vars, &grads, lr)?;

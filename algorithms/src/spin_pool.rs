@@ -142,7 +142,7 @@ fn helper(s: &State, task: &(dyn Fn(usize) + Send + Sync), i: usize) {
         while s.epoch.load(Ordering::Acquire) == seen {
             spins = spins.wrapping_add(1);
             let spinning = s.busy.load(Ordering::Relaxed)
-                && (spins % 1024 != 0 || idle_since.elapsed() < MAX_SPIN);
+                && (!spins.is_multiple_of(1024) || idle_since.elapsed() < MAX_SPIN);
             if spinning {
                 std::hint::spin_loop();
                 continue;

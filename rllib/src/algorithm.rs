@@ -276,10 +276,10 @@ impl Algorithm {
     /// Kills env runner `index` (1-based) as a crashed process or machine would; the next
     /// iteration finds it dead and replaces it (chaos testing). No-op without remote runners.
     pub fn kill_env_runner(&self, index: usize) {
-        if let Runners::Remote(handles) = &self.runners {
-            if let Some(h) = index.checked_sub(1).and_then(|i| handles.get(i)) {
-                h.kill();
-            }
+        if let Runners::Remote(handles) = &self.runners
+            && let Some(h) = index.checked_sub(1).and_then(|i| handles.get(i))
+        {
+            h.kill();
         }
     }
 
@@ -457,10 +457,10 @@ impl Algorithm {
         let learner_s = learn_start.elapsed().as_secs_f64();
         self.counters.iteration = iteration;
 
-        if let Some(every) = self.cfg.evaluation_interval {
-            if iteration % every as u64 == 0 {
-                self.last_evaluation = Some(self.evaluate()?);
-            }
+        if let Some(every) = self.cfg.evaluation_interval
+            && iteration.is_multiple_of(every as u64)
+        {
+            self.last_evaluation = Some(self.evaluate()?);
         }
         let elapsed = start.elapsed().as_secs_f64();
         self.counters.time_total_s += elapsed;

@@ -468,7 +468,7 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
             b.set_position((progress(&exp.stop, &r) * 1000.0) as u64);
             b.set_message(format!("return {}", fmt_metric(Some(ret))));
         }
-        if exp.checkpoint_frequency > 0 && iter % exp.checkpoint_frequency == 0 {
+        if exp.checkpoint_frequency > 0 && iter.is_multiple_of(exp.checkpoint_frequency) {
             let p = checkpoint::save(&algo, &trial_dir)?;
             last_ckpt = Some(p);
             last_saved_iter = Some(iter);
@@ -516,23 +516,23 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         return Err(Failure("--episodes 0: expected at least 1 episode".into()));
     }
     let ck = checkpoint::load(&a.checkpoint)?;
-    if let Some(algo) = &a.algo {
-        if *algo != ck.algorithm {
-            return Err(Failure(format!(
-                "{}: --algo {algo} but the checkpoint is {}",
-                a.checkpoint.display(),
-                ck.algorithm
-            )));
-        }
+    if let Some(algo) = &a.algo
+        && *algo != ck.algorithm
+    {
+        return Err(Failure(format!(
+            "{}: --algo {algo} but the checkpoint is {}",
+            a.checkpoint.display(),
+            ck.algorithm
+        )));
     }
-    if let Some(env) = &a.env {
-        if *env != ck.env {
-            return Err(Failure(format!(
-                "{}: --env {env} but the checkpoint was trained on {}",
-                a.checkpoint.display(),
-                ck.env
-            )));
-        }
+    if let Some(env) = &a.env
+        && *env != ck.env
+    {
+        return Err(Failure(format!(
+            "{}: --env {env} but the checkpoint was trained on {}",
+            a.checkpoint.display(),
+            ck.env
+        )));
     }
     ck.check_env(&ck.env)?;
     let mut frames = Vec::new();

@@ -587,15 +587,15 @@ impl Experiment {
                 ),
             ));
         }
-        if let Some(s) = &c.lr_schedule {
-            if s.windows(2).any(|w| w[1].0 < w[0].0) {
-                return Err(err(
-                    origin,
-                    Some(at),
-                    Some("lr_schedule"),
-                    "timesteps must not decrease".into(),
-                ));
-            }
+        if let Some(s) = &c.lr_schedule
+            && s.windows(2).any(|w| w[1].0 < w[0].0)
+        {
+            return Err(err(
+                origin,
+                Some(at),
+                Some("lr_schedule"),
+                "timesteps must not decrease".into(),
+            ));
         }
         Ok(())
     }

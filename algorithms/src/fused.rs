@@ -136,9 +136,9 @@ struct Shared {
     cfg: AlgorithmConfig,
     spec: MlpSpec,
     layout: Layout,
-    threads: usize,
     params: RwLock<Vec<Vec<f32>>>,
-    /// Per thread: the workspaces of its row blocks (values passes use the first).
+    /// Per learner thread (the caller's first): the workspaces of its row blocks (values
+    /// passes use the first).
     scratch: Vec<Mutex<Vec<Workspace>>>,
     /// The job handed to the helper threads (a copy of the caller's inputs).
     job: RwLock<Job>,
@@ -147,9 +147,8 @@ struct Shared {
 /// A job for the helper threads.
 #[derive(Debug, Default)]
 struct Job {
-    /// `Some(kl_coeff)`: a minibatch's loss and gradients; `None`: value predictions.
+    /// `Some(kl_coeff)`: a minibatch's loss and gradients; `None`: value predictions of `obs`.
     loss: Option<f64>,
-    rows: usize,
     obs: Vec<f32>,
     actions: Vec<u32>,
     old_logp: Vec<f32>,
@@ -176,7 +175,6 @@ impl Job {
             to.extend_from_slice(from);
         }
         self.loss = Some(kl_coeff);
-        self.rows = mb.actions.len();
         copy(&mut self.obs, mb.obs);
         copy(&mut self.actions, mb.actions);
         copy(&mut self.old_logp, mb.old_logp);
@@ -209,6 +207,10 @@ pub const BLOCK_ROWS: usize = 128;
 const MIN_ROWS_PER_THREAD: usize = 64;
 
 impl Shared {
+    fn threads(&self) -> usize {
+        self.scratch.len()
+    }
+
     fn net<'a>(&'a self, params: &'a [Vec<f32>]) -> Net<'a> {
         Net {
             cfg: &self.cfg,
@@ -222,13 +224,13 @@ impl Shared {
     /// reading the threads in order reads the blocks in order.
     fn blocks_of(&self, t: usize, rows: usize) -> std::ops::Range<usize> {
         let nb = rows.div_ceil(BLOCK_ROWS).max(1);
-        let per = nb.div_ceil(self.threads);
+        let per = nb.div_ceil(self.threads());
         (t * per).min(nb)..((t + 1) * per).min(nb)
     }
 
     /// The rows of thread `t` in a values pass over `rows`.
     fn rows_of(&self, t: usize, rows: usize) -> std::ops::Range<usize> {
-        let parts = self.threads.min(rows / MIN_ROWS_PER_THREAD).max(1);
+        let parts = self.threads().min(rows / MIN_ROWS_PER_THREAD).max(1);
         let per = rows.div_ceil(parts);
         (t * per).min(rows)..((t + 1) * per).min(rows)
     }
@@ -267,7 +269,10 @@ impl Shared {
         let params = self.params.read();
         match job.loss {
             Some(kl_coeff) => self.loss_share(t, job.minibatch(), kl_coeff, &params),
-            None => self.values_share(t, &job.obs, job.rows, &params),
+            None => {
+                let rows = job.obs.len() / self.spec.obs_dim.max(1);
+                self.values_share(t, &job.obs, rows, &params);
+            }
         }
     }
 }
@@ -605,7 +610,6 @@ impl FusedBackend {
             cfg: cfg.clone(),
             layout: Layout::new(&spec),
             spec,
-            threads,
             params: RwLock::new(params),
             scratch: (0..threads).map(|_| Mutex::new(Vec::new())).collect(),
             job: RwLock::new(Job::default()),
@@ -660,8 +664,8 @@ impl FusedBackend {
         // Sum the blocks in block order, whichever thread computed them.
         let mut sums = Sums::default();
         let mut first = true;
-        for t in 0..sh.threads {
-            let ws = sh.scratch[t].lock();
+        for (t, scratch) in sh.scratch.iter().enumerate() {
+            let ws = scratch.lock();
             for w in ws.iter().take(sh.blocks_of(t, rows).len()) {
                 for (g, bg) in self.grads.iter_mut().zip(&w.grads) {
                     if first {
@@ -753,15 +757,14 @@ impl LearnerBackend for FusedBackend {
         if self.pool.is_some() {
             let mut job = sh.job.write();
             job.loss = None;
-            job.rows = rows;
             job.obs.clear();
             job.obs.extend_from_slice(&obs[..rows * sh.spec.obs_dim]);
         }
         self.run(|| sh.values_share(0, obs, rows, &sh.params.read()))?;
         let mut out = Vec::with_capacity(rows);
-        for t in 0..sh.threads {
+        for (t, scratch) in sh.scratch.iter().enumerate() {
             if !sh.rows_of(t, rows).is_empty() {
-                out.extend_from_slice(&sh.scratch[t].lock()[0].values);
+                out.extend_from_slice(&scratch.lock()[0].values);
             }
         }
         Ok(out)

@@ -28,7 +28,7 @@ pub enum LearnerError {
     /// Weights or optimizer state that do not fit the module.
     #[error("{0}")]
     Mismatch(String),
-    /// The learner's threads could not be started.
+    /// The learner's threads could not be started, or one of them failed (panicked).
     #[error("learner threads: {0}")]
     Threads(String),
 }

@@ -21,6 +21,8 @@ mod task;
 pub use actor::{ActorBuilder, ActorHandle};
 pub use error::{RayError, panic_message};
 pub use object::{Dependency, GetFuture, ObjectId, ObjectRef, get_all, wait};
-pub use resources::{CPU, GPU, MEMORY, Resources, detect_cpus, detect_gpus, detect_memory};
+pub use resources::{
+    CPU, GPU, MEMORY, Resources, available_memory, detect_cpus, detect_gpus, detect_memory,
+};
 pub use runtime::{InitOptions, Runtime, init};
 pub use task::{DEFAULT_MAX_RETRIES, TaskArgs, TaskBuilder};

@@ -110,12 +110,44 @@ pub fn detect_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Physical memory in bytes, from `/proc/meminfo` (None where that file is absent).
-pub fn detect_memory() -> Option<u64> {
+fn meminfo(field: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// A cgroup's memory limit and use (v2, else v1), where the process runs in a limited one.
+fn cgroup_memory() -> Option<(u64, u64)> {
+    let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let v2 = read("/sys/fs/cgroup/memory.max").zip(read("/sys/fs/cgroup/memory.current"));
+    v2.or_else(|| {
+        read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+            .zip(read("/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+    })
+    // v1 reports "no limit" as a huge number.
+    .filter(|&(limit, _)| limit < 1 << 60)
+}
+
+/// Physical memory in bytes, from `/proc/meminfo`, capped by the cgroup's limit where there
+/// is one (a container); None where neither can be read.
+pub fn detect_memory() -> Option<u64> {
+    let total = meminfo("MemTotal:");
+    match (total, cgroup_memory()) {
+        (Some(t), Some((limit, _))) => Some(t.min(limit)),
+        (t, c) => t.or(c.map(|(limit, _)| limit)),
+    }
+}
+
+/// Memory a new allocation could still get: `MemAvailable`, capped by what the cgroup's
+/// limit leaves; None where neither can be read.
+pub fn available_memory() -> Option<u64> {
+    let avail = meminfo("MemAvailable:");
+    let cg = cgroup_memory().map(|(limit, used)| limit.saturating_sub(used));
+    match (avail, cg) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    }
 }
 
 /// NVIDIA GPUs the driver exposes (`/proc/driver/nvidia/gpus/*`), 0 where there is none.
@@ -147,6 +179,14 @@ mod tests {
         assert!(r.set(CPU, -1.0).is_err());
         assert!(r.set(GPU, f64::NAN).is_err());
         assert!(r.set("custom", f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn memory_is_detected_where_proc_exists() {
+        if std::path::Path::new("/proc/meminfo").exists() {
+            let (total, avail) = (detect_memory().unwrap(), available_memory().unwrap());
+            assert!(avail <= total && avail > 0, "{avail} of {total}");
+        }
     }
 
     #[test]

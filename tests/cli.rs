@@ -279,3 +279,166 @@ fn bad_paths_and_flags_fail_with_a_clear_message() {
     let e = bad(&["train", "--restore", "nowhere"], dir.path());
     assert!(e.contains("nowhere"), "{e}");
 }
+
+/// The trial folders under `root/<experiment>/`, with the experiment's folder name.
+fn trials(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for exp in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for t in std::fs::read_dir(exp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push((exp.file_name().to_string_lossy().into_owned(), t.path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn filter_count(ckpt: &Path) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("env_runner/state.json")).unwrap())
+            .unwrap();
+    v["filter"]["count"].as_u64().expect("a filter is saved")
+}
+
+/// `--restore` takes the config from the checkpoint (as RLlib's `from_checkpoint`): a plain
+/// `rllib train --restore` continues cartpole-ppo's [32] linear MeanStdFilter network, keeps
+/// the filter's statistics and the experiment's name; keys that may change mid-run do.
+#[test]
+fn a_restored_run_takes_its_config_and_state_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = rllib(
+        &[
+            "example",
+            "run",
+            "cartpole-ppo",
+            "--seed",
+            "5",
+            "--output-dir",
+            "a",
+            "--stop",
+            r#"{"training_iteration": 3}"#,
+        ],
+        d,
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    let ck = checkpoints(&d.join("a")).pop().unwrap();
+    let count = filter_count(&ck);
+    assert!(count >= 12_000, "{count}");
+
+    let resumed = rllib(
+        &[
+            "train",
+            "--restore",
+            ck.to_str().unwrap(),
+            "--output-dir",
+            "b",
+            "--stop",
+            r#"{"training_iteration": 5}"#,
+            "--config",
+            r#"{"lr": 0.0005, "num_env_runners": 2}"#,
+        ],
+        d,
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let (experiment, trial) = trials(&d.join("b")).remove(0);
+    assert_eq!(experiment, "cartpole-ppo", "the checkpoint's experiment");
+    let params = std::fs::read_to_string(trial.join("params.yaml")).unwrap();
+    for line in [
+        "fcnet_hiddens: [32]",
+        "fcnet_activation: linear",
+        "observation_filter: MeanStdFilter",
+        "num_epochs: 6",
+        "lr: 0.0005",
+        "num_env_runners: 2",
+    ] {
+        assert!(params.contains(line), "{line} missing from:\n{params}");
+    }
+    let after = checkpoints(&d.join("b")).pop().unwrap();
+    assert!(after.ends_with("checkpoint_000005"), "{after:?}");
+    // Two more iterations of 4000 steps were added to the restored statistics.
+    assert_eq!(filter_count(&after), count + 8000);
+    let csv = std::fs::read_to_string(trial.join("progress.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().starts_with("4,"), "{csv}");
+}
+
+/// Experiment names become one safe folder name inside the output folder.
+#[test]
+fn experiment_names_stay_inside_the_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("work");
+    std::fs::create_dir(&d).unwrap();
+    let body = "  env: CartPole-v1\n  run: ppo\n  stop: {training_iteration: 1}\n  config: {train_batch_size: 100, minibatch_size: 50, model: {fcnet_hiddens: [8]}}\n";
+    let cases = [
+        ("\"../../escaped\"", "_._.._escaped"),
+        ("\"/tmp/absolute\"", "_tmp_absolute"),
+        ("\"with/slash\"", "with_slash"),
+        ("\u{feff}bom", "bom"),
+        ("\"tab\there\"", "tab_here"),
+    ];
+    for (key, folder) in cases {
+        std::fs::write(d.join("exp.yaml"), format!("{key}:\n{body}")).unwrap();
+        let out = rllib(&["train", "file", "exp.yaml", "--output-dir", "runs"], &d);
+        assert!(out.status.success(), "{key}: {}", stderr(&out));
+        assert!(d.join("runs").join(folder).is_dir(), "{key} -> {folder}");
+    }
+    let mut made: Vec<String> = std::fs::read_dir(d.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            "_._.._escaped",
+            "_tmp_absolute",
+            "bom",
+            "tab_here",
+            "with_slash"
+        ]
+    );
+    // Nothing was written beside the working folder or at the absolute path.
+    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(beside.len(), 1);
+    assert!(!Path::new("/tmp/absolute").exists());
+}
+
+/// RLlib's registry takes algorithm names in any case.
+#[test]
+fn algorithm_names_are_case_insensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = rllib(
+        &[
+            "train",
+            "--algo",
+            "ppo",
+            "--output-dir",
+            "runs",
+            "--stop",
+            r#"{"training_iteration": 1}"#,
+            "--config",
+            r#"{"train_batch_size": 100, "minibatch_size": 50, "model": {"fcnet_hiddens": [8]}}"#,
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Training PPO on CartPole-v1"));
+    let ck = checkpoints(&d.join("runs")).pop().unwrap();
+    let eval = rllib(
+        &[
+            "evaluate",
+            ck.to_str().unwrap(),
+            "--algo",
+            "ppo",
+            "--episodes",
+            "1",
+        ],
+        d,
+    );
+    assert!(eval.status.success(), "{}", stderr(&eval));
+}

@@ -1,5 +1,6 @@
-//! Reliability of the `rllib` binary: determinism, non-finite losses, Ctrl-C, and checkpoints
-//! that survive SIGKILL at any moment.
+//! Reliability of the `rllib` binary: determinism, non-finite losses, stop signals (SIGINT,
+//! SIGTERM, SIGHUP), a closed or full stdout, a full disk, and checkpoints that survive
+//! SIGKILL at any moment.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -74,7 +75,7 @@ fn untimed_progress(trial: &Path) -> Vec<Vec<String>> {
 #[test]
 fn the_same_seed_gives_the_same_progress_on_any_learner_thread_count() {
     let dir = tempfile::tempdir().unwrap();
-    for (out, threads) in [("a", "1"), ("b", "3")] {
+    for (out, threads) in [("a", "1"), ("b", "2")] {
         let config = format!(
             r#"{{"train_batch_size": 1000, "minibatch_size": 500, "num_epochs": 2, "num_cpus_per_learner": {threads}, "model": {{"fcnet_hiddens": [16]}}}}"#
         );
@@ -130,6 +131,15 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         err.contains("iteration 3") && err.contains("not finite"),
         "{err}"
     );
+    // The message says which term and what feeds it: here the scheduled learning rate.
+    assert!(
+        err.contains("epoch ") && err.contains("minibatch ") && err.contains("policy_loss"),
+        "{err}"
+    );
+    assert!(
+        err.contains("lr = 1e30 (from lr_schedule at 12000 env steps)"),
+        "{err}"
+    );
     assert!(err.contains("checkpoint_000002"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     let trial = &trial_dirs(&dir.path().join("runs"))[0];
@@ -141,8 +151,9 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     rllib::checkpoint::load(ckpts.last().unwrap()).unwrap();
 }
 
-#[test]
-fn ctrl_c_writes_a_final_checkpoint_and_exits_cleanly() {
+/// Sends `signal` to a run that never stops by itself, once it has trained a few iterations;
+/// the run must finish its iteration, write a final checkpoint of it and exit with `code`.
+fn stop_with_signal(signal: &str, code: i32) {
     let dir = tempfile::tempdir().unwrap();
     let child = rllib()
         .args([
@@ -161,7 +172,6 @@ fn ctrl_c_writes_a_final_checkpoint_and_exits_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let it train a few iterations (it never stops by itself).
     let trial = loop {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(t) = trial_dirs(&dir.path().join("runs")).first() {
@@ -172,16 +182,19 @@ fn ctrl_c_writes_a_final_checkpoint_and_exits_cleanly() {
         }
     };
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    let code = out.status.code();
-    assert!(code == Some(130) || code == Some(0), "{code:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Stopped: interrupted"));
+    assert_eq!(out.status.code(), Some(code), "{signal}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Stopped: interrupted"),
+        "{signal}: {stdout}"
+    );
     let ckpts = checkpoint_dirs(&trial);
-    assert_eq!(ckpts.len(), 1);
+    assert_eq!(ckpts.len(), 1, "{signal}");
     let ck = rllib::checkpoint::load(&ckpts[0]).unwrap();
     let rows = std::fs::read_to_string(trial.join("progress.csv"))
         .unwrap()
@@ -190,8 +203,175 @@ fn ctrl_c_writes_a_final_checkpoint_and_exits_cleanly() {
         - 1;
     assert_eq!(
         ck.counters.iteration, rows as u64,
-        "the checkpoint is of the last iteration"
+        "{signal}: the checkpoint is of the last iteration"
     );
+}
+
+#[test]
+fn ctrl_c_writes_a_final_checkpoint_and_exits_cleanly() {
+    stop_with_signal("-INT", 130);
+}
+
+/// Batch schedulers and containers stop jobs with SIGTERM; a closed terminal sends SIGHUP.
+#[test]
+fn sigterm_and_sighup_stop_a_run_as_ctrl_c_does() {
+    stop_with_signal("-TERM", 143);
+    stop_with_signal("-HUP", 129);
+}
+
+const SHORT_RUN: [&str; 9] = [
+    "train",
+    "--seed",
+    "4",
+    "--output-dir",
+    "runs",
+    "--stop",
+    r#"{"training_iteration": 3}"#,
+    "--config",
+    r#"{"train_batch_size": 400, "minibatch_size": 100, "num_epochs": 2, "model": {"fcnet_hiddens": [16]}}"#,
+];
+
+/// Checks a finished SHORT_RUN: every iteration written and a final checkpoint.
+fn assert_short_run_complete(root: &Path) {
+    let trial = &trial_dirs(&root.join("runs"))[0];
+    let rows = std::fs::read_to_string(trial.join("progress.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(rows, 4, "a header and 3 iterations");
+    let ckpts = checkpoint_dirs(trial);
+    assert_eq!(
+        ckpts.last().unwrap().file_name().unwrap(),
+        "checkpoint_000003"
+    );
+}
+
+/// `rllib train ... | head -1`: the reader goes away after one line; the run goes on.
+#[test]
+fn a_closed_stdout_never_stops_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = rllib()
+        .args(SHORT_RUN)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let stdout = child.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first).unwrap();
+    assert!(first.starts_with("Training PPO"), "{first}");
+    // The reader (and with it the pipe's read end) is gone here.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_short_run_complete(dir.path());
+}
+
+/// `rllib train ... > /dev/full`: every write to stdout fails; the run goes on.
+#[test]
+fn a_full_stdout_never_stops_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = rllib()
+        .args(SHORT_RUN)
+        .current_dir(dir.path())
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("panicked") && err.contains("stdout is closed or full"),
+        "{err}"
+    );
+    assert_short_run_complete(dir.path());
+}
+
+/// Listing commands end quietly when their reader goes away, and fail with one line when
+/// stdout is full.
+#[test]
+fn listing_commands_survive_a_closed_or_full_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["envs"][..],
+        &["example", "list"],
+        &["example", "get", "cartpole-ppo"],
+    ] {
+        let mut child = rllib()
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = rllib()
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            err.starts_with("error: cannot write to stdout") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// A checkpoint write that fails (here: a file-size limit, as a full disk would) ends the run
+/// with the reason, keeps the results already written and leaves no hidden temporary folder.
+#[test]
+fn a_failed_checkpoint_write_leaves_no_temporary_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_rllib");
+    // Ignoring SIGXFSZ makes writes past the limit fail with EFBIG instead of killing the
+    // process; the [256, 256] network's weights (about 540 kB) exceed 200 blocks.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 200; exec {bin} train --seed 1 --output-dir runs --checkpoint-freq 1 --stop '{{\"training_iteration\": 2}}' --config '{{\"train_batch_size\": 200, \"minibatch_size\": 100, \"num_epochs\": 1}}'"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write a checkpoint") && err.contains("File too large"),
+        "{err}"
+    );
+    let trial = &trial_dirs(&dir.path().join("runs"))[0];
+    let names: Vec<String> = std::fs::read_dir(trial)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with('.') || n.starts_with("checkpoint_")),
+        "{names:?}"
+    );
+    let rows = std::fs::read_to_string(trial.join("progress.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(rows, 2, "the first iteration's results are kept");
 }
 
 #[test]

@@ -32,8 +32,8 @@ impl Adam {
 
     fn apply(&mut self, vars: &[Var], grads: &[Tensor], lr: f64) -> candle_core::Result<()> {
         self.step += 1;
-        let bc1 = 1.0 - BETA1.powi(self.step as i32);
-        let bc2 = 1.0 - BETA2.powi(self.step as i32);
+        let bc1 = 1.0 - BETA1.powi(self.step.min(1 << 20) as i32);
+        let bc2 = 1.0 - BETA2.powi(self.step.min(1 << 20) as i32);
         for (i, (var, g)) in vars.iter().zip(grads).enumerate() {
             self.m[i] = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
             self.v[i] = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
@@ -278,7 +278,17 @@ impl LearnerBackend for CandleBackend {
         let losses = ppo_loss(&self.module, &mb, &self.cfg, kl_coeff)?;
         let total = f64::from(losses.total.to_scalar::<f32>()?);
         if !total.is_finite() {
-            return Err(LearnerError::NonFinite(total));
+            return Err(LearnerError::NonFinite {
+                stats: MinibatchStats {
+                    total,
+                    policy: losses.policy,
+                    vf: losses.vf,
+                    entropy: losses.entropy,
+                    kl: losses.kl,
+                    grad_norm: f64::NAN,
+                },
+                explanation: String::new(),
+            });
         }
         let mut grads = self.gradients(&losses.total)?;
         let mut sq = 0.0f64;

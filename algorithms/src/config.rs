@@ -126,6 +126,9 @@ pub struct AlgorithmConfig {
     pub num_env_runners: usize,
     /// Envs in each runner's vector env.
     pub num_envs_per_env_runner: usize,
+    /// CPUs each env-runner actor requests from the runtime (RLlib's
+    /// `num_cpus_per_env_runner`); fractions let several runners share a CPU.
+    pub num_cpus_per_env_runner: f64,
     /// Steps per env per sample call; `None` is RLlib's "auto" (batch size / envs).
     pub rollout_fragment_length: Option<usize>,
     /// Env steps per training iteration.
@@ -188,6 +191,7 @@ impl Default for AlgorithmConfig {
             env: "CartPole-v1".to_string(),
             num_env_runners: 2,
             num_envs_per_env_runner: 1,
+            num_cpus_per_env_runner: 1.0,
             rollout_fragment_length: None,
             train_batch_size: 4000,
             minibatch_size: 128,

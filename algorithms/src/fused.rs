@@ -713,8 +713,8 @@ impl FusedBackend {
 
     fn adam_step(&mut self, lr: f64, scale: f32) {
         self.step += 1;
-        let bc1 = 1.0 - f64::from(BETA1).powi(self.step as i32);
-        let bc2 = 1.0 - f64::from(BETA2).powi(self.step as i32);
+        let bc1 = 1.0 - f64::from(BETA1).powi(self.step.min(1 << 20) as i32);
+        let bc2 = 1.0 - f64::from(BETA2).powi(self.step.min(1 << 20) as i32);
         let (bc1, bc2) = (bc1 as f32, bc2 as f32);
         let lr = lr as f32;
         let mut params = self.shared.params.write();
@@ -784,7 +784,10 @@ impl LearnerBackend for FusedBackend {
     ) -> Result<MinibatchStats, LearnerError> {
         let stats = self.loss_and_gradients(mb, kl_coeff)?;
         if !stats.total.is_finite() {
-            return Err(LearnerError::NonFinite(stats.total));
+            return Err(LearnerError::NonFinite {
+                stats,
+                explanation: String::new(),
+            });
         }
         let scale = match self.shared.cfg.grad_clip {
             Some(clip) if stats.grad_norm > clip => (clip / (stats.grad_norm + 1e-6)) as f32,

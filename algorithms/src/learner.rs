@@ -22,9 +22,18 @@ pub enum LearnerError {
     /// A tensor operation failed (shapes, device).
     #[error("learner: {0}")]
     Candle(#[from] candle_core::Error),
-    /// The loss became NaN or infinite.
-    #[error("the loss is not finite ({0}); lower lr or set grad_clip")]
-    NonFinite(f64),
+    /// The loss became NaN or infinite: the terms of the minibatch, and (filled in by
+    /// [`PpoLearner`]) which term it was and the configured values that feed it.
+    #[error("the loss is not finite{explanation}")]
+    NonFinite {
+        /// The minibatch's loss terms.
+        stats: MinibatchStats,
+        /// Where it happened and what feeds the term, from the learner.
+        explanation: String,
+    },
+    /// The batch holds a non-finite reward or observation (the env produced it).
+    #[error("{0}")]
+    NonFiniteInput(String),
     /// Weights or optimizer state that do not fit the module.
     #[error("{0}")]
     Mismatch(String),
@@ -252,6 +261,7 @@ impl PpoLearner {
         let a = batch.num_actions;
         let cfg = self.cfg.clone();
         let lr = cfg.lr_at(env_steps_lifetime);
+        check_inputs(batch)?;
 
         let values = self.backend.values(&batch.obs, n)?;
         let boot_rows = batch.bootstrap_obs.len() / d.max(1);
@@ -284,7 +294,7 @@ impl PpoLearner {
             vec![0f32; mb_size],
             vec![0f32; mb_size],
         );
-        for _ in 0..cfg.num_epochs {
+        for epoch in 0..cfg.num_epochs {
             shuffle(&mut order, &mut self.rng);
             for k in 0..per_epoch {
                 // Minibatches keep their size: the last one of an epoch wraps to the start.
@@ -307,7 +317,28 @@ impl PpoLearner {
                     advantages: &adv,
                     value_targets: &tgt,
                 };
-                let s = self.backend.train_minibatch(mb, self.kl_coeff, lr)?;
+                let s = match self.backend.train_minibatch(mb, self.kl_coeff, lr) {
+                    Err(LearnerError::NonFinite { stats, .. }) => {
+                        let at = format!(
+                            "epoch {} of {}, minibatch {} of {per_epoch}",
+                            epoch + 1,
+                            cfg.num_epochs,
+                            k + 1
+                        );
+                        return Err(LearnerError::NonFinite {
+                            explanation: explain_non_finite(
+                                &stats,
+                                &cfg,
+                                self.kl_coeff,
+                                lr,
+                                env_steps_lifetime,
+                                &at,
+                            ),
+                            stats,
+                        });
+                    }
+                    other => other?,
+                };
                 m.total_loss += s.total;
                 m.policy_loss += s.policy;
                 m.vf_loss += s.vf;
@@ -336,6 +367,101 @@ impl PpoLearner {
         m.curr_kl_coeff = self.kl_coeff;
         Ok(m)
     }
+}
+
+/// Errors when the env handed the learner a non-finite reward or observation.
+fn check_inputs(batch: &SampleBatch) -> Result<(), LearnerError> {
+    if let Some(i) = batch.rewards.iter().position(|r| !r.is_finite()) {
+        return Err(LearnerError::NonFiniteInput(format!(
+            "the env returned a non-finite reward ({}) at row {i} of the batch",
+            batch.rewards[i]
+        )));
+    }
+    if let Some(i) = batch.obs.iter().position(|o| !o.is_finite()) {
+        return Err(LearnerError::NonFiniteInput(format!(
+            "the env returned a non-finite observation ({}) at row {} of the batch",
+            batch.obs[i],
+            i / batch.obs_dim.max(1)
+        )));
+    }
+    Ok(())
+}
+
+/// Says which loss term went non-finite and which configured values feed it.
+fn explain_non_finite(
+    s: &MinibatchStats,
+    cfg: &AlgorithmConfig,
+    kl_coeff: f64,
+    lr: f64,
+    env_steps: u64,
+    at: &str,
+) -> String {
+    let terms = [
+        ("policy_loss", s.policy),
+        ("vf_loss", s.vf),
+        ("entropy", s.entropy),
+        ("mean_kl_loss", s.kl),
+    ];
+    let listed = terms
+        .iter()
+        .map(|(n, v)| format!("{n} = {v:.4e}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lr_from = if cfg.lr_schedule.is_some() {
+        format!("lr = {lr:e} (from lr_schedule at {env_steps} env steps)")
+    } else {
+        format!("lr = {lr:e}")
+    };
+    let clip = cfg
+        .grad_clip
+        .map_or("grad_clip is not set".to_string(), |g| {
+            format!("grad_clip = {g}")
+        });
+    let bad: Vec<&str> = terms
+        .iter()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(n, _)| *n)
+        .collect();
+    let why = if bad.len() == terms.len()
+        || (bad.contains(&"entropy") && bad.contains(&"policy_loss"))
+    {
+        format!(
+            "The network's outputs are not finite, so its weights diverged in an earlier step: they are driven by {lr_from}, and {clip}; lower lr or set grad_clip"
+        )
+    } else if bad.is_empty() {
+        format!(
+            "each term is finite but their weighted sum overflows: vf_loss_coeff = {}, entropy_coeff = {}, kl_coeff = {kl_coeff:e} (adapted from {})",
+            cfg.vf_loss_coeff, cfg.entropy_coeff, cfg.kl_coeff
+        )
+    } else {
+        bad.iter()
+            .map(|term| match *term {
+                "policy_loss" => format!(
+                    "policy_loss depends on clip_param = {} and the advantages (gamma = {}, lambda = {}, the env's rewards)",
+                    cfg.clip_param, cfg.gamma, cfg.lambda
+                ),
+                "vf_loss" => format!(
+                    "vf_loss depends on vf_clip_param = {}, vf_loss_coeff = {} and the value targets (gamma = {}, lambda = {}, the env's rewards)",
+                    cfg.vf_clip_param, cfg.vf_loss_coeff, cfg.gamma, cfg.lambda
+                ),
+                "entropy" => format!(
+                    "entropy depends on the policy's logits (entropy_coeff = {})",
+                    cfg.entropy_coeff
+                ),
+                _ => format!(
+                    "mean_kl_loss depends on the KL coefficient (now {kl_coeff:e}, adapted from kl_coeff = {} towards kl_target = {})",
+                    cfg.kl_coeff, cfg.kl_target
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let which = if bad.is_empty() {
+        String::new()
+    } else {
+        format!("Non-finite: {}. ", bad.join(", "))
+    };
+    format!(" in {at}: {listed}. {which}{why}")
 }
 
 /// Fisher-Yates shuffle driven by our generator (reproducible across platforms).

@@ -8,6 +8,7 @@ pub mod fused;
 pub mod gae;
 pub mod learner;
 pub mod linalg;
+pub mod memory;
 pub mod module;
 pub mod sample_batch;
 mod spin_pool;

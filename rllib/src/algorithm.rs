@@ -24,6 +24,9 @@ pub enum TrainError {
     /// Bad setup (env, spaces, weights).
     #[error("{0}")]
     Setup(String),
+    /// The config asks for more CPUs or memory than this machine has.
+    #[error("{0}")]
+    Resources(String),
     /// The learner failed (a non-finite loss, a device error).
     #[error("iteration {iteration}: {source}")]
     Learner {
@@ -127,7 +130,8 @@ pub fn module_spec(cfg: &AlgorithmConfig, obs: &Space, act: &Space) -> Result<Ml
     })
 }
 
-/// Starts env-runner actor `w` (1-based, as RLlib numbers remote runners).
+/// Starts env-runner actor `w` (1-based, as RLlib numbers remote runners), holding
+/// `num_cpus_per_env_runner` CPUs of the runtime.
 fn spawn_runner(
     rt: &Runtime,
     cfg: &AlgorithmConfig,
@@ -142,8 +146,64 @@ fn spawn_runner(
         Err(e) => panic!("{e}"),
     })
     .name(format!("EnvRunner-{w}"))
-    .num_cpus(1.0)
+    .num_cpus(cfg.num_cpus_per_env_runner)
     .spawn()
+}
+
+/// "or give each runner a fraction of a CPU (num_cpus_per_env_runner: 0.5)", where one fits.
+fn fraction_hint(cpus: f64, runners: usize) -> String {
+    // Runtime amounts are counted in 1/10,000 of a CPU.
+    let share = (cpus / runners.max(1) as f64 * 1e4).floor() / 1e4;
+    if share >= 1e-4 {
+        format!(
+            ", or give each runner a fraction of a CPU to share them (num_cpus_per_env_runner: {})",
+            crate::config::fmt_num(share)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Refuses a config that this machine cannot run: more CPUs than it has for the env runners
+/// or the learner, or more memory than is available. Runs before anything large is allocated.
+pub fn check_resources(
+    cfg: &AlgorithmConfig,
+    spec: &MlpSpec,
+    cpus: f64,
+    available_memory: Option<u64>,
+) -> Result<(), TrainError> {
+    let need = cfg.num_env_runners as f64 * cfg.num_cpus_per_env_runner;
+    // Fixed point, as the runtime counts (1/10,000 of a CPU).
+    if (need * 1e4).round() > (cpus * 1e4).round() {
+        return Err(TrainError::Resources(format!(
+            "num_env_runners: {} env runners x num_cpus_per_env_runner: {} need {} CPUs, but this machine has {cpus}; lower num_env_runners (or --num-env-runners){}",
+            cfg.num_env_runners,
+            crate::config::fmt_num(cfg.num_cpus_per_env_runner),
+            crate::config::fmt_num(need),
+            fraction_hint(cpus, cfg.num_env_runners)
+        )));
+    }
+    // The learner holds no CPUs of its own (as a local learner in Ray's build_algo): it
+    // borrows the runners' cores while they wait, so its threads are bounded by the machine.
+    if let Some(n) = cfg.num_cpus_per_learner
+        && n as f64 > cpus
+    {
+        return Err(TrainError::Resources(format!(
+            "num_cpus_per_learner: {n} asks for {n} learner threads, but this machine has {cpus} CPUs; lower num_cpus_per_learner (at most {cpus}) or use \"auto\""
+        )));
+    }
+    let estimate = algorithms::memory::estimate(cfg, spec, cfg.learner_threads());
+    if let Some(avail) = available_memory
+        && estimate.total() > avail as f64
+    {
+        return Err(TrainError::Resources(format!(
+            "this config needs about {} of memory, more than the {} available: {}",
+            algorithms::memory::human_bytes(estimate.total()),
+            algorithms::memory::human_bytes(avail as f64),
+            estimate.describe(2)
+        )));
+    }
+    Ok(())
 }
 
 impl Algorithm {
@@ -160,13 +220,12 @@ impl Algorithm {
         let action_space = probe.action_space().clone();
         let spec =
             module_spec(&cfg, &observation_space, &action_space).map_err(TrainError::Setup)?;
+        let cpus = ray::detect_cpus() as f64;
+        check_resources(&cfg, &spec, cpus, ray::available_memory())?;
         let weights = spec.init(seed);
         let learner = PpoLearner::new(cfg.clone(), spec.clone(), &weights, seed ^ 0x5eed)
             .map_err(|e| TrainError::Setup(format!("learner: {e}")))?;
 
-        // One logical CPU per env runner, as Ray's num_cpus_per_env_runner = 1; the runtime
-        // gets at least that many so that every runner can be placed.
-        let cpus = ray::detect_cpus().max(cfg.num_env_runners) as f64;
         let rt = ray::init(ray::InitOptions::new().num_cpus(cpus))
             .map_err(|e| TrainError::Setup(e.to_string()))?;
         let runners = if cfg.num_env_runners == 0 {
@@ -176,17 +235,20 @@ impl Algorithm {
         } else {
             let mut handles = Vec::new();
             for w in 1..=cfg.num_env_runners {
-                let (c, s, wt) = (cfg.clone(), spec.clone(), weights.clone());
-                let h = rt
-                    .actor(move || match EnvRunner::new(&c, s.clone(), &wt, seed, w) {
-                        Ok(r) => r,
-                        Err(e) => panic!("{e}"),
-                    })
-                    .name(format!("EnvRunner-{w}"))
-                    .num_cpus(1.0)
-                    .spawn()
-                    .map_err(|e| TrainError::Setup(e.to_string()))?;
+                let h = spawn_runner(&rt, &cfg, &spec, &weights, seed, w)
+                    .map_err(|e| TrainError::Setup(format!("EnvRunner-{w}: {e}")))?;
                 handles.push(h);
+            }
+            // Every runner answers once before training starts, so that one that cannot
+            // start (no thread, an env that fails to build) is a setup error, not a restart.
+            let ready: Vec<_> = handles
+                .iter()
+                .map(|h| h.call(|r: &mut EnvRunner| r.num_envs()))
+                .collect();
+            for (i, r) in ready.into_iter().enumerate() {
+                r.get().map_err(|e| {
+                    TrainError::Setup(format!("EnvRunner-{} could not start: {e}", i + 1))
+                })?;
             }
             Runners::Remote(handles)
         };
@@ -553,6 +615,6 @@ impl Algorithm {
             None,
         )
         .map_err(TrainError::Setup)?;
-        Ok(eps.iter().map(|e| e.ret).sum::<f64>() / eps.len().max(1) as f64)
+        Ok(eps.return_mean())
     }
 }

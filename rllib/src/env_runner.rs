@@ -143,6 +143,11 @@ impl EnvRunner {
         })
     }
 
+    /// Envs in this runner's vector env.
+    pub fn num_envs(&self) -> usize {
+        self.venv.num_envs()
+    }
+
     /// Adopts new weights and the driver's synchronised filter statistics.
     pub fn sync(&mut self, weights: &Weights, filter: Option<&RunningStat>) -> Result<(), String> {
         self.policy.set_weights(weights)?;

@@ -4,7 +4,61 @@ use algorithms::module::{argmax, sample_categorical};
 use algorithms::{MeanStdFilter, MlpPolicy, MlpSpec, RunningStat, Weights};
 use envs::{Action, NpRandom, RgbFrame};
 
-use crate::env_runner::EpisodeStat;
+/// Returns and lengths over evaluation episodes, accumulated as they finish (so that any
+/// number of episodes takes constant memory).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalStats {
+    /// Episodes run.
+    pub episodes: u64,
+    /// Sum of their returns.
+    pub return_sum: f64,
+    /// Lowest return.
+    pub return_min: f64,
+    /// Highest return.
+    pub return_max: f64,
+    /// Sum of their lengths.
+    pub len_sum: u64,
+    /// Shortest episode.
+    pub len_min: u64,
+    /// Longest episode.
+    pub len_max: u64,
+}
+
+impl Default for EvalStats {
+    fn default() -> Self {
+        EvalStats {
+            episodes: 0,
+            return_sum: 0.0,
+            return_min: f64::INFINITY,
+            return_max: f64::NEG_INFINITY,
+            len_sum: 0,
+            len_min: u64::MAX,
+            len_max: 0,
+        }
+    }
+}
+
+impl EvalStats {
+    fn add(&mut self, ret: f64, len: u64) {
+        self.episodes += 1;
+        self.return_sum += ret;
+        self.return_min = self.return_min.min(ret);
+        self.return_max = self.return_max.max(ret);
+        self.len_sum += len;
+        self.len_min = self.len_min.min(len);
+        self.len_max = self.len_max.max(len);
+    }
+
+    /// Mean return (NaN before any episode).
+    pub fn return_mean(&self) -> f64 {
+        self.return_sum / self.episodes as f64
+    }
+
+    /// Mean length (NaN before any episode).
+    pub fn len_mean(&self) -> f64 {
+        self.len_sum as f64 / self.episodes as f64
+    }
+}
 
 /// Runs `episodes` episodes of `env_id` one after another; episode `i` starts from
 /// `reset(seed + i)`. Greedy (argmax) unless `explore`. The filter, when given, is frozen.
@@ -19,7 +73,7 @@ pub fn evaluate_episodes(
     seed: u64,
     explore: bool,
     mut frames: Option<&mut Vec<RgbFrame>>,
-) -> Result<Vec<EpisodeStat>, String> {
+) -> Result<EvalStats, String> {
     let mut env = envs::make(env_id).map_err(|e| e.to_string())?;
     let mut policy = MlpPolicy::new(spec, weights)?;
     let d = env.observation_space().flat_dim();
@@ -32,10 +86,10 @@ pub fn evaluate_episodes(
     let mut raw = vec![0.0f32; d];
     let mut obs = vec![0.0f32; d];
     let mut logits = vec![0.0f32; policy.spec().num_actions];
-    let mut out = Vec::with_capacity(episodes);
+    let mut out = EvalStats::default();
     for i in 0..episodes {
         env.reset_into(Some(seed.wrapping_add(i as u64)), &mut raw);
-        let mut stat = EpisodeStat { ret: 0.0, len: 0 };
+        let (mut ret, mut len) = (0.0f64, 0u64);
         let mut record = |env: &dyn envs::Env| -> Result<(), String> {
             if let (0, Some(frames)) = (i, frames.as_deref_mut()) {
                 frames.push(
@@ -58,14 +112,14 @@ pub fn evaluate_episodes(
                 argmax(&logits)
             };
             let t = env.step_into(Action::Discrete(i64::from(a)), &mut raw);
-            stat.ret += t.reward;
-            stat.len += 1;
+            ret += t.reward;
+            len += 1;
             record(env.as_ref())?;
             if t.terminated || t.truncated {
                 break;
             }
         }
-        out.push(stat);
+        out.add(ret, len);
     }
     Ok(out)
 }

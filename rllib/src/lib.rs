@@ -1,11 +1,16 @@
 //! The `rllib` command's library: configs, the training driver, env runners, checkpoints,
-//! evaluation, result files and the examples compiled into the binary.
+//! evaluation, result files, the training loop of one run (`trial`), signals and the examples
+//! compiled into the binary.
 
 pub mod algorithm;
 pub mod checkpoint;
 pub mod config;
+pub mod console;
 pub mod env_runner;
 pub mod evaluate;
 pub mod examples;
+pub mod fsio;
 pub mod render;
 pub mod results;
+pub mod signals;
+pub mod trial;

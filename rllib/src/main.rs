@@ -1,23 +1,34 @@
 //! `rllib`: train PPO from RLlib-format configs, run the tuned examples, evaluate checkpoints.
+//!
+//! A thin front end: configs are parsed by `rllib::config`, the training loop is
+//! `rllib::trial::Trial`, and everything printed goes through `rllib::console`, so that a
+//! closed or full stdout never stops a run.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use algorithms::Device;
-use rllib::algorithm::{Algorithm, TrainResult};
+use rllib::algorithm::TrainResult;
 use rllib::checkpoint;
-use rllib::config::export::{config_json, to_yaml};
-use rllib::config::{ConfigError, Experiment, StopCriterion};
+use rllib::config::{ConfigError, Experiment};
 use rllib::evaluate::evaluate_episodes;
 use rllib::examples;
-use rllib::results::{ResultWriter, new_trial_dir};
+use rllib::signals::{self, StopRequest};
+use rllib::trial::{Reporter, Stop, Trial, TrialError};
+use rllib::{console, fsio};
+
+/// Prints a line to stdout for a run in progress (never fails the run).
+macro_rules! say {
+    ($($t:tt)*) => { console::line(format_args!($($t)*)) };
+}
+
+/// Prints a line to stderr.
+macro_rules! warn {
+    ($($t:tt)*) => { console::warn(format_args!($($t)*)) };
+}
 
 #[derive(Parser)]
 #[command(
@@ -50,12 +61,12 @@ enum Command {
 struct TrainCmd {
     #[command(subcommand)]
     file: Option<TrainFile>,
-    /// The algorithm.
-    #[arg(long, default_value = "PPO")]
-    algo: String,
-    /// The env id.
-    #[arg(long, default_value = "CartPole-v1")]
-    env: String,
+    /// The algorithm (default PPO, or the checkpoint's with --restore).
+    #[arg(long)]
+    algo: Option<String>,
+    /// The env id (default CartPole-v1, or the checkpoint's with --restore).
+    #[arg(long)]
+    env: Option<String>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -117,7 +128,8 @@ struct RunArgs {
     /// Checkpoint when the run ends (the default).
     #[arg(long)]
     checkpoint_at_end: bool,
-    /// Continue from a checkpoint folder.
+    /// Continue from a checkpoint folder: its config, weights, optimizer, filter and
+    /// counters; flags may change only the keys that can change mid-run.
     #[arg(long)]
     restore: Option<PathBuf>,
     /// Where the learner computes: cpu or cuda.
@@ -149,7 +161,7 @@ struct EvaluateArgs {
     render: Option<PathBuf>,
 }
 
-/// An error for the user: printed as one line, exit code 1 (2 for usage).
+/// An error for the user: printed as one line, exit code 1.
 struct Failure(String);
 
 impl From<ConfigError> for Failure {
@@ -162,6 +174,25 @@ impl From<checkpoint::CheckpointError> for Failure {
     fn from(e: checkpoint::CheckpointError) -> Self {
         Failure(e.to_string())
     }
+}
+
+impl From<TrialError> for Failure {
+    fn from(e: TrialError) -> Self {
+        Failure(e.0)
+    }
+}
+
+/// The longest error line printed; a longer one keeps its start and end.
+const MAX_ERROR_CHARS: usize = 2000;
+
+fn one_line(msg: &str) -> String {
+    let chars: Vec<char> = msg.chars().collect();
+    if chars.len() <= MAX_ERROR_CHARS {
+        return msg.to_string();
+    }
+    let head: String = chars[..MAX_ERROR_CHARS / 2].iter().collect();
+    let tail: String = chars[chars.len() - MAX_ERROR_CHARS / 4..].iter().collect();
+    format!("{head} … {tail}")
 }
 
 fn main() -> ExitCode {
@@ -188,45 +219,53 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(Failure(msg)) => {
-            eprintln!("error: {msg}");
+            warn!("error: {}", one_line(&msg));
             ExitCode::FAILURE
         }
     }
 }
 
+/// Output of a listing command: a closed pipe (`| head`) ends it quietly, any other
+/// failure (a full disk) is an error.
+fn listing(lines: impl IntoIterator<Item = String>) -> Result<ExitCode, Failure> {
+    for l in lines {
+        if let Err(e) = console::try_line(format_args!("{l}")) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(Failure(format!("cannot write to stdout: {e}")));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Envs => {
-            for id in envs::ids() {
-                println!("{id}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Envs => listing(envs::ids()),
         Command::Train(t) => match t.file {
             Some(TrainFile::File { path, run }) => {
                 let exp = Experiment::from_file(&path)?;
                 train(exp, &run)
             }
             None => {
-                let exp = Experiment::from_flags(&t.algo, &t.env)?;
+                let exp = Experiment::from_optional_flags(t.algo.as_deref(), t.env.as_deref())?;
                 train(exp, &t.run)
             }
         },
         Command::Example { command } => match command {
-            ExampleCmd::List { filter } => {
-                for e in examples::EXAMPLES {
-                    let shown = filter
-                        .as_deref()
-                        .is_none_or(|f| e.id.contains(f) || e.description.contains(f));
-                    if shown {
-                        println!("{:<24} {}", e.id, e.description);
-                    }
-                }
-                Ok(ExitCode::SUCCESS)
-            }
+            ExampleCmd::List { filter } => listing(
+                examples::EXAMPLES
+                    .iter()
+                    .filter(|e| {
+                        filter
+                            .as_deref()
+                            .is_none_or(|f| e.id.contains(f) || e.description.contains(f))
+                    })
+                    .map(|e| format!("{:<24} {}", e.id, e.description)),
+            ),
             ExampleCmd::Get { id } => {
-                print!("{}", find_example(&id)?.yaml);
-                Ok(ExitCode::SUCCESS)
+                let yaml = find_example(&id)?.yaml;
+                listing(std::iter::once(yaml.trim_end_matches('\n').to_string()))
             }
             ExampleCmd::Run { id, run } => {
                 let e = find_example(&id)?;
@@ -246,31 +285,15 @@ fn find_example(id: &str) -> Result<&'static examples::Example, Failure> {
             .map(|n| format!(" (did you mean '{n}'?)"))
             .unwrap_or_default();
         Failure(format!(
-            "unknown example '{id}'{hint}; available: {}",
+            "unknown example '{}'{hint}; available: {}",
+            rllib::config::short(id),
             ids.join(", ")
         ))
     })
 }
 
-/// Why a run stopped.
-fn stop_reason(stop: &[StopCriterion], r: &TrainResult) -> Option<String> {
-    stop.iter().find_map(|c| {
-        let v = r.get(c.metric())?;
-        (v.is_finite() && v >= c.threshold())
-            .then(|| format!("{} = {v} >= {}", c.metric(), c.threshold()))
-    })
-}
-
-/// Progress towards the nearest stop criterion, from 0 to 1.
-fn progress(stop: &[StopCriterion], r: &TrainResult) -> f64 {
-    stop.iter()
-        .filter_map(|c| {
-            let v = r.get(c.metric())?;
-            (v.is_finite() && c.threshold() > 0.0).then(|| (v / c.threshold()).clamp(0.0, 1.0))
-        })
-        .fold(0.0, f64::max)
-}
-
+/// Applies the flags that override a config; every one is recorded as an explicit setting,
+/// so that a restored run checks it like a `--config` key.
 fn apply_run_args(exp: &mut Experiment, run: &RunArgs) -> Result<(), Failure> {
     if let Some(text) = &run.config {
         exp.apply_config_text(text)?;
@@ -279,26 +302,20 @@ fn apply_run_args(exp: &mut Experiment, run: &RunArgs) -> Result<(), Failure> {
         exp.set_stop_text(text)?;
     }
     if let Some(s) = run.seed {
-        exp.config.seed = Some(s);
+        exp.set_flag("--seed", "seed", &s.to_string())?;
     }
     if let Some(n) = run.num_env_runners {
-        exp.config.num_env_runners = n;
+        exp.set_flag("--num-env-runners", "num_env_runners", &n.to_string())?;
+    }
+    if let Some(d) = run.device.as_deref() {
+        let gpus = if d == "cuda" { "1" } else { "0" };
+        exp.set_flag("--device", "num_gpus_per_learner", gpus)?;
     }
     if let Some(f) = run.checkpoint_freq {
         exp.checkpoint_frequency = f;
     }
     if run.checkpoint_at_end {
         exp.checkpoint_at_end = true;
-    }
-    match run.device.as_deref() {
-        Some("cuda") => exp.config.device = Device::Cuda,
-        Some(_) => exp.config.device = Device::Cpu,
-        None => {}
-    }
-    if exp.config.device == Device::Cuda && !cfg!(feature = "cuda") {
-        return Err(Failure(
-            "--device cuda (or num_gpus_per_learner > 0): this build has no CUDA support; rebuild with `--features cuda`".into(),
-        ));
     }
     Ok(())
 }
@@ -310,204 +327,141 @@ fn fmt_metric(v: Option<f64>) -> String {
     }
 }
 
-fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
-    apply_run_args(&mut exp, run)?;
-    for w in &exp.warnings {
-        eprintln!("warning: {w}");
-    }
-    let started = Instant::now();
-    let restored = match &run.restore {
-        Some(path) => Some((path, checkpoint::load(path)?)),
-        None => None,
-    };
-    // A restored run keeps its seed (it seeds replacement env runners) unless one is given.
-    let seed = exp
-        .config
-        .seed
-        .or(restored.as_ref().map(|(_, ck)| ck.seed))
-        .unwrap_or_else(|| envs::NpRandom::from_entropy().next_u64() >> 1);
-    let mut algo = Algorithm::new(exp.config.clone(), seed).map_err(|e| Failure(e.to_string()))?;
-    if let Some((path, ck)) = &restored {
-        if ck.algorithm != exp.run {
-            return Err(Failure(format!(
-                "{}: the checkpoint is {}, this run is {}",
-                path.display(),
-                ck.algorithm,
-                exp.run
-            )));
-        }
-        if ck.env != exp.config.env {
-            return Err(Failure(format!(
-                "{}: the checkpoint is for {}, this run is for {}",
-                path.display(),
-                ck.env,
-                exp.config.env
-            )));
-        }
-        ck.check_env(&exp.config.env)?;
-        if ck.spec != *algo.spec() {
-            return Err(Failure(format!(
-                "{}: the checkpoint's module ({:?}) differs from this config's ({:?})",
-                path.display(),
-                ck.spec.model,
-                algo.spec().model
-            )));
-        }
-        if let Some(w) = algo
-            .restore(ck)
-            .map_err(|e| Failure(format!("{}: {e}", path.display())))?
-        {
-            eprintln!("warning: {}: {w}", path.display());
-        }
-        println!(
-            "Restored {} (iteration {}, {} env steps)",
-            path.display(),
-            ck.counters.iteration,
-            ck.counters.env_steps
-        );
-    }
-    let trial_dir =
-        new_trial_dir(&run.output_dir, &exp.name, &exp.run, &exp.config.env).map_err(|e| {
-            Failure(format!(
-                "{}: cannot create the run folder: {e}",
-                run.output_dir.display()
-            ))
-        })?;
-    let cfg_json = config_json(algo.config(), seed);
-    let params = trial_dir.join("params.yaml");
-    std::fs::write(&params, to_yaml(&cfg_json))
-        .map_err(|e| Failure(format!("{}: {e}", params.display())))?;
-    let mut writer = ResultWriter::open(&trial_dir)
-        .map_err(|e| Failure(format!("{}: {e}", trial_dir.display())))?;
+/// The training table on stdout, with a progress bar on a terminal's stderr.
+struct Console {
+    bar: Option<ProgressBar>,
+}
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = Arc::clone(&interrupted);
-        let presses = AtomicUsize::new(0);
-        let _ = ctrlc::set_handler(move || {
-            if presses.fetch_add(1, Ordering::SeqCst) > 0 {
-                eprintln!("\ninterrupted twice: exiting now");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupted: finishing this iteration and writing a checkpoint (Ctrl-C again to quit now)"
+impl Console {
+    fn line(&self, line: String) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => say!("{line}"),
+        }
+    }
+}
+
+impl Reporter for Console {
+    fn started(&mut self, trial: &Trial) {
+        let exp = trial.experiment();
+        let algo = trial.algorithm();
+        say!(
+            "Training {} on {} ({}), seed {}",
+            exp.run,
+            exp.config.env,
+            exp.name,
+            algo.seed()
+        );
+        say!("Results: {}", trial.dir().display());
+        if std::io::stderr().is_terminal() && !exp.stop.is_empty() {
+            let b = ProgressBar::new(1000);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40.cyan/blue} {percent:>3}% {elapsed_precise} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            flag.store(true, Ordering::SeqCst);
-        });
+            self.bar = Some(b);
+        }
+        self.line(format!(
+            "{:>6} {:>12} {:>12} {:>10} {:>9} {:>11}",
+            "iter", "env_steps", "return_mean", "len_mean", "time_s", "env_steps/s"
+        ));
     }
 
-    println!(
-        "Training {} on {} ({}), seed {seed}",
-        exp.run, exp.config.env, exp.name
-    );
-    println!("Results: {}", trial_dir.display());
-    let bar = if std::io::stderr().is_terminal() && !exp.stop.is_empty() {
-        let b = ProgressBar::new(1000);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{bar:40.cyan/blue} {percent:>3}% {elapsed_precise} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let say = |line: String| match &bar {
-        Some(b) => b.println(line),
-        None => println!("{line}"),
-    };
-    say(format!(
-        "{:>6} {:>12} {:>12} {:>10} {:>9} {:>11}",
-        "iter", "env_steps", "return_mean", "len_mean", "time_s", "env_steps/s"
-    ));
-
-    let mut best = f64::NEG_INFINITY;
-    let mut last_ckpt: Option<PathBuf> = None;
-    let mut last_saved_iter = None;
-    let reason;
-    loop {
-        let r = match algo.train() {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(b) = &bar {
-                    b.abandon();
-                }
-                let kept = last_ckpt
-                    .as_ref()
-                    .map(|p| format!("; the last good checkpoint is {}", p.display()))
-                    .unwrap_or_default();
-                return Err(Failure(format!("training failed: {e}{kept}")));
-            }
-        };
-        for w in algo.take_warnings() {
-            say(format!("warning: {w}"));
-        }
-        writer.write(&r, &cfg_json).map_err(|e| {
-            Failure(format!(
-                "{}: cannot write results: {e}",
-                trial_dir.display()
-            ))
-        })?;
-        let ret = r.get("env_runners/episode_return_mean").unwrap_or(f64::NAN);
-        if ret.is_finite() {
-            best = best.max(ret);
-        }
-        let iter = r.get("training_iteration").unwrap_or(0.0) as u64;
-        say(format!(
+    fn result(&mut self, r: &TrainResult, progress: f64) {
+        let ret = r.get("env_runners/episode_return_mean");
+        self.line(format!(
             "{:>6} {:>12} {:>12} {:>10} {:>9.2} {:>11.0}",
-            iter,
+            r.get("training_iteration").unwrap_or(0.0),
             fmt_metric(r.get("num_env_steps_sampled_lifetime")).trim_end_matches(".0"),
-            fmt_metric(Some(ret)),
+            fmt_metric(ret),
             fmt_metric(r.get("env_runners/episode_len_mean")),
             r.get("time_total_s").unwrap_or(0.0),
             r.get("num_env_steps_sampled_lifetime_throughput")
                 .unwrap_or(0.0),
         ));
-        if let Some(b) = &bar {
-            b.set_position((progress(&exp.stop, &r) * 1000.0) as u64);
-            b.set_message(format!("return {}", fmt_metric(Some(ret))));
-        }
-        if exp.checkpoint_frequency > 0 && iter.is_multiple_of(exp.checkpoint_frequency) {
-            let p = checkpoint::save(&algo, &trial_dir)?;
-            last_ckpt = Some(p);
-            last_saved_iter = Some(iter);
-        }
-        if let Some(why) = stop_reason(&exp.stop, &r) {
-            reason = why;
-            break;
-        }
-        if interrupted.load(Ordering::SeqCst) {
-            reason = "interrupted (Ctrl-C)".to_string();
-            break;
+        if let Some(b) = &self.bar {
+            b.set_position((progress * 1000.0) as u64);
+            b.set_message(format!("return {}", fmt_metric(ret)));
         }
     }
-    if let Some(b) = &bar {
-        b.finish_and_clear();
+
+    fn warning(&mut self, message: &str) {
+        match &self.bar {
+            Some(b) => b.println(format!("warning: {message}")),
+            None => warn!("warning: {message}"),
+        }
     }
-    let at_end = exp.checkpoint_at_end || interrupted.load(Ordering::SeqCst);
-    if at_end && last_saved_iter != Some(algo.counters().iteration) {
-        last_ckpt = Some(checkpoint::save(&algo, &trial_dir)?);
+}
+
+fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
+    apply_run_args(&mut exp, run)?;
+    let restored = match &run.restore {
+        Some(path) => {
+            let ck = checkpoint::load(path)?;
+            exp.restore_from(
+                &path.display().to_string(),
+                &ck.algorithm,
+                &ck.env,
+                ck.experiment.as_deref(),
+                &ck.config,
+            )?;
+            Some(ck)
+        }
+        None => None,
+    };
+    exp.validate()?;
+    if exp.config.device == algorithms::Device::Cuda && !cfg!(feature = "cuda") {
+        return Err(Failure(
+            "--device cuda (or num_gpus_per_learner > 0): this build has no CUDA support; rebuild with `--features cuda`".into(),
+        ));
     }
-    let c = algo.counters();
-    println!();
-    println!("Stopped: {reason}");
-    println!(
+    for w in &exp.warnings {
+        warn!("warning: {w}");
+    }
+    let (mut trial, notes) = Trial::start(exp, &run.output_dir, restored.as_ref())?;
+    for n in notes {
+        if n.starts_with("Restored") {
+            say!("{n}");
+        } else {
+            warn!("warning: {n}");
+        }
+    }
+    let stop = StopRequest::install().map_err(Failure)?;
+    let mut console = Console { bar: None };
+    let result = trial.run(&stop, &mut console);
+    if let Some(b) = &console.bar {
+        match &result {
+            Ok(_) => b.finish_and_clear(),
+            Err(_) => b.abandon(),
+        }
+    }
+    let end = result?;
+    let c = end.counters;
+    say!("");
+    match &end.stop {
+        Stop::Criterion(why) => say!("Stopped: {why}"),
+        Stop::Signal(s) => say!("Stopped: interrupted ({})", signals::name(*s)),
+    }
+    say!(
         "Iterations: {}, env steps: {}, episodes: {}, wall time: {:.2} s",
         c.iteration,
         c.env_steps,
         c.episodes,
-        started.elapsed().as_secs_f64()
+        end.wall_s
     );
-    println!("Best episode_return_mean: {}", fmt_metric(Some(best)));
-    match &last_ckpt {
-        Some(p) => println!("Checkpoint: {}", p.display()),
-        None => println!("Checkpoint: none written (use --checkpoint-at-end or --checkpoint-freq)"),
+    say!(
+        "Best episode_return_mean: {}",
+        fmt_metric(Some(end.best_return))
+    );
+    match &end.checkpoint {
+        Some(p) => say!("Checkpoint: {}", p.display()),
+        None => say!("Checkpoint: none written (use --checkpoint-at-end or --checkpoint-freq)"),
     }
-    Ok(if interrupted.load(Ordering::SeqCst) {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
+    Ok(match end.stop {
+        Stop::Signal(s) => ExitCode::from((128 + s) as u8),
+        Stop::Criterion(_) => ExitCode::SUCCESS,
     })
 }
 
@@ -517,11 +471,12 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
     }
     let ck = checkpoint::load(&a.checkpoint)?;
     if let Some(algo) = &a.algo
-        && *algo != ck.algorithm
+        && !algo.eq_ignore_ascii_case(&ck.algorithm)
     {
         return Err(Failure(format!(
-            "{}: --algo {algo} but the checkpoint is {}",
+            "{}: --algo {} but the checkpoint is {}",
             a.checkpoint.display(),
+            rllib::config::short(algo),
             ck.algorithm
         )));
     }
@@ -529,14 +484,25 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         && *env != ck.env
     {
         return Err(Failure(format!(
-            "{}: --env {env} but the checkpoint was trained on {}",
+            "{}: --env {} but the checkpoint was trained on {}",
             a.checkpoint.display(),
+            rllib::config::short(env),
             ck.env
         )));
     }
     ck.check_env(&ck.env)?;
+    if let Some(path) = &a.render {
+        // Fail before running episodes when the file cannot be written.
+        std::fs::File::create(path).map_err(|e| {
+            Failure(format!(
+                "--render {}: cannot be written: {}",
+                path.display(),
+                fsio::describe(path, &e)
+            ))
+        })?;
+    }
     let mut frames = Vec::new();
-    let eps = evaluate_episodes(
+    let stats = evaluate_episodes(
         &ck.env,
         ck.spec.clone(),
         &ck.weights,
@@ -550,23 +516,13 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
     if let Some(path) = &a.render {
         // CartPole's metadata says 50 frames per second (tau = 0.02 s).
         rllib::render::write_gif(path, &frames, 50).map_err(Failure)?;
-        println!(
+        say!(
             "Wrote {} frames of episode 0 to {}",
             frames.len(),
             path.display()
         );
     }
-    let rets: Vec<f64> = eps.iter().map(|e| e.ret).collect();
-    let lens: Vec<f64> = eps.iter().map(|e| f64::from(e.len)).collect();
-    let stats = |v: &[f64]| {
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (mean, min, max)
-    };
-    let (rm, rmin, rmax) = stats(&rets);
-    let (lm, lmin, lmax) = stats(&lens);
-    println!(
+    say!(
         "Evaluated {} ({} on {}, iteration {}) for {} episodes, {} actions:",
         a.checkpoint.display(),
         ck.algorithm,
@@ -575,7 +531,17 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         a.episodes,
         if a.explore { "sampled" } else { "greedy" }
     );
-    println!("episode_return_mean: {rm:.2}  min: {rmin:.2}  max: {rmax:.2}");
-    println!("episode_len_mean: {lm:.2}  min: {lmin}  max: {lmax}");
+    say!(
+        "episode_return_mean: {:.2}  min: {:.2}  max: {:.2}",
+        stats.return_mean(),
+        stats.return_min,
+        stats.return_max
+    );
+    say!(
+        "episode_len_mean: {:.2}  min: {}  max: {}",
+        stats.len_mean(),
+        stats.len_min,
+        stats.len_max
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -60,7 +60,17 @@ pub fn new_trial_dir(
 ) -> std::io::Result<PathBuf> {
     let base = root.join(experiment);
     fs::create_dir_all(&base)?;
-    let stem = format!("{algo}_{env}_{}", timestamp());
+    // Env ids may carry a namespace (`ALE/Pong-v5`): one path component, as Ray names trials.
+    let stem: String = format!("{algo}_{env}_{}", timestamp())
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.+=,@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     for n in 0.. {
         let candidate = if n == 0 {
             base.join(&stem)

@@ -25,7 +25,7 @@ fn a_loaded_checkpoint_chooses_the_same_actions() {
     algo.train().unwrap();
     algo.train().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = checkpoint::save(&algo, dir.path()).unwrap();
+    let path = checkpoint::save(&algo, dir.path(), None).unwrap();
     assert!(path.ends_with("checkpoint_000002"));
     let ck = checkpoint::load(&path).unwrap();
 
@@ -75,7 +75,7 @@ fn damaged_checkpoints_are_refused_with_the_path() {
     let mut algo = Algorithm::new(cfg, 1).unwrap();
     algo.train().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = checkpoint::save(&algo, dir.path()).unwrap();
+    let path = checkpoint::save(&algo, dir.path(), None).unwrap();
     let weights =
         path.join("learner_group/learner/rl_module/default_policy/module_state.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
@@ -121,7 +121,7 @@ fn saving_a_checkpoint_does_not_change_the_run() {
     let mut b = Algorithm::new(cfg, 4).unwrap();
     for _ in 0..3 {
         let ra = untimed(a.train().unwrap());
-        checkpoint::save(&a, dir.path()).unwrap();
+        checkpoint::save(&a, dir.path(), None).unwrap();
         let rb = untimed(b.train().unwrap());
         assert_eq!(ra, rb);
     }
@@ -160,7 +160,7 @@ fn a_restored_run_continues_as_if_never_stopped() {
         for want in &expected[..3] {
             assert_eq!(&untimed(first.train().unwrap()), want);
         }
-        let path = checkpoint::save(&first, dir.path()).unwrap();
+        let path = checkpoint::save(&first, dir.path(), None).unwrap();
         drop(first);
         let ck = checkpoint::load(&path).unwrap();
         let mut resumed = Algorithm::new(cfg, 9).unwrap();

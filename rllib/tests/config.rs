@@ -144,3 +144,52 @@ fn flags_override_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn yaml_anchors_and_merge_keys_work() {
+    let yaml = "e:\n  env: CartPole-v1\n  run: PPO\n  config:\n    <<: &common {lr: 0.001, gamma: 0.9, model: {fcnet_hiddens: [8]}}\n    gamma: 0.95\n";
+    let e = Experiment::from_yaml(yaml, "test.yaml").unwrap();
+    assert_eq!((e.config.lr, e.config.gamma), (0.001, 0.95));
+    assert_eq!(e.config.model.fcnet_hiddens, vec![8]);
+}
+
+#[test]
+fn a_restore_replays_explicit_keys_on_the_checkpoints_config() {
+    let saved = serde_json::json!({
+        "env": "CartPole-v1",
+        "lr": 0.0003,
+        "num_epochs": 6,
+        "observation_filter": "MeanStdFilter",
+        "model": {"fcnet_hiddens": [32], "fcnet_activation": "linear", "vf_share_layers": true},
+        "seed": 7,
+    });
+    let mut e = Experiment::from_optional_flags(None, None).unwrap();
+    e.apply_config_text(r#"{"lr": 0.001}"#).unwrap();
+    e.restore_from("ck", "PPO", "CartPole-v1", Some("cartpole-ppo"), &saved)
+        .unwrap();
+    assert_eq!(e.config.lr, 0.001);
+    assert_eq!(e.config.num_epochs, 6);
+    assert_eq!(e.config.model.fcnet_hiddens, vec![32]);
+    assert_eq!(
+        e.config.observation_filter,
+        ObservationFilter::MeanStdFilter
+    );
+    assert_eq!(e.config.seed, Some(7));
+    assert_eq!(e.name, "cartpole-ppo");
+
+    let mut e = Experiment::from_optional_flags(None, None).unwrap();
+    e.apply_config_text(r#"{"model": {"fcnet_activation": "relu"}}"#)
+        .unwrap();
+    let err = e
+        .restore_from("ck", "PPO", "CartPole-v1", None, &saved)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.fcnet_activation is \"linear\", this run's would be \"relu\""),
+        "{err}"
+    );
+    let mut e = Experiment::from_flags("PPO", "CartPole-v1").unwrap();
+    e.restore_from("ck", "PPO", "CartPole-v1", None, &saved)
+        .unwrap();
+    assert_eq!(e.name, "PPO_CartPole-v1", "no recorded name: <algo>_<env>");
+}

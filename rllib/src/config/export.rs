@@ -10,6 +10,7 @@ pub fn config_json(c: &AlgorithmConfig, seed: u64) -> Value {
         "env": c.env,
         "num_env_runners": c.num_env_runners,
         "num_envs_per_env_runner": c.num_envs_per_env_runner,
+        "num_cpus_per_env_runner": c.num_cpus_per_env_runner,
         "rollout_fragment_length": match c.rollout_fragment_length {
             None => json!("auto"),
             Some(n) => json!(n),

@@ -2,20 +2,26 @@
 //! `--config` / `--stop` mappings and flags, with RLlib's key names and their old aliases.
 //!
 //! Every error names where it comes from (file, line, column), the key, what was expected,
-//! and for an unknown key the nearest known one.
+//! and for an unknown key the nearest known one. Input is bounded (size, nodes, nesting; see
+//! [`yaml`]) and echoed values are cut short.
 
 pub mod export;
+pub mod keys;
 mod values;
 pub mod yaml;
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use algorithms::{Activation, AlgorithmConfig, Device, LearnerBackendKind, ObservationFilter};
 
-pub use self::values::nearest;
+pub use self::values::{MAX_ECHO, fmt_num, nearest, short};
 use self::values::{as_bool, as_f64_in, as_u64, as_usize, err, expected, scalar_str, unknown_key};
 use self::yaml::{Kind, Node};
+
+/// The largest config text read (a file, or a `--config` / `--stop` flag).
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 
 /// A config error, with its position.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +44,7 @@ impl fmt::Display for ConfigError {
         }
         f.write_str(": ")?;
         if let Some(k) = &self.key {
-            write!(f, "{k}: ")?;
+            write!(f, "{}: ", short(k))?;
         }
         f.write_str(&self.message)
     }
@@ -84,42 +90,104 @@ impl StopCriterion {
     }
 }
 
-/// The stop keys RLlib and Tune accept, old and new, and what they mean.
-type MakeCriterion = fn(f64) -> StopCriterion;
+/// What a stop key measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StopKind {
+    ReturnMean,
+    EvaluationReturnMean,
+    EnvSteps,
+    Iterations,
+    Seconds,
+}
 
-const STOP_KEYS: &[(&str, MakeCriterion)] = &[
-    ("episode_reward_mean", StopCriterion::EpisodeReturnMean),
-    (
-        "sampler_results/episode_reward_mean",
-        StopCriterion::EpisodeReturnMean,
-    ),
-    (
-        "env_runners/episode_return_mean",
-        StopCriterion::EpisodeReturnMean,
-    ),
-    ("episode_return_mean", StopCriterion::EpisodeReturnMean),
+/// The stop keys RLlib and Tune accept, old and new, and what they mean.
+const STOP_KEYS: &[(&str, StopKind)] = &[
+    ("episode_reward_mean", StopKind::ReturnMean),
+    ("sampler_results/episode_reward_mean", StopKind::ReturnMean),
+    ("env_runners/episode_return_mean", StopKind::ReturnMean),
+    ("episode_return_mean", StopKind::ReturnMean),
     (
         "evaluation/env_runners/episode_return_mean",
-        StopCriterion::EvaluationReturnMean,
+        StopKind::EvaluationReturnMean,
     ),
     (
         "evaluation/episode_reward_mean",
-        StopCriterion::EvaluationReturnMean,
+        StopKind::EvaluationReturnMean,
     ),
-    ("timesteps_total", |v| StopCriterion::EnvSteps(v as u64)),
-    ("num_env_steps_sampled_lifetime", |v| {
-        StopCriterion::EnvSteps(v as u64)
-    }),
-    ("training_iteration", |v| {
-        StopCriterion::TrainingIteration(v as u64)
-    }),
-    ("time_total_s", StopCriterion::TimeTotalS),
+    ("timesteps_total", StopKind::EnvSteps),
+    ("num_env_steps_sampled_lifetime", StopKind::EnvSteps),
+    ("training_iteration", StopKind::Iterations),
+    ("time_total_s", StopKind::Seconds),
 ];
+
+/// Where a setting was given: its origin (file or flag), position and key path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The file, or the flag the text came from.
+    pub origin: String,
+    /// Line and column (from 1), when known.
+    pub position: Option<(usize, usize)>,
+    /// The key's path (`exp.config.lr`).
+    pub path: String,
+}
+
+impl Source {
+    fn at(origin: &str, node: Option<&Node>, path: &str) -> Self {
+        Source {
+            origin: origin.to_string(),
+            position: node.map(|n| (n.line, n.col)),
+            path: path.to_string(),
+        }
+    }
+
+    fn flag(flag: &str) -> Self {
+        Source {
+            origin: flag.to_string(),
+            position: None,
+            path: flag.trim_start_matches('-').replace('-', "_"),
+        }
+    }
+
+    fn error(&self, message: String) -> ConfigError {
+        ConfigError {
+            origin: self.origin.clone(),
+            position: self.position,
+            key: Some(self.path.clone()),
+            message,
+        }
+    }
+
+    /// "line 7, column 5 of exp.yaml", for messages that name a second place.
+    fn describe(&self) -> String {
+        match self.position {
+            Some((l, c)) => format!("{}:{l}:{c}", self.origin),
+            None => self.origin.clone(),
+        }
+    }
+}
+
+/// A config key given explicitly (in a file's `config` or in `--config`), kept so that a
+/// restored run can replay it on the checkpoint's config and refuse what may not change.
+#[derive(Debug, Clone, PartialEq)]
+struct Override {
+    name: &'static str,
+    key: Node,
+    value: Node,
+    origin: String,
+    path: String,
+}
+
+impl Override {
+    fn source(&self) -> Source {
+        Source::at(&self.origin, Some(&self.key), &self.path)
+    }
+}
 
 /// A whole run: what `rllib train` executes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
-    /// The experiment's name (the YAML's top-level key, or `PPO_<env>` from flags).
+    /// The experiment's name, one safe path component (the YAML's top-level key with unsafe
+    /// characters replaced, or `<algo>_<env>` from flags).
     pub name: String,
     /// The algorithm (`PPO`).
     pub run: String,
@@ -131,29 +199,161 @@ pub struct Experiment {
     pub checkpoint_frequency: u64,
     /// Whether to checkpoint at the end.
     pub checkpoint_at_end: bool,
-    /// Lines to print once: keys accepted but meaningless here.
+    /// Lines to print once: keys accepted but meaningless here, names rewritten.
     pub warnings: Vec<String>,
+    stop_sources: Vec<Source>,
+    overrides: Vec<Override>,
+    run_source: Option<Source>,
+    env_source: Option<Source>,
+    /// Named from `--algo` and `--env` rather than a file (a restore then takes the
+    /// checkpoint's experiment name).
+    named_by_flags: bool,
 }
 
 /// The algorithms this build runs.
 pub const ALGORITHMS: &[&str] = &["PPO"];
 
+/// The longest experiment name, in bytes (folder names are at most 255 on most systems, and
+/// the trial folder adds to it).
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// An experiment name as one safe folder name, as Ray cleans names: characters other than
+/// letters, digits and `-_.+=,@` become `_`, and a leading `.` (a hidden or relative folder)
+/// becomes `_`. Empty names, names of dots only and over-long names are refused.
+pub fn safe_name(name: &str) -> Result<String, String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err("the experiment name is empty; expected a name such as `cartpole-ppo`".into());
+    }
+    if trimmed.chars().all(|c| c == '.') {
+        return Err(format!(
+            "'{trimmed}' is not a usable experiment name (it names a folder itself); expected a name such as `cartpole-ppo`"
+        ));
+    }
+    if trimmed.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the experiment name '{}' is longer than {MAX_NAME_BYTES} bytes",
+            short(trimmed)
+        ));
+    }
+    let mut out: String = trimmed
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.+=,@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with('.') {
+        out.replace_range(..1, "_");
+    }
+    Ok(out)
+}
+
+fn check_env_id(origin: &str, at: Option<&Node>, path: &str, id: &str) -> Result<(), ConfigError> {
+    let ids = envs::ids();
+    if ids.iter().any(|k| k == id) {
+        return Ok(());
+    }
+    let hint = nearest(id, ids.iter().map(String::as_str))
+        .map(|n| format!(" (did you mean '{n}'?)"))
+        .unwrap_or_default();
+    Err(err(
+        origin,
+        at,
+        Some(path),
+        format!(
+            "unknown env id '{}'{hint}; registered: {}",
+            short(id),
+            ids.join(", ")
+        ),
+    ))
+}
+
+/// Reads a config file, at most [`MAX_CONFIG_BYTES`] of it.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let origin = path.display().to_string();
+    let fail = |message: String| ConfigError {
+        origin: origin.clone(),
+        position: None,
+        key: None,
+        message,
+    };
+    if path.is_dir() {
+        return Err(fail("is a folder, expected a YAML file".into()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| {
+        fail(format!(
+            "cannot be read: {}",
+            crate::fsio::describe(path, &e)
+        ))
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            fail(format!(
+                "cannot be read: {}",
+                crate::fsio::describe(path, &e)
+            ))
+        })?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "is larger than {} MiB; a config file is expected to be far smaller",
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 impl Experiment {
-    /// RLlib's defaults for `--algo` and `--env`.
-    pub fn from_flags(algo: &str, env: &str) -> Result<Self, ConfigError> {
-        let mut e = Experiment {
-            name: format!("{algo}_{env}"),
+    fn empty(name: String) -> Self {
+        Experiment {
+            name,
             run: String::new(),
             stop: Vec::new(),
-            config: AlgorithmConfig {
-                env: env.to_string(),
-                ..Default::default()
-            },
+            config: AlgorithmConfig::default(),
             checkpoint_frequency: 0,
             checkpoint_at_end: true,
             warnings: Vec::new(),
-        };
-        e.set_algorithm(algo, "--algo", None)?;
+            stop_sources: Vec::new(),
+            overrides: Vec::new(),
+            run_source: None,
+            env_source: None,
+            named_by_flags: false,
+        }
+    }
+
+    /// RLlib's defaults for `--algo` and `--env`.
+    pub fn from_flags(algo: &str, env: &str) -> Result<Self, ConfigError> {
+        Self::from_optional_flags(Some(algo), Some(env))
+    }
+
+    /// RLlib's defaults for `--algo` and `--env`; an absent one is PPO / CartPole-v1, or, when
+    /// the run is restored, the checkpoint's.
+    pub fn from_optional_flags(algo: Option<&str>, env: Option<&str>) -> Result<Self, ConfigError> {
+        let mut e = Experiment::empty(String::new());
+        e.named_by_flags = true;
+        e.set_algorithm(algo.unwrap_or("PPO"), "--algo", None)?;
+        e.run_source = algo.map(|_| Source::flag("--algo"));
+        if let Some(env) = env {
+            check_env_id("--env", None, "env", env)?;
+            e.config.env = env.to_string();
+            e.env_source = Some(Source::flag("--env"));
+        }
+        e.name = safe_name(&format!("{}_{}", e.run, e.config.env)).map_err(|m| ConfigError {
+            origin: "--env".into(),
+            position: None,
+            key: None,
+            message: m,
+        })?;
         Ok(e)
     }
 
@@ -163,49 +363,30 @@ impl Experiment {
         origin: &str,
         at: Option<&Node>,
     ) -> Result<(), ConfigError> {
-        if !ALGORITHMS.contains(&algo) {
+        // RLlib's registry accepts any case (`ppo`).
+        let Some(known) = ALGORITHMS.iter().find(|a| a.eq_ignore_ascii_case(algo)) else {
             return Err(err(
                 origin,
                 at,
                 Some("run"),
                 format!(
-                    "unknown algorithm '{algo}'; available: {}{}",
+                    "unknown algorithm '{}'; available: {}{}",
+                    short(algo),
                     ALGORITHMS.join(", "),
                     nearest(algo, ALGORITHMS.iter().copied())
                         .map(|n| format!(" (did you mean '{n}'?)"))
                         .unwrap_or_default()
                 ),
             ));
-        }
-        self.run = algo.to_string();
+        };
+        self.run = (*known).to_string();
         Ok(())
     }
 
-    /// Reads a tuned-example file.
+    /// Reads a tuned-example file (at most [`MAX_CONFIG_BYTES`]).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let origin = path.display().to_string();
-        let text = match std::fs::read(path) {
-            Ok(bytes) => String::from_utf8(bytes).map_err(|_| ConfigError {
-                origin: origin.clone(),
-                position: None,
-                key: None,
-                message: "is not UTF-8 text".to_string(),
-            })?,
-            Err(e) => {
-                let what = if path.is_dir() {
-                    "is a folder, expected a YAML file".to_string()
-                } else {
-                    format!("cannot be read: {e}")
-                };
-                return Err(ConfigError {
-                    origin,
-                    position: None,
-                    key: None,
-                    message: what,
-                });
-            }
-        };
-        Self::from_yaml(&text, &origin)
+        let text = read_config_file(path)?;
+        Self::from_yaml(&text, &path.display().to_string())
     }
 
     /// Reads a tuned example from text; `origin` names it in errors.
@@ -240,7 +421,8 @@ impl Experiment {
                 ));
             }
         };
-        let name = scalar_str(origin, name_node, "experiment name")?.to_string();
+        let written = scalar_str(origin, name_node, "experiment name")?;
+        let name = safe_name(written).map_err(|m| err(origin, Some(name_node), None, m))?;
         let Kind::Map(fields) = &body.kind else {
             return Err(err(
                 origin,
@@ -252,32 +434,40 @@ impl Experiment {
                 ),
             ));
         };
-        let mut e = Experiment {
-            name: name.clone(),
-            run: String::new(),
-            stop: Vec::new(),
-            config: AlgorithmConfig::default(),
-            checkpoint_frequency: 0,
-            checkpoint_at_end: true,
-            warnings: Vec::new(),
-        };
-        let mut env_set = false;
+        let mut e = Experiment::empty(name.clone());
+        if name != written {
+            e.warnings.push(format!(
+                "{origin}:{}: the experiment name '{}' is written as the folder name '{name}'",
+                name_node.line,
+                short(written)
+            ));
+        }
         let mut run_node = None;
+        let mut top_env: Option<(&Node, String)> = None;
         for (k, v) in fields {
             let key = scalar_str(origin, k, "key")?;
             match key {
                 "env" => {
-                    e.config.env = scalar_str(origin, v, "env")?.to_string();
-                    env_set = true;
+                    let id = scalar_str(origin, v, "env")?;
+                    check_env_id(origin, Some(v), &format!("{name}.env"), id)?;
+                    top_env = Some((v, id.to_string()));
                 }
                 "run" => run_node = Some(v),
-                "stop" => e.stop = parse_stop(v, origin, &format!("{name}.stop"))?,
+                "stop" => e.parse_stop(v, origin, &format!("{name}.stop"))?,
                 "config" => e.apply_config(v, origin, &format!("{name}.config"))?,
                 "checkpoint_config" => e.apply_checkpoint_config(v, origin, &name)?,
                 "checkpoint_freq" => e.checkpoint_frequency = as_u64(origin, v, key)?,
                 "checkpoint_at_end" => e.checkpoint_at_end = as_bool(origin, v, key)?,
                 _ => {
-                    let known = ["env", "run", "stop", "config", "checkpoint_config"];
+                    let known = [
+                        "env",
+                        "run",
+                        "stop",
+                        "config",
+                        "checkpoint_config",
+                        "checkpoint_freq",
+                        "checkpoint_at_end",
+                    ];
                     return Err(unknown_key(
                         origin,
                         k,
@@ -290,20 +480,44 @@ impl Experiment {
         let Some(run) = run_node else {
             return Err(err(
                 origin,
-                Some(body),
+                Some(name_node),
                 Some(&name),
                 "missing `run: <algorithm>` (e.g. `run: PPO`)".into(),
             ));
         };
-        let algo = scalar_str(origin, run, "run")?.to_string();
-        e.set_algorithm(&algo, origin, Some(run))?;
-        if !env_set && e.config.env.is_empty() {
-            return Err(err(
-                origin,
-                Some(body),
-                Some(&name),
-                "missing `env: <env id>`".into(),
-            ));
+        let algo = scalar_str(origin, run, "run")?;
+        e.set_algorithm(algo, origin, Some(run))?;
+        e.run_source = Some(Source::at(origin, Some(run), &format!("{name}.run")));
+        let config_env = e.env_source.clone();
+        match (top_env, config_env) {
+            (Some((node, id)), Some(cfg_src)) => {
+                if id != e.config.env {
+                    return Err(err(
+                        origin,
+                        Some(node),
+                        Some(&format!("{name}.env")),
+                        format!(
+                            "'{}' differs from config.env '{}' at {}; give the env once",
+                            short(&id),
+                            short(&e.config.env),
+                            cfg_src.describe()
+                        ),
+                    ));
+                }
+            }
+            (Some((node, id)), None) => {
+                e.config.env = id;
+                e.env_source = Some(Source::at(origin, Some(node), &format!("{name}.env")));
+            }
+            (None, Some(_)) => {}
+            (None, None) => {
+                return Err(err(
+                    origin,
+                    Some(name_node),
+                    Some(&name),
+                    "missing `env: <env id>` (e.g. `env: CartPole-v1`)".into(),
+                ));
+            }
         }
         Ok(e)
     }
@@ -339,6 +553,7 @@ impl Experiment {
     }
 
     /// Applies a `config` mapping (from the file or `--config`) on top of the current one.
+    /// A setting given twice in one mapping, under its name and an old alias, is an error.
     pub fn apply_config(
         &mut self,
         node: &Node,
@@ -348,12 +563,38 @@ impl Experiment {
         let Kind::Map(entries) = &node.kind else {
             return Err(expected(origin, node, prefix, "a mapping of config keys"));
         };
+        let mut given: Vec<(&'static str, &Node)> = Vec::new();
         for (k, v) in entries {
             let key = scalar_str(origin, k, "key")?;
             let path = format!("{prefix}.{key}");
-            self.apply_key(key, k, v, origin, &path)?;
+            let Some(info) = keys::lookup(key) else {
+                return Err(unknown_key(origin, k, &path, keys::all_names()));
+            };
+            if let Some((_, first)) = given.iter().find(|(n, _)| *n == info.name) {
+                return Err(err(
+                    origin,
+                    Some(k),
+                    Some(&path),
+                    format!(
+                        "the same setting as '{}' at line {}, column {} ({} is RLlib's current name); keep one",
+                        first.scalar().unwrap_or_default(),
+                        first.line,
+                        first.col,
+                        info.name
+                    ),
+                ));
+            }
+            given.push((info.name, k));
+            self.apply_key(info.name, v, origin, &path)?;
+            self.overrides.push(Override {
+                name: info.name,
+                key: k.clone(),
+                value: v.clone(),
+                origin: origin.to_string(),
+                path,
+            });
         }
-        self.validate(origin, node)
+        Ok(())
     }
 
     /// Applies a `--config` flag's text (a JSON or YAML mapping).
@@ -366,29 +607,62 @@ impl Experiment {
 
     /// Replaces the stop criteria with a `--stop` flag's text.
     pub fn set_stop_text(&mut self, text: &str) -> Result<(), ConfigError> {
-        self.stop = match parse_mapping(text, "--stop")? {
-            None => Vec::new(),
-            Some(node) => parse_stop(&node, "--stop", "stop")?,
+        self.stop.clear();
+        self.stop_sources.clear();
+        if let Some(node) = parse_mapping(text, "--stop")? {
+            self.parse_stop(&node, "--stop", "stop")?;
+        }
+        Ok(())
+    }
+
+    /// Sets a flag's value as if `--config` had set `name` (so a restored run checks it too).
+    pub fn set_flag(&mut self, flag: &str, name: &str, value: &str) -> Result<(), ConfigError> {
+        let node = Node {
+            kind: Kind::Scalar {
+                text: value.to_string(),
+                quoted: false,
+            },
+            line: 1,
+            col: 1,
         };
+        let info = keys::lookup(name).ok_or_else(|| ConfigError {
+            origin: flag.to_string(),
+            position: None,
+            key: None,
+            message: format!("internal: no config key '{name}'"),
+        })?;
+        self.apply_key(info.name, &node, flag, name)?;
+        self.overrides.push(Override {
+            name: info.name,
+            key: node.clone(),
+            value: node,
+            origin: flag.to_string(),
+            path: name.to_string(),
+        });
         Ok(())
     }
 
     fn apply_key(
         &mut self,
-        key: &str,
-        k: &Node,
+        name: &'static str,
         v: &Node,
         origin: &str,
         path: &str,
     ) -> Result<(), ConfigError> {
         let c = &mut self.config;
-        match key {
-            "env" => c.env = scalar_str(origin, v, path)?.to_string(),
-            "num_env_runners" | "num_workers" | "num_rollout_workers" => {
-                c.num_env_runners = as_usize(origin, v, path, 0)?;
+        match name {
+            "env" => {
+                let id = scalar_str(origin, v, path)?;
+                check_env_id(origin, Some(v), path, id)?;
+                c.env = id.to_string();
+                self.env_source = Some(Source::at(origin, Some(v), path));
             }
-            "num_envs_per_env_runner" | "num_envs_per_worker" => {
+            "num_env_runners" => c.num_env_runners = as_usize(origin, v, path, 0)?,
+            "num_envs_per_env_runner" => {
                 c.num_envs_per_env_runner = as_usize(origin, v, path, 1)?;
+            }
+            "num_cpus_per_env_runner" => {
+                c.num_cpus_per_env_runner = as_f64_in(origin, v, path, 1e-4, 1e6, true)?;
             }
             "rollout_fragment_length" => {
                 c.rollout_fragment_length = if v.scalar() == Some("auto") {
@@ -400,17 +674,13 @@ impl Experiment {
                     })?)
                 };
             }
-            "train_batch_size" | "train_batch_size_per_learner" => {
-                c.train_batch_size = as_usize(origin, v, path, 1)?;
-            }
-            "minibatch_size" | "sgd_minibatch_size" => {
-                c.minibatch_size = as_usize(origin, v, path, 1)?
-            }
-            "num_epochs" | "num_sgd_iter" => c.num_epochs = as_usize(origin, v, path, 1)?,
+            "train_batch_size" => c.train_batch_size = as_usize(origin, v, path, 1)?,
+            "minibatch_size" => c.minibatch_size = as_usize(origin, v, path, 1)?,
+            "num_epochs" => c.num_epochs = as_usize(origin, v, path, 1)?,
             "lr" => c.lr = as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?,
             "lr_schedule" => c.lr_schedule = parse_schedule(origin, v, path)?,
             "gamma" => c.gamma = as_f64_in(origin, v, path, 0.0, 1.0, true)?,
-            "lambda" | "lambda_" => c.lambda = as_f64_in(origin, v, path, 0.0, 1.0, true)?,
+            "lambda" => c.lambda = as_f64_in(origin, v, path, 0.0, 1.0, true)?,
             "clip_param" => c.clip_param = as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?,
             "vf_clip_param" => {
                 c.vf_clip_param = as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?
@@ -440,7 +710,10 @@ impl Experiment {
                             origin,
                             Some(v),
                             Some(path),
-                            format!("unknown filter '{other}'; expected MeanStdFilter or NoFilter"),
+                            format!(
+                                "unknown filter '{}'; expected MeanStdFilter or NoFilter",
+                                short(other)
+                            ),
                         ));
                     }
                 };
@@ -453,7 +726,7 @@ impl Experiment {
                     Some(as_u64(origin, v, path)?)
                 };
             }
-            "num_gpus" | "num_gpus_per_learner" => {
+            "num_gpus_per_learner" => {
                 let g = as_f64_in(origin, v, path, 0.0, 1.0, true).map_err(|mut e| {
                     e.message = format!("{} (one learner uses at most one GPU)", e.message);
                     e
@@ -475,7 +748,10 @@ impl Experiment {
                 c.num_cpus_per_learner = if v.scalar() == Some("auto") {
                     None
                 } else {
-                    Some(as_usize(origin, v, path, 1)?)
+                    Some(as_usize(origin, v, path, 1).map_err(|mut e| {
+                        e.message = format!("{} or \"auto\"", e.message);
+                        e
+                    })?)
                 };
             }
             "learner_backend" => {
@@ -489,33 +765,30 @@ impl Experiment {
                             Some(v),
                             Some(path),
                             format!(
-                                "unknown learner backend '{other}'; expected auto, fused or candle"
+                                "unknown learner backend '{}'; expected auto, fused or candle",
+                                short(other)
                             ),
                         ));
                     }
                 };
             }
-            "restart_failed_env_runners"
-            | "recreate_failed_env_runners"
-            | "recreate_failed_workers" => {
+            "restart_failed_env_runners" => {
                 c.restart_failed_env_runners = as_bool(origin, v, path)?;
             }
-            "max_num_env_runner_restarts" | "max_num_worker_restarts" => {
+            "max_num_env_runner_restarts" => {
                 c.max_num_env_runner_restarts = as_usize(origin, v, path, 0)?;
             }
             "framework" => {
                 let fw = scalar_str(origin, v, path)?;
                 self.warnings.push(format!(
-                    "{origin}:{}: framework: {fw} is ignored: the learner is this project's own (Rust), on {}",
-                    v.line, self.config.device
+                    "{origin}:{}: framework: {} is ignored: the learner is this project's own (Rust), on {}",
+                    v.line,
+                    short(fw),
+                    self.config.device
                 ));
             }
-            // Accepted for compatibility with RLlib's examples; they change nothing here.
-            "enable_connectors"
-            | "enable_rl_module_and_learner"
-            | "enable_env_runner_and_connector_v2"
-            | "log_level" => {}
-            _ => return Err(unknown_key(origin, k, path, CONFIG_KEYS.iter().copied())),
+            other if keys::IGNORED.contains(&other) => {}
+            other => unreachable!("config key {other} is in the table but not applied"),
         }
         Ok(())
     }
@@ -555,7 +828,10 @@ impl Experiment {
                             origin,
                             Some(v),
                             Some(&path),
-                            format!("unknown activation '{s}'; expected tanh, relu or linear"),
+                            format!(
+                                "unknown activation '{}'; expected tanh, relu or linear",
+                                short(s)
+                            ),
                         )
                     })?;
                 }
@@ -573,82 +849,235 @@ impl Experiment {
         Ok(())
     }
 
-    /// Checks settings that depend on each other.
-    fn validate(&self, origin: &str, at: &Node) -> Result<(), ConfigError> {
+    /// The place of the last explicit setting of `name`, if any.
+    fn source_of(&self, name: &str) -> Option<Source> {
+        self.overrides
+            .iter()
+            .rev()
+            .find(|o| o.name == name)
+            .map(Override::source)
+    }
+
+    /// Takes a restored run's config from its checkpoint, as RLlib's `from_checkpoint` does:
+    /// the checkpoint's algorithm, env and config, then the keys this experiment set
+    /// explicitly (its file's `config`, `--config`, flags) replayed on top. Keys that shape
+    /// learned state (the network, the observation filter, the env, the KL coefficient) may
+    /// not change; each such change is refused by name.
+    pub fn restore_from(
+        &mut self,
+        checkpoint: &str,
+        algorithm: &str,
+        env: &str,
+        experiment: Option<&str>,
+        config: &serde_json::Value,
+    ) -> Result<(), ConfigError> {
+        if let Some(src) = &self.run_source
+            && !self.run.eq_ignore_ascii_case(algorithm)
+        {
+            return Err(src.error(format!(
+                "{} differs from the checkpoint's algorithm {algorithm} ({checkpoint})",
+                self.run
+            )));
+        }
+        if let Some(src) = &self.env_source
+            && self.config.env != env
+        {
+            return Err(src.error(format!(
+                "{} differs from the checkpoint's env {} ({checkpoint})",
+                short(&self.config.env),
+                short(env)
+            )));
+        }
+        let origin = format!("{checkpoint}/metadata.json");
+        let text = serde_json::to_string(config).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            position: None,
+            key: Some("config".into()),
+            message: e.to_string(),
+        })?;
+        let node = parse_mapping(&text, &origin)?.ok_or_else(|| ConfigError {
+            origin: origin.clone(),
+            position: None,
+            key: Some("config".into()),
+            message: "is empty".into(),
+        })?;
+        let mut saved = Experiment::empty(self.name.clone());
+        saved.apply_config(&node, &origin, "config")?;
+        saved.set_algorithm(algorithm, &origin, None)?;
+        let before = export::config_json(&saved.config, 0);
+        let mut replayed = saved.clone();
+        for o in &self.overrides {
+            replayed.apply_key(o.name, &o.value, &o.origin, &o.path)?;
+        }
+        let after = export::config_json(&replayed.config, 0);
+        // The last explicit setting of a key decides its value: that is the one to name.
+        for (i, o) in self.overrides.iter().enumerate() {
+            let last = !self.overrides[i + 1..].iter().any(|p| p.name == o.name);
+            let info = keys::lookup(o.name).expect("overrides hold known keys");
+            if info.restorable || !last {
+                continue;
+            }
+            if let Some((key, was, now)) = first_difference(o.name, &before[o.name], &after[o.name])
+            {
+                return Err(o.source().error(format!(
+                    "cannot change when restoring {checkpoint}: the checkpoint's {key} is {}, this run's would be {}. A restored run takes its config from the checkpoint; only these keys may change: {}",
+                    short(&was),
+                    short(&now),
+                    keys::restorable_names().join(", ")
+                )));
+            }
+        }
+        self.run = saved.run;
+        self.config = replayed.config;
+        if self.named_by_flags {
+            let name = experiment.map_or_else(|| format!("{}_{env}", self.run), str::to_string);
+            self.name = safe_name(&name).map_err(|m| ConfigError {
+                origin: origin.clone(),
+                position: None,
+                key: Some("experiment".into()),
+                message: m,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks settings that depend on each other, once every source has been applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.minibatch_size > c.train_batch_size {
-            return Err(err(
-                origin,
-                Some(at),
-                Some("minibatch_size"),
-                format!(
+            let src = self
+                .source_of("minibatch_size")
+                .or_else(|| self.source_of("train_batch_size"))
+                .unwrap_or_else(|| Source::flag("--config"));
+            return Err(ConfigError {
+                key: Some(src.path.replace("train_batch_size", "minibatch_size")),
+                ..src.error(format!(
                     "{} is larger than train_batch_size {}; expected minibatch_size <= train_batch_size",
                     c.minibatch_size, c.train_batch_size
-                ),
-            ));
+                ))
+            });
         }
-        if let Some(s) = &c.lr_schedule
-            && s.windows(2).any(|w| w[1].0 < w[0].0)
-        {
-            return Err(err(
+        for (s, src) in self.stop.iter().zip(&self.stop_sources) {
+            if matches!(s, StopCriterion::EvaluationReturnMean(_))
+                && c.evaluation_interval.is_none()
+            {
+                return Err(src.error(
+                    "can never be met: the run does not evaluate; set evaluation_interval (e.g. 1) or stop on env_runners/episode_return_mean".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_stop(&mut self, node: &Node, origin: &str, prefix: &str) -> Result<(), ConfigError> {
+        self.stop.clear();
+        self.stop_sources.clear();
+        if node.is_null() {
+            return Ok(());
+        }
+        let Kind::Map(entries) = &node.kind else {
+            return Err(expected(
                 origin,
-                Some(at),
-                Some("lr_schedule"),
-                "timesteps must not decrease".into(),
+                node,
+                prefix,
+                "a mapping of metric: threshold",
             ));
+        };
+        for (k, v) in entries {
+            let key = scalar_str(origin, k, "key")?;
+            let path = format!("{prefix}.{key}");
+            let Some((_, kind)) = STOP_KEYS.iter().find(|(name, _)| *name == key) else {
+                return Err(unknown_key(
+                    origin,
+                    k,
+                    &path,
+                    STOP_KEYS.iter().map(|(n, _)| *n),
+                ));
+            };
+            let value = as_f64_in(origin, v, &path, f64::NEG_INFINITY, f64::INFINITY, true)?;
+            if !value.is_finite() {
+                return Err(err(
+                    origin,
+                    Some(v),
+                    Some(&path),
+                    format!(
+                        "{} can never be met (or is met at once); expected a finite number",
+                        fmt_num(value)
+                    ),
+                ));
+            }
+            let count = || -> Result<u64, ConfigError> {
+                // Whole counts up to 2^53, where every integer is exact in a metric's f64.
+                if value < 0.0 || value.fract() != 0.0 || value > 9.007_199_254_740_992e15 {
+                    return Err(err(
+                        origin,
+                        Some(v),
+                        Some(&path),
+                        format!(
+                            "expected a whole number >= 0 (a count), found {}",
+                            fmt_num(value)
+                        ),
+                    ));
+                }
+                Ok(value as u64)
+            };
+            let c = match kind {
+                StopKind::ReturnMean => StopCriterion::EpisodeReturnMean(value),
+                StopKind::EvaluationReturnMean => StopCriterion::EvaluationReturnMean(value),
+                StopKind::EnvSteps => StopCriterion::EnvSteps(count()?),
+                StopKind::Iterations => StopCriterion::TrainingIteration(count()?),
+                StopKind::Seconds => StopCriterion::TimeTotalS(value),
+            };
+            self.stop.push(c);
+            self.stop_sources.push(Source::at(origin, Some(k), &path));
         }
         Ok(())
     }
 }
 
+/// The first place where two exported values differ, as `(dotted key, was, now)`; nested
+/// mappings (`model`) are compared key by key.
+fn first_difference(
+    key: &str,
+    was: &serde_json::Value,
+    now: &serde_json::Value,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    match (was, now) {
+        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(k, va)| {
+            first_difference(&format!("{key}.{k}"), va, b.get(k).unwrap_or(&Value::Null))
+        }),
+        _ if was != now => Some((key.to_string(), was.to_string(), now.to_string())),
+        _ => None,
+    }
+}
+
 /// Every config key this build understands (canonical names and aliases), for suggestions.
-pub const CONFIG_KEYS: &[&str] = &[
-    "env",
-    "num_env_runners",
-    "num_workers",
-    "num_rollout_workers",
-    "num_envs_per_env_runner",
-    "num_envs_per_worker",
-    "rollout_fragment_length",
-    "train_batch_size",
-    "train_batch_size_per_learner",
-    "minibatch_size",
-    "sgd_minibatch_size",
-    "num_epochs",
-    "num_sgd_iter",
-    "lr",
-    "lr_schedule",
-    "gamma",
-    "lambda",
-    "lambda_",
-    "clip_param",
-    "vf_clip_param",
-    "vf_loss_coeff",
-    "entropy_coeff",
-    "kl_coeff",
-    "kl_target",
-    "use_kl_loss",
-    "grad_clip",
-    "observation_filter",
-    "model",
-    "seed",
-    "num_gpus",
-    "num_gpus_per_learner",
-    "evaluation_interval",
-    "evaluation_duration",
-    "framework",
-    "enable_connectors",
-    "enable_rl_module_and_learner",
-    "enable_env_runner_and_connector_v2",
-    "log_level",
-];
+pub fn config_keys() -> Vec<&'static str> {
+    keys::all_names().collect()
+}
 
 fn parse_mapping(text: &str, origin: &str) -> Result<Option<Node>, ConfigError> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError {
+            origin: origin.to_string(),
+            position: None,
+            key: None,
+            message: format!(
+                "is larger than {} MiB; a config is expected to be far smaller",
+                MAX_CONFIG_BYTES >> 20
+            ),
+        });
+    }
     let node = yaml::parse(text).map_err(|e| ConfigError {
         origin: origin.to_string(),
         position: Some((e.line, e.col)),
         key: None,
-        message: format!("YAML syntax error: {}", e.message),
+        message: if e.malformed {
+            format!("YAML syntax error: {}", e.message)
+        } else {
+            e.message
+        },
     })?;
     match node {
         None => Ok(None),
@@ -667,49 +1096,6 @@ fn parse_mapping(text: &str, origin: &str) -> Result<Option<Node>, ConfigError> 
     }
 }
 
-fn parse_stop(node: &Node, origin: &str, prefix: &str) -> Result<Vec<StopCriterion>, ConfigError> {
-    if node.is_null() {
-        return Ok(Vec::new());
-    }
-    let Kind::Map(entries) = &node.kind else {
-        return Err(expected(
-            origin,
-            node,
-            prefix,
-            "a mapping of metric: threshold",
-        ));
-    };
-    let mut out = Vec::new();
-    for (k, v) in entries {
-        let key = scalar_str(origin, k, "key")?;
-        let path = format!("{prefix}.{key}");
-        let Some((_, make)) = STOP_KEYS.iter().find(|(name, _)| *name == key) else {
-            return Err(unknown_key(
-                origin,
-                k,
-                &path,
-                STOP_KEYS.iter().map(|(n, _)| *n),
-            ));
-        };
-        let value = as_f64_in(origin, v, &path, f64::NEG_INFINITY, f64::INFINITY, true)?;
-        let c = make(value);
-        if matches!(
-            c,
-            StopCriterion::EnvSteps(_) | StopCriterion::TrainingIteration(_)
-        ) && value < 0.0
-        {
-            return Err(err(
-                origin,
-                Some(v),
-                Some(&path),
-                format!("expected a count >= 0, found {value}"),
-            ));
-        }
-        out.push(c);
-    }
-    Ok(out)
-}
-
 fn parse_schedule(
     origin: &str,
     v: &Node,
@@ -722,20 +1108,38 @@ fn parse_schedule(
     let Kind::Seq(items) = &v.kind else {
         return Err(expected(origin, v, path, form));
     };
-    let mut out = Vec::new();
+    if items.is_empty() {
+        return Err(err(
+            origin,
+            Some(v),
+            Some(path),
+            format!("is empty; expected {form}, or null for no schedule"),
+        ));
+    }
+    let mut out: Vec<(u64, f64)> = Vec::new();
     for item in items {
         match &item.kind {
             Kind::Seq(pair) if pair.len() == 2 => {
+                let t = as_u64(origin, &pair[0], path)?;
+                if let Some(&(prev, _)) = out.last()
+                    && t < prev
+                {
+                    return Err(err(
+                        origin,
+                        Some(&pair[0]),
+                        Some(path),
+                        format!(
+                            "timestep {t} comes after {prev}; expected timesteps that do not decrease"
+                        ),
+                    ));
+                }
                 out.push((
-                    as_u64(origin, &pair[0], path)?,
+                    t,
                     as_f64_in(origin, &pair[1], path, 0.0, f64::INFINITY, true)?,
                 ));
             }
             _ => return Err(expected(origin, item, path, form)),
         }
-    }
-    if out.is_empty() {
-        return Err(expected(origin, v, path, form));
     }
     Ok(Some(out))
 }

@@ -27,6 +27,27 @@ pub(super) fn expected(origin: &str, v: &Node, key: &str, form: &str) -> ConfigE
     )
 }
 
+/// The longest user text echoed in a message; longer text is cut with an ellipsis.
+pub const MAX_ECHO: usize = 60;
+
+/// `s`, cut to [`MAX_ECHO`] characters with an ellipsis (messages never echo unbounded input).
+pub fn short(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(MAX_ECHO) {
+        None => s.into(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()).into(),
+    }
+}
+
+/// A number for a message: plain when short, in exponent form when it would be long.
+pub fn fmt_num(x: f64) -> String {
+    let plain = x.to_string();
+    if plain.len() <= 16 {
+        plain
+    } else {
+        format!("{x:e}")
+    }
+}
+
 pub(super) fn unknown_key<'a>(
     origin: &str,
     k: &Node,
@@ -37,11 +58,20 @@ pub(super) fn unknown_key<'a>(
     let hint = nearest(name, known)
         .map(|n| format!("; did you mean '{n}'?"))
         .unwrap_or_default();
-    err(origin, Some(k), Some(path), format!("unknown key{hint}"))
+    err(
+        origin,
+        Some(k),
+        Some(&short(path)),
+        format!("unknown key{hint}"),
+    )
 }
 
 /// The known name closest to `name`, if it is close enough to be a likely typo.
 pub fn nearest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    // Edit distance is quadratic: a name far longer than any known one is no typo of it.
+    if name.len() > 200 {
+        return None;
+    }
     known
         .map(|k| (strsim::levenshtein(name, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 3) && *d < k.len())
@@ -99,12 +129,12 @@ pub(super) fn as_f64_in(
     let above = if lo_inclusive { x >= lo } else { x > lo };
     if !above || x > hi {
         let lo_s = if lo_inclusive {
-            format!(">= {lo}")
+            format!(">= {}", fmt_num(lo))
         } else {
-            format!("> {lo}")
+            format!("> {}", fmt_num(lo))
         };
         let range = if hi.is_finite() {
-            format!("{lo_s} and <= {hi}")
+            format!("{lo_s} and <= {}", fmt_num(hi))
         } else {
             lo_s
         };
@@ -112,7 +142,7 @@ pub(super) fn as_f64_in(
             origin,
             Some(v),
             Some(key),
-            format!("{x} is out of range; expected a number {range}"),
+            format!("{} is out of range; expected a number {range}", fmt_num(x)),
         ));
     }
     Ok(x)

@@ -1005,6 +1005,24 @@ fn bad_checkpoints() {
         d,
         &["config.kl_coeff", "cannot change when restoring"],
     );
+    let nan_env = d.join("nan-env/checkpoint_000001");
+    copy_dir(&good, &nan_env);
+    edit_json(&nan_env, "env_runner/state.json", |v| {
+        v["runners"][0]["envs"][0][2] = f64::NAN.to_bits().into()
+    });
+    check(
+        "restore of a runner whose env state is not finite",
+        &[
+            "train",
+            "--restore",
+            nan_env.to_str().unwrap(),
+            "--output-dir",
+            "r3",
+        ],
+        d,
+        &["'runners[0]'", "CartPole-v1: a non-finite physical state"],
+    );
+    assert!(!d.join("r3").exists(), "refused before a folder is made");
     check(
         "evaluate with the wrong algo",
         &["evaluate", g, "--algo", "APPO"],

@@ -103,7 +103,16 @@ impl Env for CartPole {
             ));
         }
         let flags = w[0];
-        self.state = (flags & 1 != 0).then(|| [w[1], w[2], w[3], w[4]].map(f64::from_bits));
+        if flags > 7 {
+            return Err(format!("CartPole-v1: unknown state flags {flags:#x}"));
+        }
+        let state = (flags & 1 != 0).then(|| [w[1], w[2], w[3], w[4]].map(f64::from_bits));
+        if let Some(s) = state
+            && s.iter().any(|v| !v.is_finite())
+        {
+            return Err(format!("CartPole-v1: a non-finite physical state {s:?}"));
+        }
+        self.state = state;
         self.steps_beyond_terminated = (flags & 2 != 0)
             .then(|| u32::try_from(w[5]).map_err(|_| "CartPole-v1: bad step count".to_string()))
             .transpose()?;

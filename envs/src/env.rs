@@ -197,8 +197,18 @@ impl<E: Env> Env for TimeLimit<E> {
     }
     fn load_state(&mut self, words: &[u64]) -> Result<(), String> {
         let (&elapsed, inner) = words.split_first().ok_or("TimeLimit: empty state")?;
-        self.elapsed_steps = u32::try_from(elapsed).map_err(|_| "TimeLimit: bad step count")?;
-        self.inner.load_state(inner)
+        let elapsed = u32::try_from(elapsed)
+            .ok()
+            .filter(|&e| e <= self.max_episode_steps)
+            .ok_or_else(|| {
+                format!(
+                    "TimeLimit: {elapsed} steps taken, more than the limit of {}",
+                    self.max_episode_steps
+                )
+            })?;
+        self.inner.load_state(inner)?;
+        self.elapsed_steps = elapsed;
+        Ok(())
     }
     #[inline]
     fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Transition {

@@ -214,4 +214,18 @@ fn a_saved_state_resumes_the_same_trajectory() {
         }
     }
     assert!(b.load_state(&words[..3]).is_err());
+    // Hand-edited states are refused, and leave the env as it was.
+    let mut nan = words.clone();
+    nan[2] = f64::NAN.to_bits();
+    assert!(b.load_state(&nan).unwrap_err().contains("non-finite"));
+    let mut past_limit = words.clone();
+    past_limit[0] = 501;
+    assert!(
+        b.load_state(&past_limit)
+            .unwrap_err()
+            .contains("limit of 500")
+    );
+    let mut flags = words;
+    flags[1] = 8;
+    assert!(b.load_state(&flags).unwrap_err().contains("flags"));
 }

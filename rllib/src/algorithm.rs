@@ -377,9 +377,11 @@ impl Algorithm {
                 "the checkpoint has no env-runner state: episodes start afresh".into(),
             ));
         };
-        let applied = match &mut self.runners {
-            Runners::Local(r) if states.len() == 1 => r.set_state(&states[0]).is_ok(),
-            Runners::Remote(handles) if handles.len() == states.len() => {
+        let envs = self.cfg.num_envs_per_env_runner;
+        let fits = |n: usize| states.len() == n && states.iter().all(|s| s.envs.len() == envs);
+        let results: Vec<Result<(), String>> = match &mut self.runners {
+            Runners::Local(r) if fits(1) => vec![r.set_state(&states[0])],
+            Runners::Remote(handles) if fits(handles.len()) => {
                 let refs: Vec<_> = handles
                     .iter()
                     .zip(states)
@@ -388,16 +390,23 @@ impl Algorithm {
                         h.call(move |r: &mut EnvRunner| r.set_state(&s))
                     })
                     .collect();
-                refs.into_iter().all(|r| matches!(r.get(), Ok(Ok(()))))
+                refs.into_iter()
+                    .map(|r| r.get().map_err(|e| e.to_string()).and_then(|x| x))
+                    .collect()
             }
-            _ => false,
+            _ => {
+                return Ok(Some(format!(
+                    "the checkpoint's {} env-runner state(s) do not fit this run's {} runner(s) of {envs} env(s): episodes start afresh",
+                    states.len(),
+                    self.cfg.num_env_runners.max(1)
+                )));
+            }
         };
-        Ok((!applied).then(|| {
-            format!(
-                "the checkpoint's {} env-runner state(s) do not fit this run's runners and envs: episodes start afresh",
-                states.len()
-            )
-        }))
+        // The layout fits, so a state that does not load is a damaged checkpoint.
+        for (i, r) in results.into_iter().enumerate() {
+            r.map_err(|e| format!("env_runner/state.json: 'runners[{i}]': {e}"))?;
+        }
+        Ok(None)
     }
 
     fn sample(&mut self, weights: Weights) -> Result<Vec<SampleOutput>, TrainError> {

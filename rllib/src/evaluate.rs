@@ -62,7 +62,7 @@ impl EvalStats {
 
 /// Runs `episodes` episodes of `env_id` one after another; episode `i` starts from
 /// `reset(seed + i)`. Greedy (argmax) unless `explore`. The filter, when given, is frozen.
-/// With `frames`, the first episode is rendered into it, one frame per state.
+/// With `frames`, the first episode is rendered into it, one frame per state as it happens.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_episodes(
     env_id: &str,
@@ -72,7 +72,7 @@ pub fn evaluate_episodes(
     episodes: usize,
     seed: u64,
     explore: bool,
-    mut frames: Option<&mut Vec<RgbFrame>>,
+    mut frames: Option<&mut dyn FnMut(&RgbFrame) -> Result<(), String>>,
 ) -> Result<EvalStats, String> {
     let mut env = envs::make(env_id).map_err(|e| e.to_string())?;
     let mut policy = MlpPolicy::new(spec, weights)?;
@@ -91,11 +91,11 @@ pub fn evaluate_episodes(
         env.reset_into(Some(seed.wrapping_add(i as u64)), &mut raw);
         let (mut ret, mut len) = (0.0f64, 0u64);
         let mut record = |env: &dyn envs::Env| -> Result<(), String> {
-            if let (0, Some(frames)) = (i, frames.as_deref_mut()) {
-                frames.push(
-                    env.render()
+            if let (0, Some(sink)) = (i, frames.as_deref_mut()) {
+                sink(
+                    &env.render()
                         .ok_or_else(|| format!("{env_id} cannot render"))?,
-                );
+                )?;
             }
             Ok(())
         };

@@ -14,11 +14,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rllib::algorithm::TrainResult;
 use rllib::checkpoint;
 use rllib::config::{ConfigError, Experiment};
+use rllib::console;
 use rllib::evaluate::evaluate_episodes;
 use rllib::examples;
 use rllib::signals::{self, StopRequest};
 use rllib::trial::{Reporter, Stop, Trial, TrialError};
-use rllib::{console, fsio};
 
 /// Prints a line to stdout for a run in progress (never fails the run).
 macro_rules! say {
@@ -491,17 +491,15 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         )));
     }
     ck.check_env(&ck.env)?;
-    if let Some(path) = &a.render {
-        // Fail before running episodes when the file cannot be written.
-        std::fs::File::create(path).map_err(|e| {
-            Failure(format!(
-                "--render {}: cannot be written: {}",
-                path.display(),
-                fsio::describe(path, &e)
-            ))
-        })?;
-    }
-    let mut frames = Vec::new();
+    // CartPole's metadata says 50 frames per second (tau = 0.02 s).
+    let mut gif = match &a.render {
+        Some(path) => Some(rllib::render::GifWriter::create(path, 50).map_err(Failure)?),
+        None => None,
+    };
+    let mut sink = |f: &envs::RgbFrame| match gif.as_mut() {
+        Some(g) => g.push(f),
+        None => Ok(()),
+    };
     let stats = evaluate_episodes(
         &ck.env,
         ck.spec.clone(),
@@ -510,17 +508,14 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         a.episodes,
         a.seed,
         a.explore,
-        a.render.as_ref().map(|_| &mut frames),
+        a.render
+            .as_ref()
+            .map(|_| &mut sink as &mut dyn FnMut(&envs::RgbFrame) -> Result<(), String>),
     )
     .map_err(|e| Failure(format!("{}: {e}", a.checkpoint.display())))?;
-    if let Some(path) = &a.render {
-        // CartPole's metadata says 50 frames per second (tau = 0.02 s).
-        rllib::render::write_gif(path, &frames, 50).map_err(Failure)?;
-        say!(
-            "Wrote {} frames of episode 0 to {}",
-            frames.len(),
-            path.display()
-        );
+    if let (Some(path), Some(g)) = (&a.render, gif) {
+        let n = g.finish().map_err(Failure)?;
+        say!("Wrote {n} frames of episode 0 to {}", path.display());
     }
     say!(
         "Evaluated {} ({} on {}, iteration {}) for {} episodes, {} actions:",

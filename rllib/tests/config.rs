@@ -193,3 +193,31 @@ fn a_restore_replays_explicit_keys_on_the_checkpoints_config() {
         .unwrap();
     assert_eq!(e.name, "PPO_CartPole-v1", "no recorded name: <algo>_<env>");
 }
+
+/// What `params.yaml` and checkpoints write reads back as the same config (a restore depends
+/// on it), and every key of the table is either written or one of the ignored ones.
+#[test]
+fn the_exported_config_reads_back_unchanged() {
+    use rllib::config::export::config_json;
+    use rllib::config::keys;
+    let mut e = exp(
+        "    num_env_runners: 1\n    num_envs_per_env_runner: 3\n    num_cpus_per_env_runner: 0.5\n    \
+         rollout_fragment_length: 50\n    train_batch_size: 600\n    minibatch_size: 100\n    num_epochs: 4\n    \
+         lr_schedule: [[0, 0.001], [1000, 0.0001]]\n    gamma: 0.95\n    lambda: 0.9\n    grad_clip: 0.5\n    \
+         observation_filter: MeanStdFilter\n    model: {fcnet_hiddens: [64, 64], fcnet_activation: relu}\n    \
+         seed: 9\n    evaluation_interval: 2\n    num_cpus_per_learner: 2\n    learner_backend: candle\n    \
+         restart_failed_env_runners: false\n    max_num_env_runner_restarts: 3\n",
+    );
+    let json = config_json(&e.config, 9);
+    for k in keys::KEYS {
+        assert!(
+            json.get(k.name).is_some() || keys::IGNORED.contains(&k.name),
+            "{} is neither exported nor ignored",
+            k.name
+        );
+    }
+    let want = e.config.clone();
+    e.config = Default::default();
+    e.apply_config_text(&json.to_string()).unwrap();
+    assert_eq!(e.config, want);
+}

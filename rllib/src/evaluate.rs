@@ -60,6 +60,9 @@ impl EvalStats {
     }
 }
 
+/// Where rendered frames go, one at a time (a GIF writer).
+pub type FrameSink<'a> = dyn FnMut(&RgbFrame) -> Result<(), String> + 'a;
+
 /// Runs `episodes` episodes of `env_id` one after another; episode `i` starts from
 /// `reset(seed + i)`. Greedy (argmax) unless `explore`. The filter, when given, is frozen.
 /// With `frames`, the first episode is rendered into it, one frame per state as it happens.
@@ -72,7 +75,7 @@ pub fn evaluate_episodes(
     episodes: usize,
     seed: u64,
     explore: bool,
-    mut frames: Option<&mut dyn FnMut(&RgbFrame) -> Result<(), String>>,
+    mut frames: Option<&mut FrameSink<'_>>,
 ) -> Result<EvalStats, String> {
     let mut env = envs::make(env_id).map_err(|e| e.to_string())?;
     let mut policy = MlpPolicy::new(spec, weights)?;

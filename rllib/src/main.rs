@@ -510,7 +510,7 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         a.explore,
         a.render
             .as_ref()
-            .map(|_| &mut sink as &mut dyn FnMut(&envs::RgbFrame) -> Result<(), String>),
+            .map(|_| &mut sink as &mut rllib::evaluate::FrameSink<'_>),
     )
     .map_err(|e| Failure(format!("{}: {e}", a.checkpoint.display())))?;
     if let (Some(path), Some(g)) = (&a.render, gif) {

@@ -65,6 +65,25 @@ pub fn dangling(path: &Path) -> Option<String> {
     None
 }
 
+/// `s` as one safe folder name, as Ray cleans names: characters other than letters, digits
+/// and `-_.+=,@` become `_`, and so does a leading `.` (a hidden or relative folder).
+pub fn safe_component(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.+=,@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with('.') {
+        out.replace_range(..1, "_");
+    }
+    out
+}
+
 /// Reads at most `limit` bytes of a file; a longer file (or an endless one such as
 /// `/dev/zero`) is an error that says so.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {

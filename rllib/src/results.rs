@@ -61,16 +61,7 @@ pub fn new_trial_dir(
     let base = root.join(experiment);
     fs::create_dir_all(&base)?;
     // Env ids may carry a namespace (`ALE/Pong-v5`): one path component, as Ray names trials.
-    let stem: String = format!("{algo}_{env}_{}", timestamp())
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_.+=,@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let stem = crate::fsio::safe_component(&format!("{algo}_{env}_{}", timestamp()));
     for n in 0.. {
         let candidate = if n == 0 {
             base.join(&stem)

@@ -236,20 +236,7 @@ pub fn safe_name(name: &str) -> Result<String, String> {
             short(trimmed)
         ));
     }
-    let mut out: String = trimmed
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_.+=,@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with('.') {
-        out.replace_range(..1, "_");
-    }
-    Ok(out)
+    Ok(crate::fsio::safe_component(trimmed))
 }
 
 fn check_env_id(origin: &str, at: Option<&Node>, path: &str, id: &str) -> Result<(), ConfigError> {

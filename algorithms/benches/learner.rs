@@ -8,10 +8,12 @@
 
 use std::time::Instant;
 
-use algorithms::{
-    Activation, AlgorithmConfig, Fragment, FusedBackend, LearnerBackend, MinibatchData, MlpSpec,
-    ModelConfig, PpoLearner, SampleBatch,
-};
+use std::sync::Arc;
+
+use algorithms::nn::Network;
+use algorithms::nn::fused::{FusedNet, Threads};
+use algorithms::ppo::{ActionSpec, Dist, PpoLoss, PpoModuleSpec};
+use algorithms::{Activation, AlgorithmConfig, Fragment, ModelConfig, PpoLearner, SampleBatch};
 use envs::NpRandom;
 
 const RUNS: usize = 15;
@@ -37,8 +39,8 @@ fn time_ms(mut f: impl FnMut()) -> f64 {
 }
 
 /// A batch of CartPole-like rows cut into episodes of 20 to 200 steps.
-fn batch(spec: &MlpSpec, rng: &mut NpRandom) -> SampleBatch {
-    let mut b = SampleBatch::new(spec.obs_dim, spec.num_actions);
+fn batch(spec: &PpoModuleSpec, rng: &mut NpRandom) -> SampleBatch {
+    let mut b = SampleBatch::new(spec.obs_dim, 1, 2);
     let mut start = 0;
     while start < ROWS {
         let end = (start + 20 + rng.below(180) as usize).min(ROWS);
@@ -59,11 +61,11 @@ fn batch(spec: &MlpSpec, rng: &mut NpRandom) -> SampleBatch {
         b.obs
             .extend((0..spec.obs_dim).map(|_| rng.uniform(-1.0, 1.0) as f32));
         let logits = [rng.uniform(0.0, 0.1) as f32, rng.uniform(0.0, 0.1) as f32];
-        let a = rng.below(2) as u32;
-        b.actions.push(a);
+        let a = rng.below(2) as usize;
+        b.actions.push(a as f32);
         b.rewards.push(1.0);
         b.action_logp
-            .push(logits[a as usize] - algorithms::module::log_sum_exp(&logits));
+            .push(logits[a] - algorithms::distributions::log_sum_exp(&logits));
         b.action_dist_inputs.extend(logits);
     }
     b
@@ -75,9 +77,9 @@ fn main() {
         fcnet_activation: Activation::Tanh,
         vf_share_layers: false,
     };
-    let spec = MlpSpec {
+    let spec = PpoModuleSpec {
         obs_dim: 4,
-        num_actions: 2,
+        action: ActionSpec::Discrete(2),
         model: model.clone(),
     };
     let mut rng = NpRandom::from_seed(3);
@@ -101,23 +103,32 @@ fn main() {
         let update = time_ms(|| {
             std::hint::black_box(learner.update(&b, 0).expect("update"));
         });
-        let mut backend = FusedBackend::new(&cfg, spec.clone(), &w).expect("backend");
+        let mut net = FusedNet::new(
+            spec.net_spec(),
+            &spec.split(&w).expect("weights").0,
+            &Threads::new(threads).expect("threads"),
+        )
+        .expect("network");
+        let mut out = Vec::new();
         let values = time_ms(|| {
-            std::hint::black_box(backend.values(&b.obs, ROWS).expect("values"));
+            net.infer(&b.obs, ROWS, &[1], &mut out).expect("values");
+            std::hint::black_box(&out);
         });
         let n = 512;
-        let zeros = vec![0f32; n];
-        let mb = MinibatchData {
-            obs: &b.obs[..n * 4],
-            actions: &b.actions[..n],
-            old_logp: &b.action_logp[..n],
-            old_logits: &b.action_dist_inputs[..n * 2],
-            advantages: &b.rewards[..n],
-            value_targets: &zeros,
-        };
+        let mut loss = PpoLoss::new(Dist::Categorical(2));
+        loss.actions = b.actions[..n].to_vec();
+        loss.old_logp = b.action_logp[..n].to_vec();
+        loss.old_dist_inputs = b.action_dist_inputs[..n * 2].to_vec();
+        loss.advantages = b.rewards[..n].to_vec();
+        loss.value_targets = vec![0.0; n];
+        let loss = Arc::new(loss);
         let minibatch = time_ms(|| {
-            std::hint::black_box(backend.train_minibatch(mb, 0.2, 1e-6).expect("minibatch"));
+            std::hint::black_box(
+                net.train_rows(&b.obs[..n * 4], n, loss.clone())
+                    .expect("minibatch"),
+            );
         });
+        net.end_update();
         println!("num_cpus_per_learner = {threads}");
         println!(
             "{:<52} {:>10.3}",
@@ -129,7 +140,7 @@ fn main() {
         );
         println!(
             "{:<52} {:>10.3}",
-            "  one 512-row minibatch (loss, backward, Adam)", minibatch
+            "  one 512-row minibatch (forward, loss, backward)", minibatch
         );
         println!(
             "{:<52} {:>10.0}",

@@ -1,27 +1,26 @@
-//! Reinforcement-learning algorithms: PPO's config, RLModule, learner, GAE and the
-//! `MeanStdFilter` connector.
+//! Reinforcement-learning algorithms, one folder each ([`ppo`]), on shared parts that depend
+//! on no algorithm: networks and their backends ([`nn`]), Adam ([`optim`]), action
+//! distributions, GAE, the `MeanStdFilter` connector, sample batches and the memory estimate.
 
-pub mod candle_backend;
 pub mod config;
+pub mod distributions;
+pub mod error;
 pub mod filter;
-pub mod fused;
 pub mod gae;
 pub mod learner;
-pub mod linalg;
 pub mod memory;
-pub mod module;
+pub mod nn;
+pub mod optim;
+pub mod ppo;
 pub mod sample_batch;
-mod spin_pool;
 
-pub use candle_backend::{CandleBackend, LossReport, evaluate_loss};
 pub use config::{
     Activation, AlgorithmConfig, Device, LearnerBackendKind, ModelConfig, ObservationFilter,
 };
+pub use error::LearnerError;
 pub use filter::{MeanStdFilter, RunningStat};
-pub use fused::FusedBackend;
-pub use learner::{
-    LearnerBackend, LearnerError, LearnerMetrics, MinibatchData, MinibatchStats, OptimizerState,
-    PpoLearner,
-};
-pub use module::{MlpPolicy, MlpSpec, NamedTensor, Weights};
+pub use learner::{LearnerMetrics, MinibatchStats};
+pub use nn::{NamedTensor, Weights};
+pub use optim::OptimizerState;
+pub use ppo::{ActionSpec, PpoLearner, PpoModuleSpec, PpoPolicy};
 pub use sample_batch::{Fragment, SampleBatch};

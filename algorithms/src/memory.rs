@@ -8,8 +8,8 @@
 //! small and fixed (code, the runtime, a few MB).
 
 use crate::config::{AlgorithmConfig, LearnerBackendKind};
-use crate::fused::BLOCK_ROWS;
-use crate::module::MlpSpec;
+use crate::nn::fused::BLOCK_ROWS;
+use crate::ppo::PpoModuleSpec;
 
 /// One part of the estimate.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,9 +74,13 @@ pub fn human_bytes(b: f64) -> String {
 const F32: f64 = 4.0;
 
 /// The estimate for `cfg` with a network of `spec`, the learner on `learner_threads` threads.
-pub fn estimate(cfg: &AlgorithmConfig, spec: &MlpSpec, learner_threads: usize) -> MemoryEstimate {
+pub fn estimate(
+    cfg: &AlgorithmConfig,
+    spec: &PpoModuleSpec,
+    learner_threads: usize,
+) -> MemoryEstimate {
     let f = |n: usize| n as f64;
-    let (d, a) = (f(spec.obs_dim), f(spec.num_actions));
+    let (d, a) = (f(spec.obs_dim), f(spec.action.dist_width()));
     let hidden: f64 = spec.model.fcnet_hiddens.iter().map(|&h| f(h)).sum();
     let trunks = if spec.model.vf_share_layers { 1.0 } else { 2.0 };
     // Parameters, computed in floats so that a 10^6-wide layer cannot overflow.
@@ -168,10 +172,10 @@ mod tests {
     use super::*;
     use crate::config::ModelConfig;
 
-    fn spec(hiddens: Vec<usize>) -> MlpSpec {
-        MlpSpec {
+    fn spec(hiddens: Vec<usize>) -> PpoModuleSpec {
+        PpoModuleSpec {
             obs_dim: 4,
-            num_actions: 2,
+            action: crate::ppo::ActionSpec::Discrete(2),
             model: ModelConfig {
                 fcnet_hiddens: hiddens,
                 ..Default::default()

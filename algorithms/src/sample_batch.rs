@@ -20,17 +20,20 @@ pub struct Fragment {
 pub struct SampleBatch {
     /// Values per observation.
     pub obs_dim: usize,
-    /// Number of discrete actions (width of `action_dist_inputs`).
-    pub num_actions: usize,
+    /// Values per action: 1 for a discrete action (its index), else the `Box`'s size.
+    pub action_dim: usize,
+    /// Width of `action_dist_inputs` (logits, or mean and log-std).
+    pub dist_width: usize,
     /// Observations (as the module saw them: filtered), rows × `obs_dim`.
     pub obs: Vec<f32>,
-    /// Actions taken.
-    pub actions: Vec<u32>,
+    /// Actions taken, rows × `action_dim`: indices (exact in `f32` below 2^24) or the
+    /// policy's raw `Box` values (before they were mapped onto the env's bounds).
+    pub actions: Vec<f32>,
     /// Rewards received.
     pub rewards: Vec<f32>,
     /// Log-probability of each action under the sampling policy.
     pub action_logp: Vec<f32>,
-    /// Logits of the sampling policy, rows × `num_actions` (for the KL term).
+    /// The sampling policy's distribution inputs, rows × `dist_width` (for the KL term).
     pub action_dist_inputs: Vec<f32>,
     /// Episode pieces; together they cover every row once.
     pub fragments: Vec<Fragment>,
@@ -40,22 +43,42 @@ pub struct SampleBatch {
 
 impl SampleBatch {
     /// An empty batch for the given sizes.
-    pub fn new(obs_dim: usize, num_actions: usize) -> Self {
+    pub fn new(obs_dim: usize, action_dim: usize, dist_width: usize) -> Self {
         SampleBatch {
             obs_dim,
-            num_actions,
+            action_dim,
+            dist_width,
             ..Default::default()
         }
     }
 
     /// Rows (env steps) in the batch.
     pub fn len(&self) -> usize {
-        self.actions.len()
+        self.rewards.len()
     }
 
     /// Whether the batch has no rows.
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
+        self.rewards.is_empty()
+    }
+
+    /// Errors when the env handed over a non-finite reward or observation.
+    pub fn check_finite(&self) -> Result<(), crate::error::LearnerError> {
+        use crate::error::LearnerError;
+        if let Some(i) = self.rewards.iter().position(|r| !r.is_finite()) {
+            return Err(LearnerError::NonFiniteInput(format!(
+                "the env returned a non-finite reward ({}) at row {i} of the batch",
+                self.rewards[i]
+            )));
+        }
+        if let Some(i) = self.obs.iter().position(|o| !o.is_finite()) {
+            return Err(LearnerError::NonFiniteInput(format!(
+                "the env returned a non-finite observation ({}) at row {} of the batch",
+                self.obs[i],
+                i / self.obs_dim.max(1)
+            )));
+        }
+        Ok(())
     }
 
     /// Appends another batch's rows and fragments.

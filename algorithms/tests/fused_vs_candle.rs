@@ -1,176 +1,300 @@
-//! The fused CPU backend and the candle backend compute the same thing: forward outputs, the
-//! loss terms and every gradient agree within 1e-5 (relative) on random inputs. And the fused
-//! backend gives the same bits on one learner thread as on several.
+//! The fused CPU backend and the candle backend compute the same network: outputs, parameter
+//! gradients and input gradients agree within 1e-5 (relative) on random inputs, for the
+//! shapes every algorithm uses. PPO's loss, written once, gives the same terms and gradients
+//! on both. And the fused backend gives the same bits on one learner thread as on several.
 
-use algorithms::fused::BLOCK_ROWS;
-use algorithms::{
-    Activation, AlgorithmConfig, CandleBackend, FusedBackend, LearnerBackend, MinibatchData,
-    MinibatchStats, MlpSpec, ModelConfig, evaluate_loss,
-};
+use std::sync::Arc;
+
+use algorithms::nn::candle::CandleNet;
+use algorithms::nn::fused::{FusedNet, Threads};
+use algorithms::nn::{HeadSpec, Init, LayerSpec, NetSpec, Network, RowLoss, Weights};
+use algorithms::ppo::{ActionSpec, Dist, PpoLoss, PpoModuleSpec};
+use algorithms::{Activation, AlgorithmConfig, LearnerBackendKind, ModelConfig, PpoLearner};
 use envs::NpRandom;
 
 fn close(a: f32, b: f32) -> bool {
     (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) + 1e-6
 }
 
-fn specs() -> Vec<MlpSpec> {
-    let m = |h: Vec<usize>, act, shared| ModelConfig {
+fn assert_close(ctx: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{ctx}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(close(*x, *y), "{ctx}[{i}]: {x} vs {y}");
+    }
+}
+
+/// Gradients are sums over hundreds of rows with cancellations: they agree within 1e-5 of
+/// the tensor's largest value.
+fn assert_close_scaled(ctx: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{ctx}: lengths");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * scale + 1e-6,
+            "{ctx}[{i}]: {x} vs {y} (scale {scale})"
+        );
+    }
+}
+
+fn model(h: Vec<usize>, act: Activation, shared: bool) -> ModelConfig {
+    ModelConfig {
         fcnet_hiddens: h,
         fcnet_activation: act,
         vf_share_layers: shared,
+    }
+}
+
+/// PPO modules of every kind, and the shapes DQN (trunk + heads with hidden layers) and SAC
+/// (a critic on observations and actions) use.
+fn nets() -> Vec<NetSpec> {
+    let ppo = |obs, action, m| PpoModuleSpec {
+        obs_dim: obs,
+        action,
+        model: m,
     };
-    vec![
-        MlpSpec {
-            obs_dim: 4,
-            num_actions: 2,
-            model: m(vec![64, 64], Activation::Tanh, false),
-        },
-        MlpSpec {
-            obs_dim: 4,
-            num_actions: 2,
-            model: m(vec![32], Activation::Linear, true),
-        },
-        MlpSpec {
-            obs_dim: 6,
-            num_actions: 3,
-            model: m(vec![16, 8], Activation::Relu, true),
-        },
-        MlpSpec {
-            obs_dim: 3,
-            num_actions: 4,
-            model: m(vec![], Activation::Tanh, false),
-        },
+    let mut v: Vec<NetSpec> = [
+        ppo(
+            4,
+            ActionSpec::Discrete(2),
+            model(vec![64, 64], Activation::Tanh, false),
+        ),
+        ppo(
+            4,
+            ActionSpec::Discrete(2),
+            model(vec![32], Activation::Linear, true),
+        ),
+        ppo(
+            6,
+            ActionSpec::Discrete(3),
+            model(vec![16, 8], Activation::Relu, true),
+        ),
+        ppo(
+            3,
+            ActionSpec::Discrete(4),
+            model(vec![], Activation::Tanh, false),
+        ),
+        ppo(
+            3,
+            ActionSpec::Box {
+                dim: 2,
+                low: vec![-1.0; 2],
+                high: vec![1.0; 2],
+            },
+            model(vec![32, 32], Activation::Tanh, false),
+        ),
     ]
+    .iter()
+    .map(PpoModuleSpec::net_spec)
+    .collect();
+    v.push(NetSpec {
+        input_dim: 5,
+        activation: Activation::Relu,
+        init: Init::TorchDefault,
+        trunk: NetSpec::hidden_layers("encoder", &[24]),
+        heads: vec![
+            HeadSpec {
+                hidden: vec![LayerSpec::new("af.0", 16, 1.0)],
+                out: LayerSpec::new("af", 3, 1.0),
+            },
+            HeadSpec {
+                hidden: vec![LayerSpec::new("vf.0", 16, 1.0)],
+                out: LayerSpec::new("vf", 1, 1.0),
+            },
+        ],
+    });
+    v.push(NetSpec {
+        input_dim: 4,
+        activation: Activation::Relu,
+        init: Init::TorchDefault,
+        trunk: NetSpec::hidden_layers("encoder", &[32, 32]),
+        heads: vec![HeadSpec {
+            hidden: vec![],
+            out: LayerSpec::new("qf", 1, 1.0),
+        }],
+    });
+    v
+}
+
+fn perturbed(spec: &NetSpec, seed: u64) -> Weights {
+    // Perturbed weights, so that hidden units are not all tiny.
+    let mut rng = NpRandom::from_seed(seed + 1000);
+    let mut w = spec.init(seed);
+    for t in &mut w.tensors {
+        t.data
+            .iter_mut()
+            .for_each(|v| *v += rng.uniform(-0.3, 0.3) as f32);
+    }
+    w
+}
+
+fn random(n: usize, rng: &mut NpRandom) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform(-2.0, 2.0) as f32).collect()
+}
+
+fn fused(spec: &NetSpec, w: &Weights, threads: usize) -> FusedNet {
+    FusedNet::new(spec.clone(), w, &Threads::new(threads).unwrap()).unwrap()
+}
+
+fn candle(spec: &NetSpec, w: &Weights) -> CandleNet {
+    CandleNet::new(spec.clone(), w, candle_core::Device::Cpu).unwrap()
 }
 
 #[test]
-fn forward_outputs_agree() {
-    for (s, spec) in specs().into_iter().enumerate() {
-        let w = spec.init(s as u64 + 1);
-        let cfg = AlgorithmConfig::default();
-        let fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
-        let candle = CandleBackend::new(&cfg, spec.clone(), &w).unwrap();
+fn forward_and_inference_agree() {
+    for (s, spec) in nets().into_iter().enumerate() {
+        let w = perturbed(&spec, s as u64);
         let mut rng = NpRandom::from_seed(9);
-        let rows = 33;
-        let obs: Vec<f32> = (0..rows * spec.obs_dim)
-            .map(|_| rng.uniform(-2.0, 2.0) as f32)
-            .collect();
-        let (l1, v1) = fused.forward(&obs, rows).unwrap();
-        let (l2, v2) = candle.forward(&obs, rows).unwrap();
-        for (a, b) in l1.iter().zip(&l2).chain(v1.iter().zip(&v2)) {
-            assert!(close(*a, *b), "spec {s}: {a} vs {b}");
+        let rows = 301;
+        let x = random(rows * spec.input_dim, &mut rng);
+        let mut c = candle(&spec, &w);
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        c.forward(&x, rows, &mut want).unwrap();
+        let all: Vec<usize> = (0..spec.heads.len()).collect();
+        let mut reference = None;
+        for threads in [1, 2, 3] {
+            let mut f = fused(&spec, &w, threads);
+            f.forward(&x, rows, &mut got).unwrap();
+            assert_close(&format!("net {s}, {threads} threads, forward"), &got, &want);
+            let mut inferred = Vec::new();
+            f.infer(&x, rows, &all, &mut inferred).unwrap();
+            assert_eq!(inferred, got, "net {s}: inference is the forward pass");
+            // Rows are independent: any split over threads gives the same bits.
+            let reference = reference.get_or_insert(got.clone());
+            assert_eq!(&got, reference, "net {s}, {threads} threads");
+            // One head alone is that head's part of all outputs.
+            let last = spec.heads.len() - 1;
+            let mut one = Vec::new();
+            f.infer(&x, rows, &[last], &mut one).unwrap();
+            assert_eq!(one, got[got.len() - one.len()..], "net {s}");
         }
     }
 }
 
 #[test]
-fn value_predictions_match_the_forward_pass_on_any_thread_count() {
-    for (s, spec) in specs().into_iter().enumerate() {
-        let w = spec.init(s as u64 + 1);
-        let mut rng = NpRandom::from_seed(5);
-        let rows = 301;
-        let obs: Vec<f32> = (0..rows * spec.obs_dim)
-            .map(|_| rng.uniform(-2.0, 2.0) as f32)
-            .collect();
-        let mut reference = None;
-        for threads in [1, 2, 4] {
+fn parameter_and_input_gradients_agree() {
+    for (s, spec) in nets().into_iter().enumerate() {
+        let w = perturbed(&spec, s as u64 + 7);
+        let mut rng = NpRandom::from_seed(100 + s as u64);
+        // Several blocks, the last one partial.
+        let rows = 300;
+        let x = random(rows * spec.input_dim, &mut rng);
+        let d_out = random(rows * spec.out_dim(), &mut rng);
+        let mut c = candle(&spec, &w);
+        let mut out = Vec::new();
+        c.forward(&x, rows, &mut out).unwrap();
+        let mut want_dx = Vec::new();
+        c.backward(&d_out, true, Some(&mut want_dx)).unwrap();
+        let want = c.grads().unwrap();
+        let mut one_thread: Option<(Vec<Vec<f32>>, Vec<f32>)> = None;
+        for threads in [1, 2, 3] {
+            let ctx = format!("net {s}, {threads} threads");
+            let mut f = fused(&spec, &w, threads);
+            f.forward(&x, rows, &mut out).unwrap();
+            let mut dx = Vec::new();
+            f.backward(&d_out, true, Some(&mut dx)).unwrap();
+            let g = f.grads().unwrap();
+            for (p, (a, b)) in g.iter().zip(&want).enumerate() {
+                assert_close_scaled(&format!("{ctx}, parameter {p}"), a, b);
+            }
+            assert_close_scaled(&format!("{ctx}, input gradient"), &dx, &want_dx);
+            match &one_thread {
+                None => one_thread = Some((g, dx)),
+                Some((g1, dx1)) => {
+                    assert!(&g == g1 && &dx == dx1, "{ctx}: differs from one thread's");
+                }
+            }
+        }
+    }
+}
+
+fn ppo_case(spec: &PpoModuleSpec, rows: usize, seed: u64) -> (Vec<f32>, PpoLoss) {
+    let mut rng = NpRandom::from_seed(seed);
+    let obs = random(rows * spec.obs_dim, &mut rng);
+    let (dist, ad, w) = match &spec.action {
+        ActionSpec::Discrete(n) => (Dist::Categorical(*n), 1, *n),
+        ActionSpec::Box { dim, .. } => (
+            Dist::Gaussian {
+                dim: *dim,
+                log_std: (0..*dim).map(|_| rng.uniform(-0.5, 0.5) as f32).collect(),
+            },
+            *dim,
+            2 * dim,
+        ),
+    };
+    let mut loss = PpoLoss::new(dist);
+    loss.actions = match &spec.action {
+        ActionSpec::Discrete(n) => (0..rows).map(|_| rng.below(*n as u64) as f32).collect(),
+        ActionSpec::Box { .. } => random(rows * ad, &mut rng),
+    };
+    loss.old_dist_inputs = (0..rows * w)
+        .map(|_| rng.uniform(-1.0, 1.0) as f32)
+        .collect();
+    loss.old_logp = (0..rows).map(|_| rng.uniform(-2.0, -0.1) as f32).collect();
+    loss.advantages = random(rows, &mut rng);
+    loss.value_targets = random(rows, &mut rng);
+    loss.clip_param = 0.2;
+    loss.vf_clip_param = 2.0;
+    loss.vf_loss_coeff = 0.5;
+    loss.entropy_coeff = 0.01;
+    loss.kl_coeff = 0.3;
+    (obs, loss)
+}
+
+#[test]
+fn ppo_losses_and_gradients_agree() {
+    let specs = [
+        PpoModuleSpec {
+            obs_dim: 4,
+            action: ActionSpec::Discrete(2),
+            model: model(vec![64, 64], Activation::Tanh, false),
+        },
+        PpoModuleSpec {
+            obs_dim: 6,
+            action: ActionSpec::Discrete(3),
+            model: model(vec![16, 8], Activation::Relu, true),
+        },
+        PpoModuleSpec {
+            obs_dim: 3,
+            action: ActionSpec::Box {
+                dim: 2,
+                low: vec![-2.0; 2],
+                high: vec![2.0; 2],
+            },
+            model: model(vec![32], Activation::Tanh, false),
+        },
+    ];
+    for (s, spec) in specs.iter().enumerate() {
+        let w = spec.init(s as u64 + 3);
+        let (obs, loss) = ppo_case(spec, 300, 40 + s as u64);
+        let mut reference: Option<(algorithms::ppo::Terms, Vec<Vec<f32>>)> = None;
+        for (backend, threads) in [
+            (LearnerBackendKind::Candle, 1),
+            (LearnerBackendKind::Fused, 1),
+            (LearnerBackendKind::Fused, 2),
+            (LearnerBackendKind::Fused, 3),
+        ] {
             let cfg = AlgorithmConfig {
+                learner_backend: backend,
                 num_cpus_per_learner: Some(threads),
                 ..Default::default()
             };
-            let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
-            let values = fused.values(&obs, rows).unwrap();
-            let (_, forward) = fused.forward(&obs, rows).unwrap();
-            assert_eq!(values, forward, "spec {s}, {threads} threads");
-            let reference = reference.get_or_insert(values.clone());
-            assert_eq!(&values, reference, "spec {s}, {threads} threads");
-        }
-    }
-}
-
-#[test]
-fn losses_and_gradients_agree() {
-    for (s, spec) in specs().into_iter().enumerate() {
-        for (case, (use_kl, entropy, grad_clip)) in [(true, 0.01, None), (false, 0.0, Some(0.5))]
-            .into_iter()
-            .enumerate()
-        {
-            let cfg = AlgorithmConfig {
-                clip_param: 0.2,
-                vf_clip_param: 2.0,
-                vf_loss_coeff: 0.5,
-                entropy_coeff: entropy,
-                use_kl_loss: use_kl,
-                grad_clip,
-                ..Default::default()
-            };
-            let mut rng = NpRandom::from_seed(100 + s as u64 * 10 + case as u64);
-            // Perturbed weights so that hidden units are not all tiny.
-            let mut w = spec.init(s as u64 + 7);
-            for t in &mut w.tensors {
-                t.data
-                    .iter_mut()
-                    .for_each(|v| *v += rng.uniform(-0.3, 0.3) as f32);
-            }
-            // Three row blocks, the last one partial.
-            let (rows, a, d) = (2 * BLOCK_ROWS + 44, spec.num_actions, spec.obs_dim);
-            let obs: Vec<f32> = (0..rows * d)
-                .map(|_| rng.uniform(-2.0, 2.0) as f32)
-                .collect();
-            let actions: Vec<u32> = (0..rows).map(|_| rng.below(a as u64) as u32).collect();
-            let old_logits: Vec<f32> = (0..rows * a)
-                .map(|_| rng.uniform(-1.0, 1.0) as f32)
-                .collect();
-            let old_logp: Vec<f32> = (0..rows)
-                .map(|i| {
-                    let l = &old_logits[i * a..][..a];
-                    let z = l.iter().map(|v| v.exp()).sum::<f32>().ln();
-                    l[actions[i] as usize] - z
-                })
-                .collect();
-            let advantages: Vec<f32> = (0..rows).map(|_| rng.uniform(-2.0, 2.0) as f32).collect();
-            let targets: Vec<f32> = (0..rows).map(|_| rng.uniform(-2.0, 2.0) as f32).collect();
-            let mb = MinibatchData {
-                obs: &obs,
-                actions: &actions,
-                old_logp: &old_logp,
-                old_logits: &old_logits,
-                advantages: &advantages,
-                value_targets: &targets,
-            };
-            let reference = evaluate_loss(&cfg, spec.clone(), &w, 0.3, mb).unwrap();
-            // One thread, and the minibatch's blocks shared out over two and three.
-            let mut one_thread: Option<(MinibatchStats, Vec<Vec<f32>>)> = None;
-            for threads in [1, 2, 3] {
-                let cfg = AlgorithmConfig {
-                    num_cpus_per_learner: Some(threads),
-                    ..cfg.clone()
-                };
-                let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
-                let got = fused.loss_and_gradients(mb, 0.3).unwrap();
-                let ctx = format!("spec {s} case {case} threads {threads}");
-                for (name, x, y) in [
-                    ("total", got.total, reference.total),
-                    ("policy", got.policy, reference.policy),
-                    ("vf", got.vf, reference.vf),
-                    ("entropy", got.entropy, reference.entropy),
-                    ("kl", got.kl, reference.kl),
-                ] {
-                    assert!(close(x as f32, y as f32), "{ctx}: {name} {x} vs {y}");
-                }
-                for (p, (g1, g2)) in fused.gradients().iter().zip(&reference.grads).enumerate() {
-                    for (x, y) in g1.iter().zip(g2) {
-                        assert!(close(*x, *y), "{ctx}: parameter {p}: {x} vs {y}");
+            let mut learner = PpoLearner::new(cfg, spec.clone(), &w, 0).unwrap();
+            let (terms, grads) = learner.evaluate_loss(&obs, loss.clone()).unwrap();
+            let ctx = format!("spec {s}, {backend:?}, {threads} threads");
+            match &reference {
+                None => reference = Some((terms, grads)),
+                Some((t, g)) => {
+                    for (name, x, y) in [
+                        ("total", terms.total, t.total),
+                        ("policy", terms.policy, t.policy),
+                        ("vf", terms.vf, t.vf),
+                        ("entropy", terms.entropy, t.entropy),
+                        ("kl", terms.kl, t.kl),
+                    ] {
+                        assert!(close(x as f32, y as f32), "{ctx}: {name} {x} vs {y}");
                     }
-                }
-                match &one_thread {
-                    None => one_thread = Some((got, fused.gradients().to_vec())),
-                    Some((stats, grads)) => {
-                        assert_eq!(&got, stats, "{ctx}: loss terms differ from one thread's");
-                        assert!(
-                            fused.gradients() == grads.as_slice(),
-                            "{ctx}: gradients differ from one thread's"
-                        );
+                    for (p, (a, b)) in grads.iter().zip(g).enumerate() {
+                        assert_close_scaled(&format!("{ctx}, parameter {p}"), a, b);
                     }
                 }
             }
@@ -178,40 +302,86 @@ fn losses_and_gradients_agree() {
     }
 }
 
+/// A loss that records which rows each block saw, to check the block split.
+struct Spy(std::sync::Mutex<Vec<(usize, usize)>>);
+
+impl RowLoss for Spy {
+    fn num_sums(&self) -> usize {
+        1
+    }
+    fn block(&self, first: usize, rows: usize, out: &[f32], d_out: &mut [f32], sums: &mut [f64]) {
+        self.0.lock().unwrap().push((first, rows));
+        d_out.fill(0.0);
+        sums[0] += out.len() as f64;
+    }
+}
+
 #[test]
-fn one_update_step_agrees() {
-    let spec = specs().remove(0);
-    let cfg = AlgorithmConfig {
-        grad_clip: Some(0.5),
-        ..Default::default()
+fn small_batches_are_cut_into_blocks_whatever_the_threads() {
+    let spec = nets().remove(1);
+    let w = spec.init(1);
+    let x = vec![0.5f32; 128 * spec.input_dim];
+    for threads in [1, 2] {
+        let spy = Arc::new(Spy(std::sync::Mutex::new(Vec::new())));
+        let mut f = fused(&spec, &w, threads);
+        let sums = f.train_rows(&x, 128, spy.clone()).unwrap();
+        let mut seen = spy.0.lock().unwrap().clone();
+        seen.sort_unstable();
+        // 128 rows: four blocks of 32, so that two threads share them.
+        assert_eq!(seen, [(0, 32), (32, 32), (64, 32), (96, 32)]);
+        assert_eq!(sums[0], (128 * spec.out_dim()) as f64);
+    }
+}
+
+#[test]
+fn one_ppo_update_agrees() {
+    let spec = PpoModuleSpec {
+        obs_dim: 4,
+        action: ActionSpec::Box {
+            dim: 1,
+            low: vec![-1.0],
+            high: vec![1.0],
+        },
+        model: model(vec![64, 64], Activation::Tanh, false),
     };
     let w = spec.init(3);
-    let mut fused = FusedBackend::new(&cfg, spec.clone(), &w).unwrap();
-    let mut candle = CandleBackend::new(&cfg, spec.clone(), &w).unwrap();
-    let mut rng = NpRandom::from_seed(4);
-    let rows = 32;
-    let obs: Vec<f32> = (0..rows * 4)
-        .map(|_| rng.uniform(-1.0, 1.0) as f32)
-        .collect();
-    let actions: Vec<u32> = (0..rows).map(|_| rng.below(2) as u32).collect();
-    let logits = vec![0.0f32; rows * 2];
-    let logp = vec![(0.5f32).ln(); rows];
-    let adv: Vec<f32> = (0..rows).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    let tgt: Vec<f32> = (0..rows).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    let mb = MinibatchData {
-        obs: &obs,
-        actions: &actions,
-        old_logp: &logp,
-        old_logits: &logits,
-        advantages: &adv,
-        value_targets: &tgt,
-    };
-    for _ in 0..3 {
-        fused.train_minibatch(mb, 0.2, 1e-3).unwrap();
-        candle.train_minibatch(mb, 0.2, 1e-3).unwrap();
+    let mut weights = Vec::new();
+    for backend in [LearnerBackendKind::Fused, LearnerBackendKind::Candle] {
+        let cfg = AlgorithmConfig {
+            learner_backend: backend,
+            grad_clip: Some(0.5),
+            train_batch_size: 64,
+            minibatch_size: 32,
+            num_epochs: 3,
+            lr: 1e-3,
+            ..Default::default()
+        };
+        let mut learner = PpoLearner::new(cfg, spec.clone(), &w, 7).unwrap();
+        let mut rng = NpRandom::from_seed(4);
+        let rows = 64;
+        let mut batch = algorithms::SampleBatch::new(4, 1, 2);
+        batch.obs = (0..rows * 4)
+            .map(|_| rng.uniform(-1.0, 1.0) as f32)
+            .collect();
+        batch.actions = (0..rows).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        batch.rewards = (0..rows).map(|_| rng.uniform(0.0, 1.0) as f32).collect();
+        batch.action_dist_inputs = (0..rows).flat_map(|_| [0.0f32, 0.0]).collect();
+        batch.action_logp = batch
+            .actions
+            .iter()
+            .map(|&a| algorithms::distributions::gaussian_logp(&[a], &[0.0], &[0.0]))
+            .collect();
+        batch.fragments = vec![algorithms::Fragment {
+            start: 0,
+            end: rows,
+            terminated: true,
+            bootstrap: None,
+        }];
+        learner.update(&batch, 0).unwrap();
+        weights.push(learner.weights().unwrap());
     }
-    let (a, b) = (fused.weights().unwrap(), candle.weights().unwrap());
-    for (t1, t2) in a.tensors.iter().zip(&b.tensors) {
+    for (t1, t2) in weights[0].tensors.iter().zip(&weights[1].tensors) {
+        assert_eq!(t1.name, t2.name);
         for (x, y) in t1.data.iter().zip(&t2.data) {
             assert!((x - y).abs() < 1e-5, "{}: {x} vs {y}", t1.name);
         }

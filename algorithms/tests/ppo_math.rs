@@ -1,9 +1,10 @@
 //! PPO's pieces against hand computations: GAE, the loss, and the two forward paths.
 
 use algorithms::gae::compute_gae;
+use algorithms::ppo::{ActionSpec, Dist, PpoLoss, PpoModuleSpec, PpoPolicy};
 use algorithms::{
-    Activation, AlgorithmConfig, Fragment, MinibatchData, MlpPolicy, MlpSpec, ModelConfig,
-    NamedTensor, PpoLearner, Weights, evaluate_loss,
+    Activation, AlgorithmConfig, Fragment, LearnerBackendKind, ModelConfig, NamedTensor,
+    PpoLearner, Weights,
 };
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -53,10 +54,10 @@ fn gae_bootstraps_on_truncation_and_not_on_termination() {
 }
 
 /// A network with no hidden layers: logits = W_pi x + b_pi, value = w_vf·x + b_vf.
-fn tiny() -> (MlpSpec, Weights) {
-    let spec = MlpSpec {
+fn tiny() -> (PpoModuleSpec, Weights) {
+    let spec = PpoModuleSpec {
         obs_dim: 2,
-        num_actions: 2,
+        action: ActionSpec::Discrete(2),
         model: ModelConfig {
             fcnet_hiddens: vec![],
             fcnet_activation: Activation::Linear,
@@ -131,21 +132,19 @@ fn ppo_loss_matches_a_hand_computation() {
     let (surr, vf, ent, kl) = (surr / n, vf / n, ent / n, kl / n);
     let total = -surr + 0.7 * vf - 0.01 * ent + kl_coeff * kl;
 
-    let got = evaluate_loss(
-        &cfg,
-        spec,
-        &w,
-        kl_coeff,
-        MinibatchData {
-            obs: &obs,
-            actions: &actions,
-            old_logp: &old_logp,
-            old_logits: &old_logits,
-            advantages: &advantages,
-            value_targets: &targets,
-        },
-    )
-    .unwrap();
+    let mut loss = PpoLoss::new(Dist::Categorical(2));
+    loss.actions = actions.iter().map(|&a| a as f32).collect();
+    loss.old_logp = old_logp;
+    loss.old_dist_inputs = old_logits.to_vec();
+    loss.advantages = advantages.to_vec();
+    loss.value_targets = targets.to_vec();
+    loss.clip_param = cfg.clip_param as f32;
+    loss.vf_clip_param = cfg.vf_clip_param as f32;
+    loss.vf_loss_coeff = cfg.vf_loss_coeff as f32;
+    loss.entropy_coeff = cfg.entropy_coeff as f32;
+    loss.kl_coeff = kl_coeff as f32;
+    let mut learner = PpoLearner::new(cfg, spec, &w, 0).unwrap();
+    let (got, grads) = learner.evaluate_loss(&obs, loss).unwrap();
     assert!(
         close(got.policy, -surr, 1e-5),
         "{} vs {}",
@@ -161,22 +160,136 @@ fn ppo_loss_matches_a_hand_computation() {
     let v2_minus_t = 0.2 * 0.0 + 0.4 * -2.0 + 0.1 + 0.4;
     let expected_bias_grad = 0.7 * 2.0 * v2_minus_t / 3.0;
     assert!(
-        close(f64::from(got.grads[3][0]), expected_bias_grad, 1e-5),
+        close(f64::from(grads[3][0]), expected_bias_grad, 1e-5),
         "{:?}",
-        got.grads[3]
+        grads[3]
+    );
+}
+
+/// PPO's Gaussian loss on `Box` actions against the same written out in f64: one action
+/// dimension, a linear policy (mean = w·x + b) and a free log-std.
+#[test]
+fn gaussian_ppo_loss_matches_a_hand_computation() {
+    let spec = PpoModuleSpec {
+        obs_dim: 2,
+        action: ActionSpec::Box {
+            dim: 1,
+            low: vec![-2.0],
+            high: vec![2.0],
+        },
+        model: ModelConfig {
+            fcnet_hiddens: vec![],
+            fcnet_activation: Activation::Linear,
+            vf_share_layers: true,
+        },
+    };
+    let t = |name: &str, shape: Vec<usize>, data: Vec<f32>| NamedTensor {
+        name: name.to_string(),
+        shape,
+        data,
+    };
+    let log_std = -0.3f32;
+    let w = Weights {
+        tensors: vec![
+            t("pi.weight", vec![1, 2], vec![0.5, -0.25]),
+            t("pi.bias", vec![1], vec![0.05]),
+            t("vf.weight", vec![1, 2], vec![0.2, 0.4]),
+            t("vf.bias", vec![1], vec![0.1]),
+            t("log_std", vec![1], vec![log_std]),
+        ],
+    };
+    let obs = [1.0f32, 2.0, -1.0, 0.5, 0.0, -2.0];
+    let actions = [0.3f32, -1.0, 0.8];
+    let old = [(0.1f32, -0.2f32), (0.0, 0.0), (-0.3, 0.1)];
+    let advantages = [1.0f32, -0.5, 2.0];
+    let targets = [0.3f32, 2.0, -0.4];
+    let old_logp: Vec<f32> = (0..3)
+        .map(|i| {
+            let (m, ls) = old[i];
+            algorithms::distributions::gaussian_logp(&[actions[i]], &[m], &[ls])
+        })
+        .collect();
+    let (clip, ent_c, kl_c) = (0.2, 0.01, 0.3);
+    let (mut surr, mut ent, mut kl, mut d_ls) = (0.0, 0.0, 0.0, 0.0);
+    let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let ls = f64::from(log_std);
+    for i in 0..3 {
+        let (x0, x1) = (f64::from(obs[2 * i]), f64::from(obs[2 * i + 1]));
+        let mean = 0.5 * x0 - 0.25 * x1 + 0.05;
+        let a = f64::from(actions[i]);
+        let z = (a - mean) / ls.exp();
+        let logp = -0.5 * z * z - ls - half_log_2pi;
+        let ratio = (logp - f64::from(old_logp[i])).exp();
+        let adv = f64::from(advantages[i]);
+        let s1 = adv * ratio;
+        let s2 = adv * ratio.clamp(1.0 - clip, 1.0 + clip);
+        surr += s1.min(s2);
+        ent += ls + 0.5 + half_log_2pi;
+        let (om, ols) = (f64::from(old[i].0), f64::from(old[i].1));
+        kl += ls - ols + ((2.0 * ols).exp() + (om - mean).powi(2)) / (2.0 * (2.0 * ls).exp()) - 0.5;
+        // d(-surrogate)/d log σ where the unclipped term is the smaller one.
+        let through = s1 <= s2 || (ratio > 1.0 - clip && ratio < 1.0 + clip);
+        let d_logp = if through { -adv * ratio } else { 0.0 };
+        let kl_ls = 1.0 - ((2.0 * ols).exp() + (om - mean).powi(2)) / (2.0 * ls).exp();
+        d_ls += d_logp * (z * z - 1.0) - ent_c + kl_c * kl_ls;
+    }
+    let n = 3.0;
+    let (surr, ent, kl, d_ls) = (surr / n, ent / n, kl / n, d_ls / n);
+
+    let mut loss = PpoLoss::new(Dist::Gaussian {
+        dim: 1,
+        log_std: vec![log_std],
+    });
+    loss.actions = actions.to_vec();
+    loss.old_logp = old_logp;
+    loss.old_dist_inputs = old.iter().flat_map(|&(m, l)| [m, l]).collect();
+    loss.advantages = advantages.to_vec();
+    loss.value_targets = targets.to_vec();
+    loss.clip_param = clip as f32;
+    loss.entropy_coeff = ent_c as f32;
+    loss.kl_coeff = kl_c as f32;
+    let mut learner = PpoLearner::new(AlgorithmConfig::default(), spec, &w, 0).unwrap();
+    let (got, grads) = learner.evaluate_loss(&obs, loss).unwrap();
+    assert!(
+        close(got.policy, -surr, 1e-5),
+        "{} vs {}",
+        got.policy,
+        -surr
+    );
+    assert!(close(got.entropy, ent, 1e-5), "{} vs {ent}", got.entropy);
+    assert!(close(got.kl, kl, 1e-5), "{} vs {kl}", got.kl);
+    let log_std_grad = grads.last().unwrap()[0];
+    assert!(
+        close(f64::from(log_std_grad), d_ls, 1e-4),
+        "{log_std_grad} vs {d_ls}"
     );
 }
 
 #[test]
 fn inference_and_learner_forward_paths_agree() {
-    for (hiddens, act, shared) in [
-        (vec![32], Activation::Linear, true),
-        (vec![64, 64], Activation::Tanh, false),
-        (vec![16, 8], Activation::Relu, true),
+    for (hiddens, act, shared, action) in [
+        (vec![32], Activation::Linear, true, ActionSpec::Discrete(2)),
+        (
+            vec![64, 64],
+            Activation::Tanh,
+            false,
+            ActionSpec::Discrete(2),
+        ),
+        (vec![16, 8], Activation::Relu, true, ActionSpec::Discrete(2)),
+        (
+            vec![16],
+            Activation::Tanh,
+            false,
+            ActionSpec::Box {
+                dim: 2,
+                low: vec![-1.0; 2],
+                high: vec![1.0; 2],
+            },
+        ),
     ] {
-        let spec = MlpSpec {
+        let spec = PpoModuleSpec {
             obs_dim: 4,
-            num_actions: 2,
+            action,
             model: ModelConfig {
                 fcnet_hiddens: hiddens,
                 fcnet_activation: act,
@@ -187,24 +300,42 @@ fn inference_and_learner_forward_paths_agree() {
         let obs: Vec<f32> = (0..40)
             .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3)
             .collect();
-        let mut policy = MlpPolicy::new(spec.clone(), &w).unwrap();
-        let mut logits = vec![0.0; 20];
+        let head = spec.action.head_size();
+        let mut policy = PpoPolicy::new(spec.clone(), &w).unwrap();
+        let mut inputs = vec![0.0; 10 * spec.action.dist_width()];
         let mut values = vec![0.0; 10];
-        policy.forward_inference(&obs, 10, &mut logits);
+        policy.dist_inputs(&obs, 10, &mut inputs);
         policy.values(&obs, 10, &mut values);
-        let learner = PpoLearner::new(AlgorithmConfig::default(), spec, &w, 0).unwrap();
-        let (l2, v2) = learner.forward(&obs, 10).unwrap();
-        for (a, b) in logits.iter().zip(&l2).chain(values.iter().zip(&v2)) {
-            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        for backend in [LearnerBackendKind::Fused, LearnerBackendKind::Candle] {
+            let cfg = AlgorithmConfig {
+                learner_backend: backend,
+                ..Default::default()
+            };
+            let mut learner = PpoLearner::new(cfg, spec.clone(), &w, 0).unwrap();
+            let (heads, v2) = learner.forward(&obs, 10).unwrap();
+            let w = spec.action.dist_width();
+            for r in 0..10 {
+                for (a, b) in inputs[r * w..][..head]
+                    .iter()
+                    .zip(&heads[r * head..][..head])
+                {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+                }
+                // A Gaussian's log-std follows its mean: the free parameter, 0 at first.
+                assert!(inputs[r * w + head..(r + 1) * w].iter().all(|&v| v == 0.0));
+            }
+            for (a, b) in values.iter().zip(&v2) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+            }
         }
     }
 }
 
 #[test]
 fn init_is_rllibs_normc() {
-    let spec = MlpSpec {
+    let spec = PpoModuleSpec {
         obs_dim: 4,
-        num_actions: 2,
+        action: ActionSpec::Discrete(2),
         model: ModelConfig::default(),
     };
     let w = spec.init(1);

@@ -8,13 +8,13 @@
 
 use std::time::Instant;
 
-use algorithms::{Activation, AlgorithmConfig, MlpSpec, ModelConfig};
+use algorithms::{ActionSpec, Activation, AlgorithmConfig, ModelConfig, PpoModuleSpec};
 use rllib::env_runner::EnvRunner;
 
 const RUNS: usize = 11;
 const STEPS_PER_ENV: usize = 2048;
 
-fn config() -> (AlgorithmConfig, MlpSpec) {
+fn config() -> (AlgorithmConfig, PpoModuleSpec) {
     let model = ModelConfig {
         fcnet_hiddens: vec![64, 64],
         fcnet_activation: Activation::Tanh,
@@ -25,9 +25,9 @@ fn config() -> (AlgorithmConfig, MlpSpec) {
         model: model.clone(),
         ..Default::default()
     };
-    let spec = MlpSpec {
+    let spec = PpoModuleSpec {
         obs_dim: 4,
-        num_actions: 2,
+        action: ActionSpec::Discrete(2),
         model,
     };
     (cfg, spec)

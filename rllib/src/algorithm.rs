@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use algorithms::{
-    AlgorithmConfig, LearnerError, MlpSpec, ObservationFilter, PpoLearner, RunningStat,
-    SampleBatch, Weights,
+    ActionSpec, AlgorithmConfig, LearnerError, ObservationFilter, PpoLearner, PpoModuleSpec,
+    RunningStat, SampleBatch, Weights,
 };
 use envs::Space;
 use ray::{ActorHandle, ObjectRef, RayError, Runtime};
@@ -88,7 +88,7 @@ pub struct Counters {
 /// The PPO driver.
 pub struct Algorithm {
     cfg: AlgorithmConfig,
-    spec: MlpSpec,
+    spec: PpoModuleSpec,
     observation_space: Space,
     action_space: Space,
     seed: u64,
@@ -113,19 +113,22 @@ impl std::fmt::Debug for Algorithm {
 }
 
 /// The network shape for an env's spaces and the config's model.
-pub fn module_spec(cfg: &AlgorithmConfig, obs: &Space, act: &Space) -> Result<MlpSpec, String> {
-    let num_actions = match act {
-        Space::Discrete { n, .. } => *n as usize,
-        other => {
-            return Err(format!(
-                "PPO here supports Discrete action spaces; {} has {other}",
-                cfg.env
-            ));
-        }
+pub fn module_spec(
+    cfg: &AlgorithmConfig,
+    obs: &Space,
+    act: &Space,
+) -> Result<PpoModuleSpec, String> {
+    let action = match act {
+        Space::Discrete { n, .. } => ActionSpec::Discrete(*n as usize),
+        Space::Box { low, high, .. } => ActionSpec::Box {
+            dim: low.len(),
+            low: low.clone(),
+            high: high.clone(),
+        },
     };
-    Ok(MlpSpec {
+    Ok(PpoModuleSpec {
         obs_dim: obs.flat_dim(),
-        num_actions,
+        action,
         model: cfg.model.clone(),
     })
 }
@@ -135,7 +138,7 @@ pub fn module_spec(cfg: &AlgorithmConfig, obs: &Space, act: &Space) -> Result<Ml
 fn spawn_runner(
     rt: &Runtime,
     cfg: &AlgorithmConfig,
-    spec: &MlpSpec,
+    spec: &PpoModuleSpec,
     weights: &Weights,
     seed: u64,
     w: usize,
@@ -168,7 +171,7 @@ fn fraction_hint(cpus: f64, runners: usize) -> String {
 /// or the learner, or more memory than is available. Runs before anything large is allocated.
 pub fn check_resources(
     cfg: &AlgorithmConfig,
-    spec: &MlpSpec,
+    spec: &PpoModuleSpec,
     cpus: f64,
     available_memory: Option<u64>,
 ) -> Result<(), TrainError> {
@@ -285,7 +288,7 @@ impl Algorithm {
     }
 
     /// The network's shape.
-    pub fn spec(&self) -> &MlpSpec {
+    pub fn spec(&self) -> &PpoModuleSpec {
         &self.spec
     }
 
@@ -501,7 +504,11 @@ impl Algorithm {
         let outputs = self.sample(weights)?;
         let sampling_s = start.elapsed().as_secs_f64();
 
-        let mut batch = SampleBatch::new(self.spec.obs_dim, self.spec.num_actions);
+        let mut batch = SampleBatch::new(
+            self.spec.obs_dim,
+            self.spec.action.action_dim(),
+            self.spec.action.dist_width(),
+        );
         let mut new_episodes = 0usize;
         for o in &outputs {
             batch.append(&o.batch);

@@ -21,7 +21,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use algorithms::{
-    Activation, MlpSpec, ModelConfig, NamedTensor, OptimizerState, RunningStat, Weights,
+    ActionSpec, Activation, ModelConfig, NamedTensor, OptimizerState, PpoModuleSpec, RunningStat,
+    Weights,
 };
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::de::DeserializeOwned;
@@ -80,7 +81,9 @@ pub struct Checkpoint {
     /// The env's action space when the checkpoint was written.
     pub action_space: String,
     /// The network's shape.
-    pub spec: MlpSpec,
+    /// The module's shape (a `Box` action's bounds are the env's, filled in by
+    /// [`Checkpoint::check_env`]).
+    pub spec: PpoModuleSpec,
     /// The run's seed.
     pub seed: u64,
     /// Counters at the time of the checkpoint.
@@ -151,7 +154,11 @@ impl From<(u128, u128)> for RngJson {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SpecJson {
     obs_dim: usize,
+    /// Discrete actions (0 for a `Box`).
     num_actions: usize,
+    /// Values per `Box` action (absent or 0 for `Discrete`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    action_dim: usize,
     fcnet_hiddens: Vec<usize>,
     fcnet_activation: String,
     vf_share_layers: bool,
@@ -211,6 +218,10 @@ struct RunnerFileJson {
     num_env_runner_restarts: u64,
     #[serde(default)]
     runners: Option<Vec<RunnerJson>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn to_bytes(data: &[f32]) -> Vec<u8> {
@@ -363,7 +374,14 @@ fn write_into(
         action_space: act_space.to_string(),
         module_spec: SpecJson {
             obs_dim: spec.obs_dim,
-            num_actions: spec.num_actions,
+            num_actions: match spec.action {
+                ActionSpec::Discrete(n) => n,
+                ActionSpec::Box { .. } => 0,
+            },
+            action_dim: match spec.action {
+                ActionSpec::Discrete(_) => 0,
+                ActionSpec::Box { dim, .. } => dim,
+            },
             fcnet_hiddens: spec.model.fcnet_hiddens.clone(),
             fcnet_activation: spec.model.fcnet_activation.name().to_string(),
             vf_share_layers: spec.model.vf_share_layers,
@@ -492,7 +510,7 @@ fn read_tensors(
 
 impl Checkpoint {
     /// Errors unless `env_id` is registered and has the spaces this checkpoint was trained on.
-    pub fn check_env(&self, env_id: &str) -> Result<(), CheckpointError> {
+    pub fn check_env(&mut self, env_id: &str) -> Result<(), CheckpointError> {
         let env = envs::make(env_id).map_err(|e| cerr(&self.path, e.to_string()))?;
         let (obs, act) = (
             env.observation_space().to_string(),
@@ -507,20 +525,27 @@ impl Checkpoint {
                 ),
             ));
         }
-        let num_actions = match env.action_space() {
-            envs::Space::Discrete { n, .. } => *n as usize,
-            envs::Space::Box { .. } => 0,
+        let fits = match (&mut self.spec.action, env.action_space()) {
+            (ActionSpec::Discrete(n), envs::Space::Discrete { n: m, .. }) => *n as u64 == *m,
+            (
+                ActionSpec::Box { dim, low, high },
+                envs::Space::Box {
+                    low: l, high: h, ..
+                },
+            ) => {
+                *low = l.clone();
+                *high = h.clone();
+                *dim == l.len()
+            }
+            _ => false,
         };
-        if self.spec.obs_dim != env.observation_space().flat_dim()
-            || self.spec.num_actions != num_actions
-        {
+        if self.spec.obs_dim != env.observation_space().flat_dim() || !fits {
             return Err(cerr(
                 &self.path.join("metadata.json"),
                 format!(
-                    "'module_spec' has obs_dim {} and num_actions {}, but {env_id} has {} and {num_actions}",
+                    "'module_spec' (obs_dim {}, action head {}) does not fit {env_id}'s spaces {obs} / {act}",
                     self.spec.obs_dim,
-                    self.spec.num_actions,
-                    env.observation_space().flat_dim()
+                    self.spec.action.head_size()
                 ),
             ));
         }
@@ -594,9 +619,25 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     }
     let meta: Metadata = from_value(&meta_path, meta_value)?;
     let s = &meta.module_spec;
-    let spec = MlpSpec {
+    let action = match (s.num_actions, s.action_dim) {
+        (n, 0) if n > 0 => ActionSpec::Discrete(n),
+        (0, d) if d > 0 => ActionSpec::Box {
+            dim: d,
+            low: vec![f32::NEG_INFINITY; d],
+            high: vec![f32::INFINITY; d],
+        },
+        (n, d) => {
+            return Err(cerr(
+                &meta_path,
+                format!(
+                    "'module_spec' has num_actions {n} and action_dim {d}; expected one of them (Discrete or Box actions) above 0"
+                ),
+            ));
+        }
+    };
+    let spec = PpoModuleSpec {
         obs_dim: s.obs_dim,
-        num_actions: s.num_actions,
+        action,
         model: ModelConfig {
             fcnet_hiddens: s.fcnet_hiddens.clone(),
             fcnet_activation: Activation::parse(&s.fcnet_activation).ok_or_else(|| {

@@ -4,10 +4,10 @@
 //! the step loop. Observations pass through the runner's `MeanStdFilter` (when configured);
 //! its statistics since the last synchronisation travel back with the batch.
 
-use algorithms::module::sample_categorical;
+use algorithms::distributions::{sample_categorical, sample_gaussian, unsquash};
 use algorithms::{
-    AlgorithmConfig, Fragment, MeanStdFilter, MlpPolicy, MlpSpec, ObservationFilter, RunningStat,
-    SampleBatch, Weights,
+    ActionSpec, AlgorithmConfig, Fragment, MeanStdFilter, ObservationFilter, PpoModuleSpec,
+    PpoPolicy, RunningStat, SampleBatch, Weights,
 };
 use envs::{ActionBatch, Env, NpRandom, VectorEnv};
 
@@ -58,10 +58,10 @@ pub fn runner_seeds(seed: u64, worker_index: usize) -> (u64, u64) {
 #[derive(Default)]
 struct EnvRows {
     obs: Vec<f32>,
-    actions: Vec<u32>,
+    actions: Vec<f32>,
     rewards: Vec<f32>,
     logp: Vec<f32>,
-    logits: Vec<f32>,
+    dist_inputs: Vec<f32>,
     /// (start, end, terminated, bootstrap row in `boot`) in local rows.
     pieces: Vec<(usize, usize, bool, Option<usize>)>,
     piece_start: usize,
@@ -73,7 +73,7 @@ impl EnvRows {
         self.actions.clear();
         self.rewards.clear();
         self.logp.clear();
-        self.logits.clear();
+        self.dist_inputs.clear();
         self.pieces.clear();
         self.piece_start = 0;
     }
@@ -82,14 +82,19 @@ impl EnvRows {
 /// An env runner (RLlib's `SingleAgentEnvRunner`).
 pub struct EnvRunner {
     venv: VectorEnv<Box<dyn Env>>,
-    policy: MlpPolicy,
+    policy: PpoPolicy,
     filter: Option<MeanStdFilter>,
     rng: NpRandom,
     obs_dim: usize,
-    num_actions: usize,
     filtered: Vec<f32>,
-    logits: Vec<f32>,
+    dist_inputs: Vec<f32>,
+    /// Discrete actions, one per env.
     actions: Vec<i64>,
+    /// `Box` actions as sampled (rows × dim), and mapped onto the env's bounds.
+    raw_actions: Vec<f32>,
+    env_actions: Vec<f32>,
+    /// The policy's action distribution (kept apart from the policy for the step loop).
+    action: ActionSpec,
     scratch: Vec<f32>,
     ep_return: Vec<f64>,
     ep_len: Vec<u32>,
@@ -109,7 +114,7 @@ impl EnvRunner {
     /// A runner for `cfg.env` with `cfg.num_envs_per_env_runner` envs, seeded for its index.
     pub fn new(
         cfg: &AlgorithmConfig,
-        spec: MlpSpec,
+        spec: PpoModuleSpec,
         weights: &Weights,
         seed: u64,
         worker_index: usize,
@@ -120,20 +125,23 @@ impl EnvRunner {
         venv.reset(Some(env_seed));
         let n = venv.num_envs();
         let obs_dim = spec.obs_dim;
-        let num_actions = spec.num_actions;
+        let (ad, width) = (spec.action.action_dim(), spec.action.dist_width());
         let filter = match cfg.observation_filter {
             ObservationFilter::MeanStdFilter => Some(MeanStdFilter::new(obs_dim)),
             ObservationFilter::NoFilter => None,
         };
+        let action = spec.action.clone();
         Ok(EnvRunner {
-            policy: MlpPolicy::new(spec, weights)?,
+            policy: PpoPolicy::new(spec, weights)?,
             filter,
             rng: NpRandom::from_seed(action_seed),
             obs_dim,
-            num_actions,
             filtered: vec![0.0; n * obs_dim],
-            logits: vec![0.0; n * num_actions],
+            dist_inputs: vec![0.0; n * width],
             actions: vec![0; n],
+            raw_actions: vec![0.0; n * ad],
+            env_actions: vec![0.0; n * ad],
+            action,
             scratch: vec![0.0; obs_dim],
             ep_return: vec![0.0; n],
             ep_len: vec![0; n],
@@ -192,15 +200,49 @@ impl EnvRunner {
         }
     }
 
+    /// Samples each env's action from its row of distribution inputs: an index (into
+    /// `actions`), or a `Box` value (into `raw_actions`, and mapped onto the env's bounds in
+    /// `env_actions`); records each row.
+    fn sample_actions(&mut self, n: usize) {
+        let (d, w) = (self.obs_dim, self.action.dist_width());
+        let action = &self.action;
+        for i in 0..n {
+            let inputs = &self.dist_inputs[i * w..][..w];
+            let r = &mut self.rows[i];
+            let logp = match action {
+                ActionSpec::Discrete(_) => {
+                    let (a, logp) = sample_categorical(inputs, &mut self.rng);
+                    self.actions[i] = i64::from(a);
+                    r.actions.push(a as f32);
+                    logp
+                }
+                ActionSpec::Box { dim, low, high } => {
+                    let (mean, log_std) = inputs.split_at(*dim);
+                    let raw = &mut self.raw_actions[i * dim..][..*dim];
+                    let logp = sample_gaussian(mean, log_std, &mut self.rng, raw);
+                    unsquash(raw, low, high, &mut self.env_actions[i * dim..][..*dim]);
+                    r.actions.extend_from_slice(raw);
+                    logp
+                }
+            };
+            r.obs.extend_from_slice(&self.filtered[i * d..][..d]);
+            r.dist_inputs.extend_from_slice(inputs);
+            r.logp.push(logp);
+        }
+    }
+
     /// Steps every env `steps_per_env` times with exploration and returns the experience.
     pub fn sample(&mut self, steps_per_env: usize) -> SampleOutput {
         let n = self.venv.num_envs();
-        let (d, a) = (self.obs_dim, self.num_actions);
+        let d = self.obs_dim;
+        let (ad, w) = (self.action.action_dim(), self.action.dist_width());
+        let discrete = matches!(self.action, ActionSpec::Discrete(_));
         // The staging buffers keep their capacity from call to call.
         for r in &mut self.rows {
             r.clear();
             r.obs.reserve(steps_per_env * d);
-            r.logits.reserve(steps_per_env * a);
+            r.dist_inputs.reserve(steps_per_env * w);
+            r.actions.reserve(steps_per_env * ad);
         }
         self.boot.clear();
         let mut episodes = Vec::new();
@@ -214,18 +256,13 @@ impl EnvRunner {
                 Self::filter_into(&mut self.filter, raw, true, out);
             }
             self.policy
-                .forward_inference(&self.filtered, n, &mut self.logits);
-            for i in 0..n {
-                let logits = &self.logits[i * a..][..a];
-                let (action, logp) = sample_categorical(logits, &mut self.rng);
-                self.actions[i] = i64::from(action);
-                let r = &mut self.rows[i];
-                r.obs.extend_from_slice(&self.filtered[i * d..][..d]);
-                r.logits.extend_from_slice(logits);
-                r.actions.push(action);
-                r.logp.push(logp);
+                .dist_inputs(&self.filtered, n, &mut self.dist_inputs);
+            self.sample_actions(n);
+            if discrete {
+                self.venv.step(ActionBatch::Discrete(&self.actions));
+            } else {
+                self.venv.step(ActionBatch::Continuous(&self.env_actions));
             }
-            self.venv.step(ActionBatch::Discrete(&self.actions));
             for i in 0..n {
                 let reward = self.venv.rewards()[i];
                 let (term, trunc) = (self.venv.terminated()[i], self.venv.truncated()[i]);
@@ -242,7 +279,7 @@ impl EnvRunner {
                         self.boot.extend_from_slice(&self.scratch);
                         Some(self.boot.len() / d - 1)
                     };
-                    let end = r.actions.len();
+                    let end = r.logp.len();
                     r.pieces.push((r.piece_start, end, term, boot));
                     r.piece_start = end;
                     episodes.push(EpisodeStat {
@@ -257,7 +294,7 @@ impl EnvRunner {
         // Episodes still running bootstrap from their next observation.
         for i in 0..n {
             let r = &mut self.rows[i];
-            let end = r.actions.len();
+            let end = r.logp.len();
             if r.piece_start < end {
                 let raw = &self.venv.obs()[i * d..][..d];
                 Self::filter_into(&mut self.filter, raw, false, &mut self.scratch);
@@ -266,7 +303,7 @@ impl EnvRunner {
                     .push((r.piece_start, end, false, Some(self.boot.len() / d - 1)));
             }
         }
-        let mut batch = SampleBatch::new(d, a);
+        let mut batch = SampleBatch::new(d, ad, w);
         batch.bootstrap_obs = std::mem::take(&mut self.boot);
         for r in &self.rows {
             let offset = batch.len();
@@ -274,7 +311,7 @@ impl EnvRunner {
             batch.actions.extend_from_slice(&r.actions);
             batch.rewards.extend_from_slice(&r.rewards);
             batch.action_logp.extend_from_slice(&r.logp);
-            batch.action_dist_inputs.extend_from_slice(&r.logits);
+            batch.action_dist_inputs.extend_from_slice(&r.dist_inputs);
             batch
                 .fragments
                 .extend(

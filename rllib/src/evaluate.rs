@@ -1,7 +1,7 @@
 //! Running a policy for whole episodes: `rllib evaluate` and in-training evaluation.
 
-use algorithms::module::{argmax, sample_categorical};
-use algorithms::{MeanStdFilter, MlpPolicy, MlpSpec, RunningStat, Weights};
+use algorithms::distributions::{argmax, sample_categorical, sample_gaussian, unsquash};
+use algorithms::{ActionSpec, MeanStdFilter, PpoModuleSpec, PpoPolicy, RunningStat, Weights};
 use envs::{Action, NpRandom, RgbFrame};
 
 /// Returns and lengths over evaluation episodes, accumulated as they finish (so that any
@@ -64,12 +64,13 @@ impl EvalStats {
 pub type FrameSink<'a> = dyn FnMut(&RgbFrame) -> Result<(), String> + 'a;
 
 /// Runs `episodes` episodes of `env_id` one after another; episode `i` starts from
-/// `reset(seed + i)`. Greedy (argmax) unless `explore`. The filter, when given, is frozen.
+/// `reset(seed + i)`. Greedy (the most likely action, or a Gaussian's mean mapped onto the
+/// env's bounds) unless `explore`. The filter, when given, is frozen.
 /// With `frames`, the first episode is rendered into it, one frame per state as it happens.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_episodes(
     env_id: &str,
-    spec: MlpSpec,
+    spec: PpoModuleSpec,
     weights: &Weights,
     filter: Option<&RunningStat>,
     episodes: usize,
@@ -78,7 +79,8 @@ pub fn evaluate_episodes(
     mut frames: Option<&mut FrameSink<'_>>,
 ) -> Result<EvalStats, String> {
     let mut env = envs::make(env_id).map_err(|e| e.to_string())?;
-    let mut policy = MlpPolicy::new(spec, weights)?;
+    let action = spec.action.clone();
+    let mut policy = PpoPolicy::new(spec, weights)?;
     let d = env.observation_space().flat_dim();
     let mut filter = filter.map(|s| {
         let mut f = MeanStdFilter::new(d);
@@ -88,7 +90,9 @@ pub fn evaluate_episodes(
     let mut rng = NpRandom::from_seed(seed ^ 0xe7a1);
     let mut raw = vec![0.0f32; d];
     let mut obs = vec![0.0f32; d];
-    let mut logits = vec![0.0f32; policy.spec().num_actions];
+    let mut inputs = vec![0.0f32; action.dist_width()];
+    let mut sampled = vec![0.0f32; action.action_dim()];
+    let mut env_action = vec![0.0f32; action.action_dim()];
     let mut out = EvalStats::default();
     for i in 0..episodes {
         env.reset_into(Some(seed.wrapping_add(i as u64)), &mut raw);
@@ -108,13 +112,27 @@ pub fn evaluate_episodes(
                 Some(f) => f.apply(&raw, false, &mut obs),
                 None => obs.copy_from_slice(&raw),
             }
-            policy.forward_inference(&obs, 1, &mut logits);
-            let a = if explore {
-                sample_categorical(&logits, &mut rng).0
-            } else {
-                argmax(&logits)
+            policy.dist_inputs(&obs, 1, &mut inputs);
+            let t = match &action {
+                ActionSpec::Discrete(_) => {
+                    let a = if explore {
+                        sample_categorical(&inputs, &mut rng).0
+                    } else {
+                        argmax(&inputs)
+                    };
+                    env.step_into(Action::Discrete(i64::from(a)), &mut raw)
+                }
+                ActionSpec::Box { dim, low, high } => {
+                    let (mean, log_std) = inputs.split_at(*dim);
+                    if explore {
+                        sample_gaussian(mean, log_std, &mut rng, &mut sampled);
+                    } else {
+                        sampled.copy_from_slice(mean);
+                    }
+                    unsquash(&sampled, low, high, &mut env_action);
+                    env.step_into(Action::Continuous(&env_action), &mut raw)
+                }
             };
-            let t = env.step_into(Action::Discrete(i64::from(a)), &mut raw);
             ret += t.reward;
             len += 1;
             record(env.as_ref())?;

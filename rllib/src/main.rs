@@ -420,7 +420,7 @@ fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
     for w in &exp.warnings {
         warn!("warning: {w}");
     }
-    let (mut trial, notes) = Trial::start(exp, &run.output_dir, restored.as_ref())?;
+    let (mut trial, notes) = Trial::start(exp, &run.output_dir, restored)?;
     for n in notes {
         if n.starts_with("Restored") {
             say!("{n}");
@@ -469,7 +469,7 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
     if a.episodes == 0 {
         return Err(Failure("--episodes 0: expected at least 1 episode".into()));
     }
-    let ck = checkpoint::load(&a.checkpoint)?;
+    let mut ck = checkpoint::load(&a.checkpoint)?;
     if let Some(algo) = &a.algo
         && !algo.eq_ignore_ascii_case(&ck.algorithm)
     {
@@ -490,7 +490,8 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
             ck.env
         )));
     }
-    ck.check_env(&ck.env)?;
+    let env = ck.env.clone();
+    ck.check_env(&env)?;
     // CartPole's metadata says 50 frames per second (tau = 0.02 s).
     let mut gif = match &a.render {
         Some(path) => Some(rllib::render::GifWriter::create(path, 50).map_err(Failure)?),

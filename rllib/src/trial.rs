@@ -94,11 +94,11 @@ pub fn progress(stop: &[StopCriterion], r: &TrainResult) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn describe_spec(s: &algorithms::MlpSpec) -> String {
+fn describe_spec(s: &algorithms::PpoModuleSpec) -> String {
     format!(
-        "obs_dim {}, num_actions {}, fcnet_hiddens {:?}, fcnet_activation {}, vf_share_layers {}",
+        "obs_dim {}, action head {}, fcnet_hiddens {:?}, fcnet_activation {}, vf_share_layers {}",
         s.obs_dim,
-        s.num_actions,
+        s.action.head_size(),
         s.model.fcnet_hiddens,
         s.model.fcnet_activation.name(),
         s.model.vf_share_layers
@@ -113,7 +113,7 @@ impl Trial {
     pub fn start(
         exp: Experiment,
         output_dir: &Path,
-        restored: Option<&Checkpoint>,
+        restored: Option<Checkpoint>,
     ) -> Result<(Self, Vec<String>), TrialError> {
         let started = Instant::now();
         let mut notes = Vec::new();
@@ -121,14 +121,14 @@ impl Trial {
         let seed = exp
             .config
             .seed
-            .or(restored.map(|ck| ck.seed))
+            .or(restored.as_ref().map(|ck| ck.seed))
             .unwrap_or_else(|| envs::NpRandom::from_entropy().next_u64() >> 1);
         let mut algo =
             Algorithm::new(exp.config.clone(), seed).map_err(|e| TrialError(e.to_string()))?;
-        if let Some(ck) = restored {
-            let path = ck.path.display();
+        if let Some(mut ck) = restored {
             ck.check_env(&exp.config.env)
                 .map_err(|e| TrialError(e.to_string()))?;
+            let path = ck.path.display().to_string();
             if ck.spec != *algo.spec() {
                 return Err(TrialError(format!(
                     "{path}/metadata.json: 'module_spec' ({}) does not match the network its config describes ({})",
@@ -137,7 +137,7 @@ impl Trial {
                 )));
             }
             if let Some(w) = algo
-                .restore(ck)
+                .restore(&ck)
                 .map_err(|e| TrialError(format!("{path}: {e}")))?
             {
                 notes.push(format!("{path}: {w}"));

@@ -1,7 +1,7 @@
 //! A checkpoint round trip: what is loaded acts exactly as the policy in memory.
 
-use algorithms::module::argmax;
-use algorithms::{AlgorithmConfig, MlpPolicy, ModelConfig, ObservationFilter};
+use algorithms::distributions::argmax;
+use algorithms::{AlgorithmConfig, ModelConfig, ObservationFilter, PpoPolicy};
 use envs::NpRandom;
 use rllib::algorithm::Algorithm;
 use rllib::checkpoint;
@@ -39,14 +39,14 @@ fn a_loaded_checkpoint_chooses_the_same_actions() {
         ("PPO", "CartPole-v1")
     );
 
-    let mut live = MlpPolicy::new(algo.spec().clone(), &weights).unwrap();
-    let mut loaded = MlpPolicy::new(ck.spec.clone(), &ck.weights).unwrap();
+    let mut live = PpoPolicy::new(algo.spec().clone(), &weights).unwrap();
+    let mut loaded = PpoPolicy::new(ck.spec.clone(), &ck.weights).unwrap();
     let mut rng = NpRandom::from_seed(5);
     let (mut a, mut b) = (vec![0.0f32; 2], vec![0.0f32; 2]);
     for _ in 0..1000 {
         let obs: Vec<f32> = (0..4).map(|_| rng.uniform(-3.0, 3.0) as f32).collect();
-        live.forward_inference(&obs, 1, &mut a);
-        loaded.forward_inference(&obs, 1, &mut b);
+        live.dist_inputs(&obs, 1, &mut a);
+        loaded.dist_inputs(&obs, 1, &mut b);
         assert_eq!(a, b);
         assert_eq!(argmax(&a), argmax(&b));
     }

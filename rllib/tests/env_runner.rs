@@ -1,6 +1,6 @@
 //! Env runners: fragments, bootstrapping and episode accounting across sample calls.
 
-use algorithms::{AlgorithmConfig, MlpSpec, ModelConfig, ObservationFilter};
+use algorithms::{ActionSpec, AlgorithmConfig, ModelConfig, ObservationFilter, PpoModuleSpec};
 use rllib::env_runner::EnvRunner;
 
 fn runner(num_envs: usize, filter: ObservationFilter) -> EnvRunner {
@@ -9,9 +9,9 @@ fn runner(num_envs: usize, filter: ObservationFilter) -> EnvRunner {
         observation_filter: filter,
         ..Default::default()
     };
-    let spec = MlpSpec {
+    let spec = PpoModuleSpec {
         obs_dim: 4,
-        num_actions: 2,
+        action: ActionSpec::Discrete(2),
         model: ModelConfig {
             fcnet_hiddens: vec![8],
             ..Default::default()

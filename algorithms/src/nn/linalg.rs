@@ -13,7 +13,7 @@ use crate::config::Activation;
 /// FMA enabled; the second runs when the CPU has them.
 macro_rules! simd_dispatch {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $t:ty),* $(,)?) $body:block) => {
-        $crate::linalg::simd_dispatch! {
+        $crate::nn::linalg::simd_dispatch! {
             $(#[$m])* $vis fn $name($($arg: $t),*) -> () $body
         }
     };

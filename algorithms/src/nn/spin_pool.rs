@@ -1,5 +1,6 @@
-//! Helper threads for the fused learner that run one fixed task on demand and are woken by a
-//! counter they spin on, not by the OS.
+//! Helper threads for the fused learner that run a task on demand and are woken by a
+//! counter they spin on, not by the OS. One pool serves every network of a learner (SAC's
+//! actor, critics and targets take turns), so helpers never outnumber the learner's CPUs.
 //!
 //! A PPO update is a few dozen fork-joins of ~0.2 ms each (one per minibatch) with ~30 µs of
 //! serial work between them. A pool whose idle threads sleep (rayon's, or a channel) pays a
@@ -20,7 +21,7 @@ use parking_lot::{Condvar, Mutex};
 /// never calls `rest` (an update that stopped on an error).
 const MAX_SPIN: Duration = Duration::from_millis(2);
 
-/// The task each helper runs; its argument is the helper's number, 1 to `helpers`.
+/// A task each helper runs; its argument is the helper's number, 1 to `helpers`.
 pub(crate) type Task = Arc<dyn Fn(usize) + Send + Sync>;
 
 #[derive(Default)]
@@ -38,6 +39,8 @@ struct State {
     wake: Condvar,
     /// The first panic message of the current job.
     failure: Mutex<Option<String>>,
+    /// The current job's task (set by `start`).
+    task: Mutex<Option<Task>>,
 }
 
 /// Helper threads running a fixed task on demand.
@@ -55,16 +58,16 @@ impl std::fmt::Debug for SpinPool {
 }
 
 impl SpinPool {
-    /// Starts `helpers` threads named `{name}-1`, `{name}-2`, … that run `task` on each
-    /// [`start`](Self::start).
-    pub(crate) fn new(helpers: usize, name: &str, task: Task) -> std::io::Result<Self> {
+    /// Starts `helpers` threads named `{name}-1`, `{name}-2`, … that run the task given to
+    /// each [`start`](Self::start).
+    pub(crate) fn new(helpers: usize, name: &str) -> std::io::Result<Self> {
         let state = Arc::new(State::default());
         let mut threads = Vec::with_capacity(helpers);
         for i in 1..=helpers {
-            let (mine, task) = (Arc::clone(&state), Arc::clone(&task));
+            let mine = Arc::clone(&state);
             let t = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || helper(&mine, &*task, i));
+                .spawn(move || helper(&mine, i));
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -77,10 +80,16 @@ impl SpinPool {
         Ok(SpinPool { state, threads })
     }
 
-    /// Hands the task to every helper; they spin between jobs from now until
-    /// [`rest`](Self::rest).
-    pub(crate) fn start(&self) {
+    /// How many helper threads.
+    pub(crate) fn helpers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Hands `task` to every helper; they spin between jobs from now until
+    /// [`rest`](Self::rest). (Cloning the `Arc` allocates nothing.)
+    pub(crate) fn start(&self, task: &Task) {
         let s = &*self.state;
+        *s.task.lock() = Some(Arc::clone(task));
         s.busy.store(true, Ordering::SeqCst);
         s.done.store(0, Ordering::SeqCst);
         s.epoch.fetch_add(1, Ordering::SeqCst);
@@ -103,6 +112,8 @@ impl SpinPool {
                 std::thread::yield_now();
             }
         }
+        // The task may hold state its owner wants back (`Arc::get_mut`).
+        s.task.lock().take();
         match s.failure.lock().take() {
             Some(m) => Err(m),
             None => Ok(()),
@@ -132,7 +143,7 @@ impl Drop for SpinPool {
     }
 }
 
-fn helper(s: &State, task: &(dyn Fn(usize) + Send + Sync), i: usize) {
+fn helper(s: &State, i: usize) {
     // Jobs are numbered from 1: a job started before this thread got here still counts.
     let mut seen = 0;
     loop {
@@ -158,7 +169,12 @@ fn helper(s: &State, task: &(dyn Fn(usize) + Send + Sync), i: usize) {
         if s.exit.load(Ordering::SeqCst) {
             return;
         }
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(i)));
+        let task = s.task.lock().clone();
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(task) = task {
+                task(i);
+            }
+        }));
         if let Err(p) = run {
             s.failure
                 .lock()
@@ -189,9 +205,9 @@ mod tests {
                 panic!("too many");
             }
         });
-        let pool = SpinPool::new(3, "test-helper", task).unwrap();
+        let pool = SpinPool::new(3, "test-helper").unwrap();
         for round in 1..=50 {
-            pool.start();
+            pool.start(&task);
             pool.wait().unwrap();
             // Helpers 1 + 2 + 3 each ran once per round.
             assert_eq!(count.load(Ordering::SeqCst), 6 * round);
@@ -201,12 +217,12 @@ mod tests {
             }
         }
         count.store(2000, Ordering::SeqCst);
-        pool.start();
+        pool.start(&task);
         let e = pool.wait().unwrap_err();
         assert!(e.contains("too many"), "{e}");
         // The pool goes on after a failed job.
         count.store(0, Ordering::SeqCst);
-        pool.start();
+        pool.start(&task);
         pool.wait().unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 6);
         pool.rest();

@@ -1,0 +1,111 @@
+//! A network for acting: plain loops over `f32` and SGEMM, batched over an env runner's envs,
+//! no allocation per call. The learner's trainable copy is a [`Network`](super::Network).
+
+use super::linalg::linear_forward;
+use super::{Linear, NetSpec, Weights};
+use crate::config::Activation;
+
+/// An inference copy of a [`NetSpec`] network.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    spec: NetSpec,
+    trunk: Vec<Linear>,
+    heads: Vec<Vec<Linear>>,
+    params: Vec<Vec<f32>>,
+    scratch: [Vec<f32>; 2],
+    trunk_out: Vec<f32>,
+}
+
+impl Mlp {
+    /// A network of `spec` with `weights`; errors if they do not fit.
+    pub fn new(spec: NetSpec, weights: &Weights) -> Result<Self, String> {
+        spec.check(weights)?;
+        let (trunk, heads) = spec.linears();
+        Ok(Mlp {
+            params: weights.data(),
+            spec,
+            trunk,
+            heads,
+            scratch: [Vec::new(), Vec::new()],
+            trunk_out: Vec::new(),
+        })
+    }
+
+    /// The shape.
+    pub fn spec(&self) -> &NetSpec {
+        &self.spec
+    }
+
+    /// Replaces the weights (same spec), reusing the buffers.
+    pub fn set_weights(&mut self, weights: &Weights) -> Result<(), String> {
+        self.spec.check(weights)?;
+        for (p, t) in self.params.iter_mut().zip(&weights.tensors) {
+            p.copy_from_slice(&t.data);
+        }
+        Ok(())
+    }
+
+    /// Runs the trunk on `rows` inputs into `trunk_out`.
+    fn run_trunk(&mut self, input: &[f32], rows: usize) {
+        let act = self.spec.activation;
+        let [a, b] = &mut self.scratch;
+        self.trunk_out.clear();
+        self.trunk_out
+            .extend_from_slice(&input[..rows * self.spec.input_dim]);
+        for l in &self.trunk {
+            b.resize(rows * l.output, 0.0);
+            linear_forward(
+                &self.trunk_out,
+                rows,
+                &self.params[l.w],
+                &self.params[l.b],
+                act,
+                b,
+            );
+            std::mem::swap(&mut self.trunk_out, b);
+        }
+        let _ = a;
+    }
+
+    /// Head `head`'s outputs (`rows × size`) for `rows` inputs.
+    pub fn forward(&mut self, input: &[f32], rows: usize, head: usize, out: &mut [f32]) {
+        self.run_trunk(input, rows);
+        self.head(rows, head, out);
+    }
+
+    /// Heads `a` and `b` on one trunk pass (for instance a policy's mean and the value).
+    pub fn forward2(
+        &mut self,
+        input: &[f32],
+        rows: usize,
+        (a, out_a): (usize, &mut [f32]),
+        (b, out_b): (usize, &mut [f32]),
+    ) {
+        self.run_trunk(input, rows);
+        self.head(rows, a, out_a);
+        self.head(rows, b, out_b);
+    }
+
+    fn head(&mut self, rows: usize, head: usize, out: &mut [f32]) {
+        let act = self.spec.activation;
+        let layers = &self.heads[head];
+        let [a, b] = &mut self.scratch;
+        let (hidden, last) = layers.split_at(layers.len() - 1);
+        let mut x: &[f32] = &self.trunk_out;
+        for l in hidden {
+            b.resize(rows * l.output, 0.0);
+            linear_forward(x, rows, &self.params[l.w], &self.params[l.b], act, b);
+            std::mem::swap(a, b);
+            x = a;
+        }
+        let l = last[0];
+        linear_forward(
+            x,
+            rows,
+            &self.params[l.w],
+            &self.params[l.b],
+            Activation::Linear,
+            out,
+        );
+    }
+}

@@ -6,12 +6,29 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Runs the binary; a case that has not failed within a minute is a failure (bad input must
+/// be refused at once, never start a run that goes on).
 fn rllib(args: &[&str], cwd: &Path) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_rllib"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rllib"))
         .args(args)
         .current_dir(cwd)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("the rllib binary runs");
+    let started = std::time::Instant::now();
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("rllib {args:?} still runs after a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let o = child.wait_with_output().expect("the child's output");
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -110,7 +127,7 @@ fn bad_config_files() {
         (
             "schedule not a list",
             "    lr_schedule: 5\n",
-            &["lr_schedule", "[timestep, lr] pairs"],
+            &["lr_schedule", "[timestep, value] pairs"],
         ),
         (
             "empty schedule",
@@ -189,6 +206,110 @@ fn bad_config_files() {
         std::fs::write(dir.path().join("exp.yaml"), format!("{BASE}{extra}")).unwrap();
         check_config(name, &["train", "file", "exp.yaml"], dir.path(), needles);
     }
+    // Keys of one algorithm in another's run, and the off-policy keys' ranges.
+    let algo_cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "a DQN key in a PPO run",
+            "PPO",
+            "    dueling: false\n",
+            &[
+                "exp.yaml:8:5",
+                "config.dueling",
+                "a key of DQN; this run is PPO",
+            ],
+        ),
+        (
+            "a PPO key in a DQN run",
+            "DQN",
+            "    num_epochs: 3\n",
+            &["config.num_epochs", "a key of PPO; this run is DQN"],
+        ),
+        (
+            "lr in a SAC run",
+            "SAC",
+            "    lr: 0.001\n",
+            &[
+                "config.lr",
+                "a key of PPO and DQN; this run is SAC",
+                "actor_lr",
+            ],
+        ),
+        (
+            "an off-policy key in a PPO run",
+            "PPO",
+            "    n_step: 3\n",
+            &["config.n_step", "a key of DQN and SAC"],
+        ),
+        (
+            "a PPO-only model key in a DQN run",
+            "DQN",
+            "    model:\n      vf_share_layers: true\n",
+            &["config.model.vf_share_layers", "a key of PPO"],
+        ),
+        (
+            "an empty n-step range",
+            "DQN",
+            "    n_step: [5, 2]\n",
+            &["config.n_step", "[5, 2] is empty", "lo < hi"],
+        ),
+        (
+            "a replay buffer of no capacity",
+            "DQN",
+            "    replay_buffer_config:\n      capacity: 0\n",
+            &["replay_buffer_config.capacity", ">= 1"],
+        ),
+        (
+            "an unknown replay buffer key",
+            "SAC",
+            "    replay_buffer_config:\n      capacty: 10\n",
+            &["replay_buffer_config.capacty", "did you mean 'capacity'"],
+        ),
+        (
+            "an unknown replay buffer type",
+            "DQN",
+            "    replay_buffer_config:\n      type: FancyBuffer\n",
+            &[
+                "unknown type 'FancyBuffer'",
+                "PrioritizedEpisodeReplayBuffer",
+            ],
+        ),
+        (
+            "a beta above 1",
+            "DQN",
+            "    replay_buffer_config:\n      beta: 2\n",
+            &["replay_buffer_config.beta", "<= 1"],
+        ),
+        (
+            "an epsilon schedule that starts late",
+            "DQN",
+            "    epsilon: [[100, 1.0], [1000, 0.1]]\n",
+            &["config.epsilon", "starting at timestep 0"],
+        ),
+        (
+            "an epsilon above 1",
+            "DQN",
+            "    epsilon: [[0, 1.5]]\n",
+            &["config.epsilon", "values from 0 to 1"],
+        ),
+        (
+            "a target entropy that is not a number",
+            "SAC",
+            "    target_entropy: lots\n",
+            &["config.target_entropy", "\"auto\""],
+        ),
+        ("a tau of 0", "SAC", "    tau: 0\n", &["config.tau", "> 0"]),
+        (
+            "an unknown TD loss",
+            "DQN",
+            "    td_error_loss_fn: l1\n",
+            &["unknown td error loss fn 'l1'", "huber or mse"],
+        ),
+    ];
+    for (name, algo, extra, needles) in algo_cases {
+        let text = BASE.replace("run: PPO", &format!("run: {algo}"));
+        std::fs::write(dir.path().join("exp.yaml"), format!("{text}{extra}")).unwrap();
+        check_config(name, &["train", "file", "exp.yaml"], dir.path(), needles);
+    }
     let long_value = format!("{BASE}    lr_schedule: \"{}\"\n", "x".repeat(600_000));
     let long_key = format!("{BASE}    {}: 1\n", "k".repeat(1000));
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
@@ -252,8 +373,8 @@ fn bad_config_files() {
         ),
         (
             "unknown algorithm",
-            b"exp:\n  env: CartPole-v1\n  run: DQN\n".to_vec(),
-            &["exp.yaml:3:8", "unknown algorithm 'DQN'", "PPO"],
+            b"exp:\n  env: CartPole-v1\n  run: IMPALA\n".to_vec(),
+            &["exp.yaml:3:8", "unknown algorithm 'IMPALA'", "PPO, DQN, SAC"],
         ),
         (
             "unknown stop key",

@@ -76,6 +76,7 @@ fn main() {
         fcnet_hiddens: vec![64, 64],
         fcnet_activation: Activation::Tanh,
         vf_share_layers: false,
+        ..Default::default()
     };
     let spec = PpoModuleSpec {
         obs_dim: 4,
@@ -91,11 +92,14 @@ fn main() {
     for threads in [1usize, 2] {
         let cfg = AlgorithmConfig {
             train_batch_size: ROWS,
-            minibatch_size: 512,
-            num_epochs: 4,
             lr: 3e-4,
             num_cpus_per_learner: Some(threads),
             model: model.clone(),
+            ppo: algorithms::config::PpoConfig {
+                minibatch_size: 512,
+                num_epochs: 4,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let w = spec.init(1);

@@ -3,8 +3,6 @@
 
 use envs::NpRandom;
 
-use crate::config::AlgorithmConfig;
-
 /// What one `update` reports (averaged over its minibatches), with RLlib's names.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LearnerMetrics {
@@ -45,83 +43,6 @@ pub struct MinibatchStats {
     pub kl: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
-}
-
-/// Says which loss term went non-finite and which configured values feed it.
-pub(crate) fn explain_non_finite(
-    s: &MinibatchStats,
-    cfg: &AlgorithmConfig,
-    kl_coeff: f64,
-    lr: f64,
-    env_steps: u64,
-    at: &str,
-) -> String {
-    let terms = [
-        ("policy_loss", s.policy),
-        ("vf_loss", s.vf),
-        ("entropy", s.entropy),
-        ("mean_kl_loss", s.kl),
-    ];
-    let listed = terms
-        .iter()
-        .map(|(n, v)| format!("{n} = {v:.4e}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let lr_from = if cfg.lr_schedule.is_some() {
-        format!("lr = {lr:e} (from lr_schedule at {env_steps} env steps)")
-    } else {
-        format!("lr = {lr:e}")
-    };
-    let clip = cfg
-        .grad_clip
-        .map_or("grad_clip is not set".to_string(), |g| {
-            format!("grad_clip = {g}")
-        });
-    let bad: Vec<&str> = terms
-        .iter()
-        .filter(|(_, v)| !v.is_finite())
-        .map(|(n, _)| *n)
-        .collect();
-    let why = if bad.len() == terms.len()
-        || (bad.contains(&"entropy") && bad.contains(&"policy_loss"))
-    {
-        format!(
-            "The network's outputs are not finite, so its weights diverged in an earlier step: they are driven by {lr_from}, and {clip}; lower lr or set grad_clip"
-        )
-    } else if bad.is_empty() {
-        format!(
-            "each term is finite but their weighted sum overflows: vf_loss_coeff = {}, entropy_coeff = {}, kl_coeff = {kl_coeff:e} (adapted from {})",
-            cfg.vf_loss_coeff, cfg.entropy_coeff, cfg.kl_coeff
-        )
-    } else {
-        bad.iter()
-            .map(|term| match *term {
-                "policy_loss" => format!(
-                    "policy_loss depends on clip_param = {} and the advantages (gamma = {}, lambda = {}, the env's rewards)",
-                    cfg.clip_param, cfg.gamma, cfg.lambda
-                ),
-                "vf_loss" => format!(
-                    "vf_loss depends on vf_clip_param = {}, vf_loss_coeff = {} and the value targets (gamma = {}, lambda = {}, the env's rewards)",
-                    cfg.vf_clip_param, cfg.vf_loss_coeff, cfg.gamma, cfg.lambda
-                ),
-                "entropy" => format!(
-                    "entropy depends on the policy's logits (entropy_coeff = {})",
-                    cfg.entropy_coeff
-                ),
-                _ => format!(
-                    "mean_kl_loss depends on the KL coefficient (now {kl_coeff:e}, adapted from kl_coeff = {} towards kl_target = {})",
-                    cfg.kl_coeff, cfg.kl_target
-                ),
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let which = if bad.is_empty() {
-        String::new()
-    } else {
-        format!("Non-finite: {}. ", bad.join(", "))
-    };
-    format!(" in {at}: {listed}. {which}{why}")
 }
 
 /// Fisher-Yates shuffle driven by our generator (reproducible across platforms).

@@ -1,9 +1,10 @@
-//! Reinforcement-learning algorithms, one folder each ([`ppo`]), on shared parts that depend
+//! Reinforcement-learning algorithms, one folder each ([`ppo`], [`dqn`], [`sac`]), on shared parts that depend
 //! on no algorithm: networks and their backends ([`nn`]), Adam ([`optim`]), action
 //! distributions, GAE, the `MeanStdFilter` connector, sample batches and the memory estimate.
 
 pub mod config;
 pub mod distributions;
+pub mod dqn;
 pub mod error;
 pub mod filter;
 pub mod gae;
@@ -12,10 +13,11 @@ pub mod memory;
 pub mod nn;
 pub mod optim;
 pub mod ppo;
+pub mod sac;
 pub mod sample_batch;
 
 pub use config::{
-    Activation, AlgorithmConfig, Device, LearnerBackendKind, ModelConfig, ObservationFilter,
+    Activation, Algo, AlgorithmConfig, Device, LearnerBackendKind, ModelConfig, ObservationFilter,
 };
 pub use error::LearnerError;
 pub use filter::{MeanStdFilter, RunningStat};

@@ -95,7 +95,7 @@ pub fn estimate(
     let runners = f(cfg.num_env_runners.max(1));
     let envs = f(cfg.num_envs_per_env_runner);
     let rows = runners * envs * f(cfg.rollout_fragment_length());
-    let mb = f(cfg.minibatch_size).min(rows.max(1.0));
+    let mb = f(cfg.ppo.minibatch_size).min(rows.max(1.0));
     // A sample row: observation, logits, action, reward, log-probability; held by the runner
     // while sampling, in the batch it returns, and in the driver's merged batch; the learner
     // adds values, advantages, targets and the shuffled order.
@@ -145,7 +145,7 @@ pub fn estimate(
             bytes: learner,
             keys: vec![
                 format!("train_batch_size: {}", cfg.train_batch_size),
-                format!("minibatch_size: {}", cfg.minibatch_size),
+                format!("minibatch_size: {}", cfg.ppo.minibatch_size),
                 hiddens.clone(),
             ],
         },

@@ -41,6 +41,7 @@ fn model(h: Vec<usize>, act: Activation, shared: bool) -> ModelConfig {
         fcnet_hiddens: h,
         fcnet_activation: act,
         vf_share_layers: shared,
+        ..Default::default()
     }
 }
 
@@ -351,9 +352,12 @@ fn one_ppo_update_agrees() {
             learner_backend: backend,
             grad_clip: Some(0.5),
             train_batch_size: 64,
-            minibatch_size: 32,
-            num_epochs: 3,
             lr: 1e-3,
+            ppo: algorithms::config::PpoConfig {
+                minibatch_size: 32,
+                num_epochs: 3,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut learner = PpoLearner::new(cfg, spec.clone(), &w, 7).unwrap();

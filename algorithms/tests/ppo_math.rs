@@ -62,6 +62,7 @@ fn tiny() -> (PpoModuleSpec, Weights) {
             fcnet_hiddens: vec![],
             fcnet_activation: Activation::Linear,
             vf_share_layers: true,
+            ..Default::default()
         },
     };
     let t = |name: &str, shape: Vec<usize>, data: Vec<f32>| NamedTensor {
@@ -84,11 +85,14 @@ fn tiny() -> (PpoModuleSpec, Weights) {
 fn ppo_loss_matches_a_hand_computation() {
     let (spec, w) = tiny();
     let cfg = AlgorithmConfig {
-        clip_param: 0.2,
-        vf_clip_param: 0.5,
-        vf_loss_coeff: 0.7,
-        entropy_coeff: 0.01,
-        use_kl_loss: true,
+        ppo: algorithms::config::PpoConfig {
+            clip_param: 0.2,
+            vf_clip_param: 0.5,
+            vf_loss_coeff: 0.7,
+            entropy_coeff: 0.01,
+            use_kl_loss: true,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let kl_coeff = 0.3;
@@ -138,10 +142,10 @@ fn ppo_loss_matches_a_hand_computation() {
     loss.old_dist_inputs = old_logits.to_vec();
     loss.advantages = advantages.to_vec();
     loss.value_targets = targets.to_vec();
-    loss.clip_param = cfg.clip_param as f32;
-    loss.vf_clip_param = cfg.vf_clip_param as f32;
-    loss.vf_loss_coeff = cfg.vf_loss_coeff as f32;
-    loss.entropy_coeff = cfg.entropy_coeff as f32;
+    loss.clip_param = cfg.ppo.clip_param as f32;
+    loss.vf_clip_param = cfg.ppo.vf_clip_param as f32;
+    loss.vf_loss_coeff = cfg.ppo.vf_loss_coeff as f32;
+    loss.entropy_coeff = cfg.ppo.entropy_coeff as f32;
     loss.kl_coeff = kl_coeff as f32;
     let mut learner = PpoLearner::new(cfg, spec, &w, 0).unwrap();
     let (got, grads) = learner.evaluate_loss(&obs, loss).unwrap();
@@ -181,6 +185,7 @@ fn gaussian_ppo_loss_matches_a_hand_computation() {
             fcnet_hiddens: vec![],
             fcnet_activation: Activation::Linear,
             vf_share_layers: true,
+            ..Default::default()
         },
     };
     let t = |name: &str, shape: Vec<usize>, data: Vec<f32>| NamedTensor {
@@ -294,6 +299,7 @@ fn inference_and_learner_forward_paths_agree() {
                 fcnet_hiddens: hiddens,
                 fcnet_activation: act,
                 vf_share_layers: shared,
+                ..Default::default()
             },
         };
         let w = spec.init(7);

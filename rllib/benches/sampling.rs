@@ -19,6 +19,7 @@ fn config() -> (AlgorithmConfig, PpoModuleSpec) {
         fcnet_hiddens: vec![64, 64],
         fcnet_activation: Activation::Tanh,
         vf_share_layers: false,
+        ..Default::default()
     };
     let cfg = AlgorithmConfig {
         num_envs_per_env_runner: 32,

@@ -218,6 +218,12 @@ impl Algorithm {
     /// Builds the runtime, the env runners and the learner. `seed` is the run's seed (the
     /// caller draws one when the config has none, and records it).
     pub fn new(cfg: AlgorithmConfig, seed: u64) -> Result<Self, TrainError> {
+        if cfg.algo != algorithms::Algo::Ppo {
+            return Err(TrainError::Setup(format!(
+                "{} is not available in this build yet",
+                cfg.algo
+            )));
+        }
         let probe = envs::make(&cfg.env).map_err(|e| TrainError::Setup(e.to_string()))?;
         let observation_space = probe.observation_space().clone();
         let action_space = probe.action_space().clone();

@@ -650,6 +650,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
                 )
             })?,
             vf_share_layers: s.vf_share_layers,
+            ..ModelConfig::default()
         },
     };
     if !meta.time_total_s.is_finite() || meta.time_total_s < 0.0 {

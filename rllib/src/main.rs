@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use algorithms::Algo;
 use rllib::algorithm::TrainResult;
 use rllib::checkpoint;
 use rllib::config::{ConfigError, Experiment};
@@ -243,14 +244,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Envs => listing(envs::ids()),
         Command::Train(t) => match t.file {
-            Some(TrainFile::File { path, run }) => {
-                let exp = Experiment::from_file(&path)?;
-                train(exp, &run)
-            }
-            None => {
-                let exp = Experiment::from_optional_flags(t.algo.as_deref(), t.env.as_deref())?;
-                train(exp, &t.run)
-            }
+            Some(TrainFile::File { path, run }) => train(Source::File(path), &run),
+            None => train(Source::Flags(t.algo, t.env), &t.run),
         },
         Command::Example { command } => match command {
             ExampleCmd::List { filter } => listing(
@@ -267,12 +262,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 let yaml = find_example(&id)?.yaml;
                 listing(std::iter::once(yaml.trim_end_matches('\n').to_string()))
             }
-            ExampleCmd::Run { id, run } => {
-                let e = find_example(&id)?;
-                let exp =
-                    Experiment::from_yaml(e.yaml, &format!("example {id} (configs/{id}.yaml)"))?;
-                train(exp, &run)
-            }
+            ExampleCmd::Run { id, run } => train(Source::Example(find_example(&id)?), &run),
         },
         Command::Evaluate(a) => evaluate(&a),
     }
@@ -395,22 +385,45 @@ impl Reporter for Console {
     }
 }
 
-fn train(mut exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
-    apply_run_args(&mut exp, run)?;
+/// Where a run's experiment comes from.
+enum Source {
+    /// A tuned-example file.
+    File(PathBuf),
+    /// An example compiled in.
+    Example(&'static examples::Example),
+    /// `--algo` and `--env`.
+    Flags(Option<String>, Option<String>),
+}
+
+fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
     let restored = match &run.restore {
-        Some(path) => {
-            let ck = checkpoint::load(path)?;
-            exp.restore_from(
-                &path.display().to_string(),
-                &ck.algorithm,
-                &ck.env,
-                ck.experiment.as_deref(),
-                &ck.config,
-            )?;
-            Some(ck)
-        }
+        Some(path) => Some(checkpoint::load(path)?),
         None => None,
     };
+    let mut exp = match source {
+        Source::File(path) => Experiment::from_file(&path)?,
+        Source::Example(e) => {
+            Experiment::from_yaml(e.yaml, &format!("example {} (configs/{}.yaml)", e.id, e.id))?
+        }
+        Source::Flags(algo, env) => {
+            // A restored run is of its checkpoint's algorithm unless one is named.
+            let default = restored
+                .as_ref()
+                .and_then(|ck| Algo::parse(&ck.algorithm))
+                .unwrap_or(Algo::Ppo);
+            Experiment::from_optional_flags(algo.as_deref(), env.as_deref(), default)?
+        }
+    };
+    apply_run_args(&mut exp, run)?;
+    if let (Some(ck), Some(path)) = (&restored, &run.restore) {
+        exp.restore_from(
+            &path.display().to_string(),
+            &ck.algorithm,
+            &ck.env,
+            ck.experiment.as_deref(),
+            &ck.config,
+        )?;
+    }
     exp.validate()?;
     if exp.config.device == algorithms::Device::Cuda && !cfg!(feature = "cuda") {
         return Err(Failure(

@@ -11,12 +11,15 @@ fn a_loaded_checkpoint_chooses_the_same_actions() {
     let cfg = AlgorithmConfig {
         num_env_runners: 1,
         train_batch_size: 400,
-        minibatch_size: 100,
-        num_epochs: 2,
         lr: 3e-4,
         observation_filter: ObservationFilter::MeanStdFilter,
         model: ModelConfig {
             fcnet_hiddens: vec![16, 16],
+            ..Default::default()
+        },
+        ppo: algorithms::config::PpoConfig {
+            minibatch_size: 100,
+            num_epochs: 2,
             ..Default::default()
         },
         ..Default::default()
@@ -64,10 +67,13 @@ fn damaged_checkpoints_are_refused_with_the_path() {
     let cfg = AlgorithmConfig {
         num_env_runners: 0,
         train_batch_size: 200,
-        minibatch_size: 100,
-        num_epochs: 1,
         model: ModelConfig {
             fcnet_hiddens: vec![8],
+            ..Default::default()
+        },
+        ppo: algorithms::config::PpoConfig {
+            minibatch_size: 100,
+            num_epochs: 1,
             ..Default::default()
         },
         ..Default::default()
@@ -102,10 +108,13 @@ fn saving_a_checkpoint_does_not_change_the_run() {
     let cfg = AlgorithmConfig {
         num_env_runners: 1,
         train_batch_size: 300,
-        minibatch_size: 64,
-        num_epochs: 2,
         model: ModelConfig {
             fcnet_hiddens: vec![8],
+            ..Default::default()
+        },
+        ppo: algorithms::config::PpoConfig {
+            minibatch_size: 64,
+            num_epochs: 2,
             ..Default::default()
         },
         ..Default::default()
@@ -142,12 +151,15 @@ fn a_restored_run_continues_as_if_never_stopped() {
             num_envs_per_env_runner: 2,
             // 50 steps per env per iteration: most episodes span iterations.
             train_batch_size: 200,
-            minibatch_size: 64,
-            num_epochs: 2,
             lr: 1e-3,
             observation_filter: ObservationFilter::MeanStdFilter,
             model: ModelConfig {
                 fcnet_hiddens: vec![16],
+                ..Default::default()
+            },
+            ppo: algorithms::config::PpoConfig {
+                minibatch_size: 64,
+                num_epochs: 2,
                 ..Default::default()
             },
             ..Default::default()

@@ -42,20 +42,25 @@ fn every_documented_key_is_honoured() {
     assert_eq!((c.num_env_runners, c.num_envs_per_env_runner), (2, 3));
     assert_eq!(c.rollout_fragment_length, Some(50));
     assert_eq!(
-        (c.train_batch_size, c.minibatch_size, c.num_epochs),
+        (c.train_batch_size, c.ppo.minibatch_size, c.ppo.num_epochs),
         (600, 100, 4)
     );
     assert_eq!(c.lr, 0.001);
     assert_eq!(c.lr_schedule, Some(vec![(0, 0.001), (1000, 0.0001)]));
     assert_eq!(
-        (c.gamma, c.lambda, c.clip_param, c.vf_clip_param),
+        (c.gamma, c.ppo.lambda, c.ppo.clip_param, c.ppo.vf_clip_param),
         (0.95, 0.9, 0.2, 5.0)
     );
     assert_eq!(
-        (c.vf_loss_coeff, c.entropy_coeff, c.kl_coeff, c.kl_target),
+        (
+            c.ppo.vf_loss_coeff,
+            c.ppo.entropy_coeff,
+            c.ppo.kl_coeff,
+            c.ppo.kl_target
+        ),
         (0.5, 0.01, 0.3, 0.02)
     );
-    assert!(!c.use_kl_loss);
+    assert!(!c.ppo.use_kl_loss);
     assert_eq!(c.grad_clip, Some(0.5));
     assert_eq!(c.observation_filter, ObservationFilter::MeanStdFilter);
     assert_eq!(c.model.fcnet_hiddens, vec![64, 64]);
@@ -76,15 +81,25 @@ fn every_documented_key_is_honoured() {
 fn rllib_ppo_defaults_apply_where_the_config_is_silent() {
     let c = Experiment::from_flags("PPO", "CartPole-v1").unwrap().config;
     assert_eq!(
-        (c.lr, c.train_batch_size, c.minibatch_size, c.num_epochs),
+        (
+            c.lr,
+            c.train_batch_size,
+            c.ppo.minibatch_size,
+            c.ppo.num_epochs
+        ),
         (5e-5, 4000, 128, 30)
     );
     assert_eq!(
-        (c.gamma, c.lambda, c.clip_param, c.vf_clip_param),
+        (c.gamma, c.ppo.lambda, c.ppo.clip_param, c.ppo.vf_clip_param),
         (0.99, 1.0, 0.3, 10.0)
     );
     assert_eq!(
-        (c.kl_coeff, c.kl_target, c.entropy_coeff, c.vf_loss_coeff),
+        (
+            c.ppo.kl_coeff,
+            c.ppo.kl_target,
+            c.ppo.entropy_coeff,
+            c.ppo.vf_loss_coeff
+        ),
         (0.2, 0.01, 0.0, 1.0)
     );
     assert_eq!(c.num_env_runners, 2);
@@ -163,12 +178,12 @@ fn a_restore_replays_explicit_keys_on_the_checkpoints_config() {
         "model": {"fcnet_hiddens": [32], "fcnet_activation": "linear", "vf_share_layers": true},
         "seed": 7,
     });
-    let mut e = Experiment::from_optional_flags(None, None).unwrap();
+    let mut e = Experiment::from_optional_flags(None, None, algorithms::Algo::Ppo).unwrap();
     e.apply_config_text(r#"{"lr": 0.001}"#).unwrap();
     e.restore_from("ck", "PPO", "CartPole-v1", Some("cartpole-ppo"), &saved)
         .unwrap();
     assert_eq!(e.config.lr, 0.001);
-    assert_eq!(e.config.num_epochs, 6);
+    assert_eq!(e.config.ppo.num_epochs, 6);
     assert_eq!(e.config.model.fcnet_hiddens, vec![32]);
     assert_eq!(
         e.config.observation_filter,
@@ -177,7 +192,7 @@ fn a_restore_replays_explicit_keys_on_the_checkpoints_config() {
     assert_eq!(e.config.seed, Some(7));
     assert_eq!(e.name, "cartpole-ppo");
 
-    let mut e = Experiment::from_optional_flags(None, None).unwrap();
+    let mut e = Experiment::from_optional_flags(None, None, algorithms::Algo::Ppo).unwrap();
     e.apply_config_text(r#"{"model": {"fcnet_activation": "relu"}}"#)
         .unwrap();
     let err = e
@@ -198,8 +213,8 @@ fn a_restore_replays_explicit_keys_on_the_checkpoints_config() {
 /// on it), and every key of the table is either written or one of the ignored ones.
 #[test]
 fn the_exported_config_reads_back_unchanged() {
+    use algorithms::config::{KeyKind, keys};
     use rllib::config::export::config_json;
-    use rllib::config::keys;
     let mut e = exp(
         "    num_env_runners: 1\n    num_envs_per_env_runner: 3\n    num_cpus_per_env_runner: 0.5\n    \
          rollout_fragment_length: 50\n    train_batch_size: 600\n    minibatch_size: 100\n    num_epochs: 4\n    \
@@ -209,11 +224,13 @@ fn the_exported_config_reads_back_unchanged() {
          restart_failed_env_runners: false\n    max_num_env_runner_restarts: 3\n",
     );
     let json = config_json(&e.config, 9);
-    for k in keys::KEYS {
+    for k in keys() {
         assert!(
-            json.get(k.name).is_some() || keys::IGNORED.contains(&k.name),
+            json.get(k.name()).is_some()
+                || matches!(k.kind(), KeyKind::Ignored)
+                || !k.applies_to(algorithms::Algo::Ppo),
             "{} is neither exported nor ignored",
-            k.name
+            k.name()
         );
     }
     let want = e.config.clone();

@@ -54,10 +54,13 @@ fn config(env: &str) -> AlgorithmConfig {
         env: env.to_string(),
         num_env_runners: 2,
         train_batch_size: 400,
-        minibatch_size: 100,
-        num_epochs: 1,
         model: ModelConfig {
             fcnet_hiddens: vec![8],
+            ..Default::default()
+        },
+        ppo: algorithms::config::PpoConfig {
+            minibatch_size: 100,
+            num_epochs: 1,
             ..Default::default()
         },
         ..Default::default()

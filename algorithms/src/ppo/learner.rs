@@ -78,7 +78,7 @@ impl PpoLearner {
             ActionSpec::Box { dim, .. } => Some((log_std, Adam::new([dim]))),
         };
         Ok(PpoLearner {
-            kl_coeff: cfg.kl_coeff,
+            kl_coeff: cfg.ppo.kl_coeff,
             loss: Arc::new(PpoLoss::new(dist)),
             cfg,
             spec,
@@ -234,14 +234,14 @@ impl PpoLearner {
             &values,
             &boot_values,
             cfg.gamma as f32,
-            cfg.lambda as f32,
+            cfg.ppo.lambda as f32,
         );
         let explained_var = explained_variance(&value_targets, &values);
         self.values = values;
         self.boot_values = boot_values;
         standardize(&mut advantages);
 
-        let mb_size = cfg.minibatch_size.min(n).max(1);
+        let mb_size = cfg.ppo.minibatch_size.min(n).max(1);
         let per_epoch = n.div_ceil(mb_size);
         let mut m = LearnerMetrics {
             vf_explained_var: explained_var,
@@ -250,16 +250,16 @@ impl PpoLearner {
         };
         let mut order: Vec<usize> = (0..n).collect();
         let mut obs = vec![0f32; mb_size * d];
-        for epoch in 0..cfg.num_epochs {
+        for epoch in 0..cfg.ppo.num_epochs {
             shuffle(&mut order, &mut self.rng);
             for k in 0..per_epoch {
                 {
                     let loss = Arc::make_mut(&mut self.loss);
-                    loss.clip_param = cfg.clip_param as f32;
-                    loss.vf_clip_param = cfg.vf_clip_param as f32;
-                    loss.vf_loss_coeff = cfg.vf_loss_coeff as f32;
-                    loss.entropy_coeff = cfg.entropy_coeff as f32;
-                    loss.kl_coeff = if cfg.use_kl_loss {
+                    loss.clip_param = cfg.ppo.clip_param as f32;
+                    loss.vf_clip_param = cfg.ppo.vf_clip_param as f32;
+                    loss.vf_loss_coeff = cfg.ppo.vf_loss_coeff as f32;
+                    loss.entropy_coeff = cfg.ppo.entropy_coeff as f32;
+                    loss.kl_coeff = if cfg.ppo.use_kl_loss {
                         self.kl_coeff as f32
                     } else {
                         0.0
@@ -306,11 +306,11 @@ impl PpoLearner {
                     let at = format!(
                         "epoch {} of {}, minibatch {} of {per_epoch}",
                         epoch + 1,
-                        cfg.num_epochs,
+                        cfg.ppo.num_epochs,
                         k + 1
                     );
                     return Err(LearnerError::NonFinite {
-                        explanation: crate::learner::explain_non_finite(
+                        explanation: explain_non_finite(
                             &stats,
                             &cfg,
                             self.kl_coeff,
@@ -354,10 +354,10 @@ impl PpoLearner {
         m.gradients_global_norm /= k;
 
         // RLlib's adaptive KL coefficient, from this iteration's mean KL.
-        if cfg.use_kl_loss {
-            if m.mean_kl_loss > 2.0 * cfg.kl_target {
+        if cfg.ppo.use_kl_loss {
+            if m.mean_kl_loss > 2.0 * cfg.ppo.kl_target {
                 self.kl_coeff *= 1.5;
-            } else if m.mean_kl_loss < 0.5 * cfg.kl_target {
+            } else if m.mean_kl_loss < 0.5 * cfg.ppo.kl_target {
                 self.kl_coeff *= 0.5;
             }
         }
@@ -384,4 +384,81 @@ impl PpoLearner {
         }
         Ok((loss.terms(&s), grads))
     }
+}
+
+/// Says which loss term went non-finite and which configured values feed it.
+fn explain_non_finite(
+    s: &MinibatchStats,
+    cfg: &AlgorithmConfig,
+    kl_coeff: f64,
+    lr: f64,
+    env_steps: u64,
+    at: &str,
+) -> String {
+    let terms = [
+        ("policy_loss", s.policy),
+        ("vf_loss", s.vf),
+        ("entropy", s.entropy),
+        ("mean_kl_loss", s.kl),
+    ];
+    let listed = terms
+        .iter()
+        .map(|(n, v)| format!("{n} = {v:.4e}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lr_from = if cfg.lr_schedule.is_some() {
+        format!("lr = {lr:e} (from lr_schedule at {env_steps} env steps)")
+    } else {
+        format!("lr = {lr:e}")
+    };
+    let clip = cfg
+        .grad_clip
+        .map_or("grad_clip is not set".to_string(), |g| {
+            format!("grad_clip = {g}")
+        });
+    let bad: Vec<&str> = terms
+        .iter()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(n, _)| *n)
+        .collect();
+    let why = if bad.len() == terms.len()
+        || (bad.contains(&"entropy") && bad.contains(&"policy_loss"))
+    {
+        format!(
+            "The network's outputs are not finite, so its weights diverged in an earlier step: they are driven by {lr_from}, and {clip}; lower lr or set grad_clip"
+        )
+    } else if bad.is_empty() {
+        format!(
+            "each term is finite but their weighted sum overflows: vf_loss_coeff = {}, entropy_coeff = {}, kl_coeff = {kl_coeff:e} (adapted from {})",
+            cfg.ppo.vf_loss_coeff, cfg.ppo.entropy_coeff, cfg.ppo.kl_coeff
+        )
+    } else {
+        bad.iter()
+            .map(|term| match *term {
+                "policy_loss" => format!(
+                    "policy_loss depends on clip_param = {} and the advantages (gamma = {}, lambda = {}, the env's rewards)",
+                    cfg.ppo.clip_param, cfg.gamma, cfg.ppo.lambda
+                ),
+                "vf_loss" => format!(
+                    "vf_loss depends on vf_clip_param = {}, vf_loss_coeff = {} and the value targets (gamma = {}, lambda = {}, the env's rewards)",
+                    cfg.ppo.vf_clip_param, cfg.ppo.vf_loss_coeff, cfg.gamma, cfg.ppo.lambda
+                ),
+                "entropy" => format!(
+                    "entropy depends on the policy's logits (entropy_coeff = {})",
+                    cfg.ppo.entropy_coeff
+                ),
+                _ => format!(
+                    "mean_kl_loss depends on the KL coefficient (now {kl_coeff:e}, adapted from kl_coeff = {} towards kl_target = {})",
+                    cfg.ppo.kl_coeff, cfg.ppo.kl_target
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let which = if bad.is_empty() {
+        String::new()
+    } else {
+        format!("Non-finite: {}. ", bad.join(", "))
+    };
+    format!(" in {at}: {listed}. {which}{why}")
 }

@@ -1,53 +1,41 @@
 //! Writing a config back out: as JSON (checkpoint metadata, result.json) and as YAML
 //! (`params.yaml`), with RLlib's current key names.
 
-use algorithms::{AlgorithmConfig, Device};
-use serde_json::{Value, json};
+use algorithms::AlgorithmConfig;
+use algorithms::config::{ConfigValue, KeyKind, keys};
+use serde_json::{Map, Value};
 
-/// The config with RLlib's key names.
+/// A config value as JSON.
+pub fn to_json(v: &ConfigValue) -> Value {
+    match v {
+        ConfigValue::Null => Value::Null,
+        ConfigValue::Bool(b) => Value::Bool(*b),
+        ConfigValue::Int(n) => Value::from(*n),
+        ConfigValue::Float(x) => {
+            serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number)
+        }
+        ConfigValue::Str(s) => Value::String(s.clone()),
+        ConfigValue::List(items) => Value::Array(items.iter().map(to_json).collect()),
+        ConfigValue::Map(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}
+
+/// The config with RLlib's key names: every key of the run's algorithm (from the key table),
+/// sections as mappings, `seed` the run's seed.
 pub fn config_json(c: &AlgorithmConfig, seed: u64) -> Value {
-    json!({
-        "env": c.env,
-        "num_env_runners": c.num_env_runners,
-        "num_envs_per_env_runner": c.num_envs_per_env_runner,
-        "num_cpus_per_env_runner": c.num_cpus_per_env_runner,
-        "rollout_fragment_length": match c.rollout_fragment_length {
-            None => json!("auto"),
-            Some(n) => json!(n),
-        },
-        "train_batch_size": c.train_batch_size,
-        "minibatch_size": c.minibatch_size,
-        "num_epochs": c.num_epochs,
-        "lr": c.lr,
-        "lr_schedule": c.lr_schedule.as_ref().map(|s| s.iter().map(|(t, v)| json!([t, v])).collect::<Vec<_>>()),
-        "gamma": c.gamma,
-        "lambda": c.lambda,
-        "clip_param": c.clip_param,
-        "vf_clip_param": c.vf_clip_param,
-        "vf_loss_coeff": c.vf_loss_coeff,
-        "entropy_coeff": c.entropy_coeff,
-        "kl_coeff": c.kl_coeff,
-        "kl_target": c.kl_target,
-        "use_kl_loss": c.use_kl_loss,
-        "grad_clip": c.grad_clip,
-        "observation_filter": c.observation_filter.name(),
-        "model": {
-            "fcnet_hiddens": c.model.fcnet_hiddens,
-            "fcnet_activation": c.model.fcnet_activation.name(),
-            "vf_share_layers": c.model.vf_share_layers,
-        },
-        "seed": seed,
-        "num_gpus_per_learner": if c.device == Device::Cuda { 1 } else { 0 },
-        "num_cpus_per_learner": match c.num_cpus_per_learner {
-            Some(n) => json!(n),
-            None => json!("auto"),
-        },
-        "learner_backend": c.learner_backend.name(),
-        "evaluation_interval": c.evaluation_interval,
-        "evaluation_duration": c.evaluation_duration,
-        "restart_failed_env_runners": c.restart_failed_env_runners,
-        "max_num_env_runner_restarts": c.max_num_env_runner_restarts,
-    })
+    let mut out = Map::new();
+    for k in keys() {
+        if !k.applies_to(c.algo) || matches!(k.kind(), KeyKind::Ignored) {
+            continue;
+        }
+        out.insert(k.name().to_string(), to_json(&k.export(c)));
+    }
+    out.insert("seed".into(), Value::from(seed));
+    Value::Object(out)
 }
 
 /// Renders a JSON value as block-style YAML (the subset `params.yaml` needs).

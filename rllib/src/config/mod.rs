@@ -5,8 +5,8 @@
 //! and for an unknown key the nearest known one. Input is bounded (size, nodes, nesting; see
 //! [`yaml`]) and echoed values are cut short.
 
+mod apply;
 pub mod export;
-pub mod keys;
 mod values;
 pub mod yaml;
 
@@ -14,10 +14,11 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use algorithms::{Activation, AlgorithmConfig, Device, LearnerBackendKind, ObservationFilter};
+use algorithms::AlgorithmConfig;
+use algorithms::config::{self as keys, Algo, Key, KeyKind};
 
 pub use self::values::{MAX_ECHO, fmt_num, nearest, short};
-use self::values::{as_bool, as_f64_in, as_u64, as_usize, err, expected, scalar_str, unknown_key};
+use self::values::{as_bool, as_f64_in, as_u64, err, expected, scalar_str, unknown_key};
 use self::yaml::{Kind, Node};
 
 /// The largest config text read (a file, or a `--config` / `--stop` flag).
@@ -171,6 +172,8 @@ impl Source {
 #[derive(Debug, Clone, PartialEq)]
 struct Override {
     name: &'static str,
+    /// The top-level key (a whole section for `model: {...}`).
+    spec: Key,
     key: Node,
     value: Node,
     origin: String,
@@ -210,8 +213,8 @@ pub struct Experiment {
     named_by_flags: bool,
 }
 
-/// The algorithms this build runs.
-pub const ALGORITHMS: &[&str] = &["PPO"];
+/// The algorithms this build runs, by RLlib's names.
+pub const ALGORITHMS: &[&str] = &["PPO", "DQN", "SAC"];
 
 /// The longest experiment name, in bytes (folder names are at most 255 on most systems, and
 /// the trial folder adds to it).
@@ -320,15 +323,20 @@ impl Experiment {
 
     /// RLlib's defaults for `--algo` and `--env`.
     pub fn from_flags(algo: &str, env: &str) -> Result<Self, ConfigError> {
-        Self::from_optional_flags(Some(algo), Some(env))
+        Self::from_optional_flags(Some(algo), Some(env), Algo::Ppo)
     }
 
-    /// RLlib's defaults for `--algo` and `--env`; an absent one is PPO / CartPole-v1, or, when
-    /// the run is restored, the checkpoint's.
-    pub fn from_optional_flags(algo: Option<&str>, env: Option<&str>) -> Result<Self, ConfigError> {
+    /// RLlib's defaults for `--algo` and `--env`; an absent algorithm is `default` (PPO, or a
+    /// restored checkpoint's), an absent env CartPole-v1 (or the checkpoint's, see
+    /// [`restore_from`](Self::restore_from)).
+    pub fn from_optional_flags(
+        algo: Option<&str>,
+        env: Option<&str>,
+        default: Algo,
+    ) -> Result<Self, ConfigError> {
         let mut e = Experiment::empty(String::new());
         e.named_by_flags = true;
-        e.set_algorithm(algo.unwrap_or("PPO"), "--algo", None)?;
+        e.set_algorithm(algo.unwrap_or(default.name()), "--algo", None)?;
         e.run_source = algo.map(|_| Source::flag("--algo"));
         if let Some(env) = env {
             check_env_id("--env", None, "env", env)?;
@@ -351,7 +359,7 @@ impl Experiment {
         at: Option<&Node>,
     ) -> Result<(), ConfigError> {
         // RLlib's registry accepts any case (`ppo`).
-        let Some(known) = ALGORITHMS.iter().find(|a| a.eq_ignore_ascii_case(algo)) else {
+        let Some(known) = Algo::parse(algo) else {
             return Err(err(
                 origin,
                 at,
@@ -366,7 +374,13 @@ impl Experiment {
                 ),
             ));
         };
-        self.run = (*known).to_string();
+        self.run = known.name().to_string();
+        if self.config.algo != known {
+            // Each algorithm starts from its own RLlib defaults.
+            let env = std::mem::take(&mut self.config.env);
+            self.config = AlgorithmConfig::new(known);
+            self.config.env = env;
+        }
         Ok(())
     }
 
@@ -429,7 +443,22 @@ impl Experiment {
                 short(written)
             ));
         }
-        let mut run_node = None;
+        // The algorithm first: its defaults and keys apply to the rest.
+        let run_node = fields
+            .iter()
+            .find(|(k, _)| k.scalar() == Some("run"))
+            .map(|(_, v)| v);
+        let Some(run) = run_node else {
+            return Err(err(
+                origin,
+                Some(name_node),
+                Some(&name),
+                "missing `run: <algorithm>` (e.g. `run: PPO`)".into(),
+            ));
+        };
+        let algo = scalar_str(origin, run, "run")?;
+        e.set_algorithm(algo, origin, Some(run))?;
+        e.run_source = Some(Source::at(origin, Some(run), &format!("{name}.run")));
         let mut top_env: Option<(&Node, String)> = None;
         for (k, v) in fields {
             let key = scalar_str(origin, k, "key")?;
@@ -439,7 +468,7 @@ impl Experiment {
                     check_env_id(origin, Some(v), &format!("{name}.env"), id)?;
                     top_env = Some((v, id.to_string()));
                 }
-                "run" => run_node = Some(v),
+                "run" => {}
                 "stop" => e.parse_stop(v, origin, &format!("{name}.stop"))?,
                 "config" => e.apply_config(v, origin, &format!("{name}.config"))?,
                 "checkpoint_config" => e.apply_checkpoint_config(v, origin, &name)?,
@@ -464,17 +493,6 @@ impl Experiment {
                 }
             }
         }
-        let Some(run) = run_node else {
-            return Err(err(
-                origin,
-                Some(name_node),
-                Some(&name),
-                "missing `run: <algorithm>` (e.g. `run: PPO`)".into(),
-            ));
-        };
-        let algo = scalar_str(origin, run, "run")?;
-        e.set_algorithm(algo, origin, Some(run))?;
-        e.run_source = Some(Source::at(origin, Some(run), &format!("{name}.run")));
         let config_env = e.env_source.clone();
         match (top_env, config_env) {
             (Some((node, id)), Some(cfg_src)) => {
@@ -540,7 +558,8 @@ impl Experiment {
     }
 
     /// Applies a `config` mapping (from the file or `--config`) on top of the current one.
-    /// A setting given twice in one mapping, under its name and an old alias, is an error.
+    /// A setting given twice in one mapping, under its name and an old alias, is an error, and
+    /// so is a key of another algorithm.
     pub fn apply_config(
         &mut self,
         node: &Node,
@@ -550,14 +569,21 @@ impl Experiment {
         let Kind::Map(entries) = &node.kind else {
             return Err(expected(origin, node, prefix, "a mapping of config keys"));
         };
+        let all = keys::keys();
         let mut given: Vec<(&'static str, &Node)> = Vec::new();
         for (k, v) in entries {
-            let key = scalar_str(origin, k, "key")?;
-            let path = format!("{prefix}.{key}");
-            let Some(info) = keys::lookup(key) else {
-                return Err(unknown_key(origin, k, &path, keys::all_names()));
+            let name = scalar_str(origin, k, "key")?;
+            let path = format!("{prefix}.{name}");
+            let Some(key) = all.iter().copied().find(|key| key.is(name)) else {
+                let names = all
+                    .iter()
+                    .filter(|key| key.applies_to(self.config.algo))
+                    .flat_map(|key| {
+                        std::iter::once(key.name()).chain(key.aliases().iter().copied())
+                    });
+                return Err(unknown_key(origin, k, &path, names));
             };
-            if let Some((_, first)) = given.iter().find(|(n, _)| *n == info.name) {
+            if let Some((_, first)) = given.iter().find(|(n, _)| *n == key.name()) {
                 return Err(err(
                     origin,
                     Some(k),
@@ -567,19 +593,89 @@ impl Experiment {
                         first.scalar().unwrap_or_default(),
                         first.line,
                         first.col,
-                        info.name
+                        key.name()
                     ),
                 ));
             }
-            given.push((info.name, k));
-            self.apply_key(info.name, v, origin, &path)?;
+            given.push((key.name(), k));
+            self.apply_entry(key, k, v, origin, &path)?;
             self.overrides.push(Override {
-                name: info.name,
+                name: key.name(),
+                spec: key,
                 key: k.clone(),
                 value: v.clone(),
                 origin: origin.to_string(),
                 path,
             });
+        }
+        Ok(())
+    }
+
+    /// Applies one key's value (walking a section's mapping).
+    fn apply_entry(
+        &mut self,
+        key: Key,
+        k: &Node,
+        v: &Node,
+        origin: &str,
+        path: &str,
+    ) -> Result<(), ConfigError> {
+        let algo = self.config.algo;
+        if !key.applies_to(algo) {
+            return Err(err(
+                origin,
+                Some(k),
+                Some(path),
+                format!(
+                    "a key of {}; this run is {algo}{}",
+                    key.owners(),
+                    match (algo, key.name()) {
+                        (Algo::Sac, "lr" | "lr_schedule") =>
+                            " (SAC has actor_lr, critic_lr and alpha_lr)",
+                        _ => "",
+                    }
+                ),
+            ));
+        }
+        match key.kind() {
+            KeyKind::Section => {
+                let Kind::Map(entries) = &v.kind else {
+                    return Err(expected(origin, v, path, "a mapping"));
+                };
+                let children = key.children();
+                for (ck, cv) in entries {
+                    let name = scalar_str(origin, ck, "key")?;
+                    let cpath = format!("{path}.{name}");
+                    let Some(child) = children.iter().copied().find(|c| c.is(name)) else {
+                        return Err(unknown_key(
+                            origin,
+                            ck,
+                            &cpath,
+                            children.iter().map(Key::name),
+                        ));
+                    };
+                    self.apply_entry(child, ck, cv, origin, &cpath)?;
+                }
+            }
+            KeyKind::Ignored => {
+                if key.name() == "framework" {
+                    let fw = scalar_str(origin, v, path)?;
+                    self.warnings.push(format!(
+                        "{origin}:{}: framework: {} is ignored: the learner is this project's own (Rust), on {}",
+                        v.line,
+                        short(fw),
+                        self.config.device
+                    ));
+                }
+            }
+            kind => {
+                let value = apply::value(origin, v, path, kind)?;
+                if kind_is_env(kind) {
+                    check_env_id(origin, Some(v), path, value.str())?;
+                    self.env_source = Some(Source::at(origin, Some(v), path));
+                }
+                key.set(&mut self.config, &value);
+            }
         }
         Ok(())
     }
@@ -612,227 +708,26 @@ impl Experiment {
             line: 1,
             col: 1,
         };
-        let info = keys::lookup(name).ok_or_else(|| ConfigError {
+        let key = keys::lookup(name).ok_or_else(|| ConfigError {
             origin: flag.to_string(),
             position: None,
             key: None,
             message: format!("internal: no config key '{name}'"),
         })?;
-        self.apply_key(info.name, &node, flag, name)?;
+        let mut e = |m: ConfigError| ConfigError {
+            position: None,
+            ..m
+        };
+        self.apply_entry(key, &node, &node, flag, name)
+            .map_err(&mut e)?;
         self.overrides.push(Override {
-            name: info.name,
+            name: key.name(),
+            spec: key,
             key: node.clone(),
             value: node,
             origin: flag.to_string(),
             path: name.to_string(),
         });
-        Ok(())
-    }
-
-    fn apply_key(
-        &mut self,
-        name: &'static str,
-        v: &Node,
-        origin: &str,
-        path: &str,
-    ) -> Result<(), ConfigError> {
-        let c = &mut self.config;
-        match name {
-            "env" => {
-                let id = scalar_str(origin, v, path)?;
-                check_env_id(origin, Some(v), path, id)?;
-                c.env = id.to_string();
-                self.env_source = Some(Source::at(origin, Some(v), path));
-            }
-            "num_env_runners" => c.num_env_runners = as_usize(origin, v, path, 0)?,
-            "num_envs_per_env_runner" => {
-                c.num_envs_per_env_runner = as_usize(origin, v, path, 1)?;
-            }
-            "num_cpus_per_env_runner" => {
-                c.num_cpus_per_env_runner = as_f64_in(origin, v, path, 1e-4, 1e6, true)?;
-            }
-            "rollout_fragment_length" => {
-                c.rollout_fragment_length = if v.scalar() == Some("auto") {
-                    None
-                } else {
-                    Some(as_usize(origin, v, path, 1).map_err(|mut e| {
-                        e.message = format!("{} or \"auto\"", e.message);
-                        e
-                    })?)
-                };
-            }
-            "train_batch_size" => c.train_batch_size = as_usize(origin, v, path, 1)?,
-            "minibatch_size" => c.minibatch_size = as_usize(origin, v, path, 1)?,
-            "num_epochs" => c.num_epochs = as_usize(origin, v, path, 1)?,
-            "lr" => c.lr = as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?,
-            "lr_schedule" => c.lr_schedule = parse_schedule(origin, v, path)?,
-            "gamma" => c.gamma = as_f64_in(origin, v, path, 0.0, 1.0, true)?,
-            "lambda" => c.lambda = as_f64_in(origin, v, path, 0.0, 1.0, true)?,
-            "clip_param" => c.clip_param = as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?,
-            "vf_clip_param" => {
-                c.vf_clip_param = as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?
-            }
-            "vf_loss_coeff" => {
-                c.vf_loss_coeff = as_f64_in(origin, v, path, 0.0, f64::INFINITY, true)?
-            }
-            "entropy_coeff" => {
-                c.entropy_coeff = as_f64_in(origin, v, path, 0.0, f64::INFINITY, true)?
-            }
-            "kl_coeff" => c.kl_coeff = as_f64_in(origin, v, path, 0.0, f64::INFINITY, true)?,
-            "kl_target" => c.kl_target = as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?,
-            "use_kl_loss" => c.use_kl_loss = as_bool(origin, v, path)?,
-            "grad_clip" => {
-                c.grad_clip = if v.is_null() {
-                    None
-                } else {
-                    Some(as_f64_in(origin, v, path, 0.0, f64::INFINITY, false)?)
-                };
-            }
-            "observation_filter" => {
-                c.observation_filter = match scalar_str(origin, v, path)? {
-                    "MeanStdFilter" => ObservationFilter::MeanStdFilter,
-                    "NoFilter" => ObservationFilter::NoFilter,
-                    other => {
-                        return Err(err(
-                            origin,
-                            Some(v),
-                            Some(path),
-                            format!(
-                                "unknown filter '{}'; expected MeanStdFilter or NoFilter",
-                                short(other)
-                            ),
-                        ));
-                    }
-                };
-            }
-            "model" => self.apply_model(v, origin, path)?,
-            "seed" => {
-                c.seed = if v.is_null() {
-                    None
-                } else {
-                    Some(as_u64(origin, v, path)?)
-                };
-            }
-            "num_gpus_per_learner" => {
-                let g = as_f64_in(origin, v, path, 0.0, 1.0, true).map_err(|mut e| {
-                    e.message = format!("{} (one learner uses at most one GPU)", e.message);
-                    e
-                })?;
-                c.device = if g > 0.0 { Device::Cuda } else { Device::Cpu };
-            }
-            "evaluation_interval" => {
-                c.evaluation_interval = if v.is_null() {
-                    None
-                } else {
-                    match as_usize(origin, v, path, 0)? {
-                        0 => None,
-                        n => Some(n),
-                    }
-                };
-            }
-            "evaluation_duration" => c.evaluation_duration = as_usize(origin, v, path, 1)?,
-            "num_cpus_per_learner" => {
-                c.num_cpus_per_learner = if v.scalar() == Some("auto") {
-                    None
-                } else {
-                    Some(as_usize(origin, v, path, 1).map_err(|mut e| {
-                        e.message = format!("{} or \"auto\"", e.message);
-                        e
-                    })?)
-                };
-            }
-            "learner_backend" => {
-                c.learner_backend = match scalar_str(origin, v, path)? {
-                    "auto" => LearnerBackendKind::Auto,
-                    "fused" => LearnerBackendKind::Fused,
-                    "candle" => LearnerBackendKind::Candle,
-                    other => {
-                        return Err(err(
-                            origin,
-                            Some(v),
-                            Some(path),
-                            format!(
-                                "unknown learner backend '{}'; expected auto, fused or candle",
-                                short(other)
-                            ),
-                        ));
-                    }
-                };
-            }
-            "restart_failed_env_runners" => {
-                c.restart_failed_env_runners = as_bool(origin, v, path)?;
-            }
-            "max_num_env_runner_restarts" => {
-                c.max_num_env_runner_restarts = as_usize(origin, v, path, 0)?;
-            }
-            "framework" => {
-                let fw = scalar_str(origin, v, path)?;
-                self.warnings.push(format!(
-                    "{origin}:{}: framework: {} is ignored: the learner is this project's own (Rust), on {}",
-                    v.line,
-                    short(fw),
-                    self.config.device
-                ));
-            }
-            other if keys::IGNORED.contains(&other) => {}
-            other => unreachable!("config key {other} is in the table but not applied"),
-        }
-        Ok(())
-    }
-
-    fn apply_model(&mut self, v: &Node, origin: &str, prefix: &str) -> Result<(), ConfigError> {
-        let Kind::Map(entries) = &v.kind else {
-            return Err(expected(
-                origin,
-                v,
-                prefix,
-                "a mapping (fcnet_hiddens, fcnet_activation, vf_share_layers)",
-            ));
-        };
-        for (k, v) in entries {
-            let key = scalar_str(origin, k, "key")?;
-            let path = format!("{prefix}.{key}");
-            let m = &mut self.config.model;
-            match key {
-                "fcnet_hiddens" => {
-                    let Kind::Seq(items) = &v.kind else {
-                        return Err(expected(
-                            origin,
-                            v,
-                            &path,
-                            "a list of layer sizes, e.g. [64, 64]",
-                        ));
-                    };
-                    m.fcnet_hiddens = items
-                        .iter()
-                        .map(|n| as_usize(origin, n, &path, 1))
-                        .collect::<Result<_, _>>()?;
-                }
-                "fcnet_activation" => {
-                    let s = scalar_str(origin, v, &path)?;
-                    m.fcnet_activation = Activation::parse(s).ok_or_else(|| {
-                        err(
-                            origin,
-                            Some(v),
-                            Some(&path),
-                            format!(
-                                "unknown activation '{}'; expected tanh, relu or linear",
-                                short(s)
-                            ),
-                        )
-                    })?;
-                }
-                "vf_share_layers" => m.vf_share_layers = as_bool(origin, v, &path)?,
-                _ => {
-                    return Err(unknown_key(
-                        origin,
-                        k,
-                        &path,
-                        ["fcnet_hiddens", "fcnet_activation", "vf_share_layers"].into_iter(),
-                    ));
-                }
-            }
-        }
         Ok(())
     }
 
@@ -889,19 +784,24 @@ impl Experiment {
             message: "is empty".into(),
         })?;
         let mut saved = Experiment::empty(self.name.clone());
-        saved.apply_config(&node, &origin, "config")?;
         saved.set_algorithm(algorithm, &origin, None)?;
+        saved.apply_config(&node, &origin, "config")?;
         let before = export::config_json(&saved.config, 0);
         let mut replayed = saved.clone();
         for o in &self.overrides {
-            replayed.apply_key(o.name, &o.value, &o.origin, &o.path)?;
+            replayed.apply_entry(o.spec, &o.key, &o.value, &o.origin, &o.path)?;
         }
         let after = export::config_json(&replayed.config, 0);
+        let restorable: Vec<&str> = keys::keys()
+            .into_iter()
+            .filter(|k| k.restorable() && k.applies_to(saved.config.algo))
+            .filter(|k| !matches!(k.kind(), KeyKind::Ignored))
+            .map(|k| k.name())
+            .collect();
         // The last explicit setting of a key decides its value: that is the one to name.
         for (i, o) in self.overrides.iter().enumerate() {
             let last = !self.overrides[i + 1..].iter().any(|p| p.name == o.name);
-            let info = keys::lookup(o.name).expect("overrides hold known keys");
-            if info.restorable || !last {
+            if o.spec.restorable() || !last {
                 continue;
             }
             if let Some((key, was, now)) = first_difference(o.name, &before[o.name], &after[o.name])
@@ -910,7 +810,7 @@ impl Experiment {
                     "cannot change when restoring {checkpoint}: the checkpoint's {key} is {}, this run's would be {}. A restored run takes its config from the checkpoint; only these keys may change: {}",
                     short(&was),
                     short(&now),
-                    keys::restorable_names().join(", ")
+                    restorable.join(", ")
                 )));
             }
         }
@@ -931,7 +831,7 @@ impl Experiment {
     /// Checks settings that depend on each other, once every source has been applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.config;
-        if c.minibatch_size > c.train_batch_size {
+        if c.algo == Algo::Ppo && c.ppo.minibatch_size > c.train_batch_size {
             let src = self
                 .source_of("minibatch_size")
                 .or_else(|| self.source_of("train_batch_size"))
@@ -940,9 +840,21 @@ impl Experiment {
                 key: Some(src.path.replace("train_batch_size", "minibatch_size")),
                 ..src.error(format!(
                     "{} is larger than train_batch_size {}; expected minibatch_size <= train_batch_size",
-                    c.minibatch_size, c.train_batch_size
+                    c.ppo.minibatch_size, c.train_batch_size
                 ))
             });
+        }
+        if c.algo == Algo::Dqn {
+            let bad = c.dqn.epsilon.first().is_some_and(|&(t, _)| t != 0)
+                || c.dqn.epsilon.iter().any(|&(_, e)| e > 1.0);
+            if c.dqn.epsilon.is_empty() || bad {
+                let src = self
+                    .source_of("epsilon")
+                    .unwrap_or_else(|| Source::flag("--config"));
+                return Err(src.error(
+                    "expected a schedule starting at timestep 0 with values from 0 to 1, e.g. [[0, 1.0], [10000, 0.05]]".into(),
+                ));
+            }
         }
         for (s, src) in self.stop.iter().zip(&self.stop_sources) {
             if matches!(s, StopCriterion::EvaluationReturnMean(_))
@@ -1039,9 +951,8 @@ fn first_difference(
     }
 }
 
-/// Every config key this build understands (canonical names and aliases), for suggestions.
-pub fn config_keys() -> Vec<&'static str> {
-    keys::all_names().collect()
+fn kind_is_env(kind: KeyKind) -> bool {
+    matches!(kind, KeyKind::Env)
 }
 
 fn parse_mapping(text: &str, origin: &str) -> Result<Option<Node>, ConfigError> {
@@ -1081,52 +992,4 @@ fn parse_mapping(text: &str, origin: &str) -> Result<Option<Node>, ConfigError> 
             format!("expected a mapping, found {}", n.describe()),
         )),
     }
-}
-
-fn parse_schedule(
-    origin: &str,
-    v: &Node,
-    path: &str,
-) -> Result<Option<Vec<(u64, f64)>>, ConfigError> {
-    if v.is_null() {
-        return Ok(None);
-    }
-    let form = "a list of [timestep, lr] pairs, e.g. [[0, 0.001], [100000, 0.0001]]";
-    let Kind::Seq(items) = &v.kind else {
-        return Err(expected(origin, v, path, form));
-    };
-    if items.is_empty() {
-        return Err(err(
-            origin,
-            Some(v),
-            Some(path),
-            format!("is empty; expected {form}, or null for no schedule"),
-        ));
-    }
-    let mut out: Vec<(u64, f64)> = Vec::new();
-    for item in items {
-        match &item.kind {
-            Kind::Seq(pair) if pair.len() == 2 => {
-                let t = as_u64(origin, &pair[0], path)?;
-                if let Some(&(prev, _)) = out.last()
-                    && t < prev
-                {
-                    return Err(err(
-                        origin,
-                        Some(&pair[0]),
-                        Some(path),
-                        format!(
-                            "timestep {t} comes after {prev}; expected timesteps that do not decrease"
-                        ),
-                    ));
-                }
-                out.push((
-                    t,
-                    as_f64_in(origin, &pair[1], path, 0.0, f64::INFINITY, true)?,
-                ));
-            }
-            _ => return Err(expected(origin, item, path, form)),
-        }
-    }
-    Ok(Some(out))
 }

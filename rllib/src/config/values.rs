@@ -160,24 +160,3 @@ pub(super) fn as_u64(origin: &str, v: &Node, key: &str) -> Result<u64, ConfigErr
         _ => Err(expected(origin, v, key, "a whole number >= 0")),
     }
 }
-
-pub(super) fn as_usize(
-    origin: &str,
-    v: &Node,
-    key: &str,
-    min: usize,
-) -> Result<usize, ConfigError> {
-    let n = as_u64(origin, v, key).map_err(|mut e| {
-        e.message = e.message.replace(">= 0", &format!(">= {min}"));
-        e
-    })? as usize;
-    if n < min {
-        return Err(err(
-            origin,
-            Some(v),
-            Some(key),
-            format!("{n} is out of range; expected a whole number >= {min}"),
-        ));
-    }
-    Ok(n)
-}

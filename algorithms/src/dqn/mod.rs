@@ -1,0 +1,4 @@
+//! DQN (Mnih et al., 2015) as RLlib runs it: double Q, dueling heads, n-step returns,
+//! target networks, ε-greedy exploration, uniform or prioritised replay.
+
+pub mod config;

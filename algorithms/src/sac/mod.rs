@@ -1,0 +1,4 @@
+//! SAC (Haarnoja et al., 2018) as RLlib runs it: twin Q networks with targets, a squashed
+//! Gaussian policy, automatic entropy tuning.
+
+pub mod config;

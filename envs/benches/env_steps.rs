@@ -1,4 +1,5 @@
-//! Env stepping throughput on one core: a single env and vector envs, random actions.
+//! Env stepping throughput on one core: a single env and vector envs of CartPole, and one of
+//! each registered env, random actions.
 //!
 //!     cargo bench -p envs --bench env_steps
 //!
@@ -7,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use envs::{Action, ActionBatch, CartPole, Env, NpRandom, TimeLimit, VectorEnv};
+use envs::{Action, ActionBatch, CartPole, Env, NpRandom, Space, TimeLimit, VectorEnv};
 
 const RUNS: usize = 5;
 const RUN_TIME: Duration = Duration::from_millis(500);
@@ -66,6 +67,32 @@ fn vector_env<E: Env>(mut venv: VectorEnv<E>) -> f64 {
     })
 }
 
+/// One registered env (with its time limit) stepped through `Box<dyn Env>`, random actions.
+fn registered_env(id: &str) -> f64 {
+    let mut env = envs::make(id).expect("a registered id");
+    let mut obs = vec![0f32; env.observation_space().flat_dim()];
+    env.reset_into(Some(0), &mut obs);
+    let mut rng = NpRandom::from_seed(1);
+    let space = env.action_space().clone();
+    let mut value = [0f32; 1];
+    measure(64, || {
+        for _ in 0..64 {
+            let action = match &space {
+                Space::Discrete { n, .. } => Action::Discrete(rng.below(*n) as i64),
+                Space::Box { low, high, .. } => {
+                    value[0] = rng.uniform(f64::from(low[0]), f64::from(high[0])) as f32;
+                    Action::Continuous(&value)
+                }
+            };
+            let t = env.step_into(action, &mut obs);
+            if t.terminated || t.truncated {
+                env.reset_into(None, &mut obs);
+            }
+        }
+        black_box(&obs);
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
     println!("CartPole-v1 env steps per second, one core, random actions (median of {RUNS})");
@@ -89,4 +116,9 @@ fn main() {
         "make_vec (Box<dyn Env>), 64 envs",
         vector_env(venv)
     );
+    println!();
+    println!("Single registered env (make, Box<dyn Env>), random actions");
+    for id in envs::ids() {
+        println!("{:<44} {:>14.0}", id, registered_env(&id));
+    }
 }

@@ -2,7 +2,10 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::{CartPole, Env, EnvError, TimeLimit, VectorEnv};
+use crate::{
+    Acrobot, CartPole, ContinuousMountainCar, Env, EnvError, MountainCar, Pendulum, TimeLimit,
+    VectorEnv,
+};
 
 /// Builds one env.
 pub type EnvMaker = Arc<dyn Fn() -> Box<dyn Env> + Send + Sync>;
@@ -17,15 +20,37 @@ struct Spec {
     max_episode_steps: Option<u32>,
 }
 
+/// A built-in env: its id, constructor, Gymnasium's `reward_threshold` and `max_episode_steps`.
+fn builtin<E: Env + 'static>(
+    id: &str,
+    new: fn() -> E,
+    reward_threshold: Option<f64>,
+    max_episode_steps: u32,
+) -> Spec {
+    Spec {
+        id: id.to_string(),
+        make: Arc::new(move || Box::new(TimeLimit::new(new(), max_episode_steps))),
+        reward_threshold,
+        max_episode_steps: Some(max_episode_steps),
+    }
+}
+
 fn registry() -> &'static RwLock<Vec<Spec>> {
     static REGISTRY: std::sync::OnceLock<RwLock<Vec<Spec>>> = std::sync::OnceLock::new();
     REGISTRY.get_or_init(|| {
-        RwLock::new(vec![Spec {
-            id: "CartPole-v1".to_string(),
-            make: Arc::new(|| Box::new(TimeLimit::new(CartPole::new(), 500))),
-            reward_threshold: Some(475.0),
-            max_episode_steps: Some(500),
-        }])
+        // As registered in gymnasium/envs/__init__.py (Pendulum-v1 has no threshold there).
+        RwLock::new(vec![
+            builtin("CartPole-v1", CartPole::new, Some(475.0), 500),
+            builtin("Acrobot-v1", Acrobot::new, Some(-100.0), 500),
+            builtin("MountainCar-v0", MountainCar::new, Some(-110.0), 200),
+            builtin(
+                "MountainCarContinuous-v0",
+                ContinuousMountainCar::new,
+                Some(90.0),
+                999,
+            ),
+            builtin("Pendulum-v1", Pendulum::new, None, 200),
+        ])
     })
 }
 

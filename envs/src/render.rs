@@ -51,6 +51,42 @@ impl RgbFrame {
         }
     }
 
+    /// Draws a straight line `width` pixels thick from `a` to `b` (pixel coordinates, y down),
+    /// as a filled rectangle: hard edges keep the frame's palette small.
+    pub fn draw_line(&mut self, a: (f64, f64), b: (f64, f64), width: f64, color: [u8; 3]) {
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let len = dx.hypot(dy);
+        if len == 0.0 || !len.is_finite() {
+            return;
+        }
+        // Half the width along the line's normal.
+        let (nx, ny) = (-dy / len * width / 2.0, dx / len * width / 2.0);
+        self.fill_polygon(
+            &[
+                (a.0 + nx, a.1 + ny),
+                (b.0 + nx, b.1 + ny),
+                (b.0 - nx, b.1 - ny),
+                (a.0 - nx, a.1 - ny),
+            ],
+            color,
+        );
+    }
+
+    /// Draws connected line segments through `points`.
+    pub fn draw_polyline(&mut self, points: &[(f64, f64)], width: f64, color: [u8; 3]) {
+        for pair in points.windows(2) {
+            self.draw_line(pair[0], pair[1], width, color);
+        }
+    }
+
+    /// How many distinct colours the frame uses (a GIF palette holds at most 256).
+    pub fn color_count(&self) -> usize {
+        let mut seen: Vec<[u8; 3]> = self.pixels.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
+
     /// Fills a disc.
     pub fn fill_circle(&mut self, cx: f64, cy: f64, r: f64, color: [u8; 3]) {
         let n = 24;

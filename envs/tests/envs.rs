@@ -1,6 +1,9 @@
 //! Behaviour of the env API: registry, spaces, seeding, time limits and the vector env.
 
-use envs::{Action, ActionBatch, CartPole, Env, EnvError, NpRandom, Space, TimeLimit, VectorEnv};
+use envs::{
+    Acrobot, Action, ActionBatch, CartPole, ContinuousMountainCar, Env, EnvError, MountainCar,
+    NpRandom, Pendulum, Space, TimeLimit, VectorEnv,
+};
 
 fn balance(obs: &[f32]) -> i64 {
     let (x, x_dot, theta, theta_dot) = (obs[0], obs[1], obs[2], obs[3]);
@@ -228,4 +231,218 @@ fn a_saved_state_resumes_the_same_trajectory() {
     let mut flags = words;
     flags[1] = 8;
     assert!(b.load_state(&flags).unwrap_err().contains("flags"));
+}
+
+#[test]
+fn the_classic_control_envs_are_registered_as_in_gymnasium() {
+    let expected = [
+        ("Acrobot-v1", Some(-100.0), 500),
+        ("MountainCar-v0", Some(-110.0), 200),
+        ("MountainCarContinuous-v0", Some(90.0), 999),
+        ("Pendulum-v1", None, 200),
+    ];
+    for (id, threshold, limit) in expected {
+        assert_eq!(envs::reward_threshold(id), Ok(threshold), "{id}");
+        assert_eq!(envs::max_episode_steps(id), Ok(Some(limit)), "{id}");
+        assert!(envs::ids().iter().any(|i| i == id), "{id}");
+        assert_eq!(envs::make_vec(id, 2).unwrap().num_envs(), 2);
+    }
+}
+
+/// A `Box` of float32 bounds `[-high, high]`.
+fn symmetric_box(high: &[f32]) -> Space {
+    Space::box1d(high.iter().map(|h| -h).collect(), high.to_vec())
+}
+
+#[test]
+fn classic_control_spaces_are_gymnasiums() {
+    // The float32 bounds Gymnasium 1.4 prints for each env's spaces.
+    let car_obs = Space::box1d(vec![-1.2, -0.07], vec![0.6, 0.07]);
+    let cases = [
+        (
+            "Acrobot-v1",
+            symmetric_box(&[1.0, 1.0, 1.0, 1.0, 12.566_371, 28.274_334]),
+            Space::discrete(3),
+        ),
+        ("MountainCar-v0", car_obs.clone(), Space::discrete(3)),
+        (
+            "MountainCarContinuous-v0",
+            car_obs,
+            Space::box1d(vec![-1.0], vec![1.0]),
+        ),
+        (
+            "Pendulum-v1",
+            symmetric_box(&[1.0, 1.0, 8.0]),
+            Space::box1d(vec![-2.0], vec![2.0]),
+        ),
+    ];
+    for (id, obs, act) in cases {
+        let env = envs::make(id).unwrap();
+        assert_eq!(*env.observation_space(), obs, "{id}");
+        assert_eq!(*env.action_space(), act, "{id}");
+    }
+    assert_eq!(
+        Pendulum::new().action_space().to_string(),
+        "Box([-2.0], [2.0], [1], float32)"
+    );
+    assert_eq!(
+        Acrobot::new().observation_space().to_string(),
+        "Box([-1.0, -1.0, -1.0, -1.0, -12.566371, -28.274334], \
+         [1.0, 1.0, 1.0, 1.0, 12.566371, 28.274334], [6], float32)"
+    );
+}
+
+#[test]
+fn every_env_renders_a_frame_of_gymnasiums_size_with_few_colours() {
+    for (id, size) in [
+        ("CartPole-v1", (600, 400)),
+        ("Acrobot-v1", (500, 500)),
+        ("MountainCar-v0", (600, 400)),
+        ("MountainCarContinuous-v0", (600, 400)),
+        ("Pendulum-v1", (500, 500)),
+    ] {
+        let mut env = envs::make(id).unwrap();
+        assert!(env.render().is_none(), "{id}: nothing to draw before reset");
+        let (_, _) = env.reset(Some(0));
+        let mut frames = vec![env.render().unwrap()];
+        let action = match env.action_space() {
+            Space::Discrete { .. } => Action::Discrete(0),
+            Space::Box { .. } => Action::Continuous(&[1.5]),
+        };
+        for _ in 0..30 {
+            env.step(action);
+        }
+        frames.push(env.render().unwrap());
+        for f in frames {
+            assert_eq!((f.width, f.height), size, "{id}");
+            assert_eq!(f.pixels.len(), size.0 * size.1, "{id}");
+            // Hard-edged shapes: a handful of colours, far below a GIF palette's 256.
+            let colours = f.color_count();
+            assert!((3..=8).contains(&colours), "{id}: {colours} colours");
+        }
+    }
+}
+
+#[test]
+fn classic_control_pictures_follow_the_state() {
+    let teal = [0, 204, 204];
+    let mut acrobot = Acrobot::new();
+    acrobot.reset(Some(0));
+    // Hanging straight down, the links run below the centre; upright, above it.
+    acrobot.set_state([0.0, 0.0, 0.0, 0.0]);
+    let f = acrobot.render().unwrap();
+    assert_eq!(f.pixels[350 * 500 + 250], teal);
+    assert_eq!(f.pixels[150 * 500 + 250], [255, 255, 255]);
+    acrobot.set_state([std::f64::consts::PI, 0.0, 0.0, 0.0]);
+    let f = acrobot.render().unwrap();
+    assert_eq!(f.pixels[150 * 500 + 250], teal);
+
+    let red = [204, 77, 77];
+    let mut pendulum = Pendulum::new();
+    pendulum.reset(Some(0));
+    pendulum.set_state([0.0, 0.0]);
+    let f = pendulum.render().unwrap();
+    assert_eq!(f.pixels[180 * 500 + 250], red, "upright at theta = 0");
+    assert_eq!(f.pixels[320 * 500 + 250], [255, 255, 255]);
+
+    let mut car = MountainCar::new();
+    car.reset(Some(0));
+    car.set_state([-0.5, 0.0]);
+    let low = car.render().unwrap();
+    car.set_state([0.3, 0.0]);
+    let high = car.render().unwrap();
+    // The car's black body (20 px tall, unlike the 2 px hill line) sits at
+    // x = (position + 1.2) * 600 / 1.8: 233 for -0.5, 500 for 0.3.
+    let column_has_car = |f: &envs::RgbFrame, x: usize| {
+        (0..380).any(|y| (0..15).all(|dy| f.pixels[(y + dy) * 600 + x] == [0, 0, 0]))
+    };
+    assert!(column_has_car(&low, 233) && !column_has_car(&low, 500));
+    assert!(column_has_car(&high, 500) && !column_has_car(&high, 233));
+}
+
+#[test]
+fn mountain_cars_reach_the_goal_with_a_bang_bang_policy() {
+    let mut car = envs::make("MountainCar-v0").unwrap();
+    let (mut obs, _) = car.reset(Some(3));
+    let mut steps = 0;
+    loop {
+        let s = car.step(Action::Discrete(if obs[1] >= 0.0 { 2 } else { 0 }));
+        steps += 1;
+        assert_eq!(s.reward, -1.0);
+        obs = s.obs;
+        if s.terminated || s.truncated {
+            assert!(s.terminated && obs[0] >= 0.5, "{steps} steps: {obs:?}");
+            break;
+        }
+    }
+    let mut car = envs::make("MountainCarContinuous-v0").unwrap();
+    let (mut obs, _) = car.reset(Some(3));
+    loop {
+        let a = if obs[1] >= 0.0 { 1.0 } else { -1.0 };
+        let s = car.step(Action::Continuous(&[a]));
+        obs = s.obs;
+        if s.terminated {
+            // 100 for the goal less 0.1 a² for the push.
+            assert_eq!(s.reward, 100.0 - 0.1);
+            break;
+        }
+        assert_eq!(s.reward, -0.1);
+        assert!(!s.truncated, "the bang-bang policy should reach the goal");
+    }
+}
+
+#[test]
+fn pendulum_never_terminates_and_truncates_at_200() {
+    let mut env = envs::make("Pendulum-v1").unwrap();
+    env.reset(Some(0));
+    for t in 1..=200 {
+        let s = env.step(Action::Continuous(&[-7.0]));
+        assert!(!s.terminated);
+        assert_eq!(s.truncated, t == 200);
+        assert!(s.reward <= 0.0 && s.reward >= -16.3, "{}", s.reward);
+    }
+}
+
+#[test]
+#[should_panic(expected = "not in Discrete(3)")]
+fn acrobot_refuses_an_invalid_action() {
+    let mut env = Acrobot::new();
+    env.reset(Some(0));
+    env.step(Action::Discrete(3));
+}
+
+#[test]
+#[should_panic(expected = "not in Discrete(3)")]
+fn mountain_car_refuses_an_invalid_action() {
+    let mut env = MountainCar::new();
+    env.reset(Some(0));
+    env.step(Action::Discrete(-1));
+}
+
+#[test]
+#[should_panic(expected = "not one non-NaN value")]
+fn continuous_mountain_car_refuses_two_values() {
+    let mut env = ContinuousMountainCar::new();
+    env.reset(Some(0));
+    env.step(Action::Continuous(&[0.0, 0.0]));
+}
+
+#[test]
+#[should_panic(expected = "not one non-NaN value")]
+fn pendulum_refuses_a_nan_torque() {
+    let mut env = Pendulum::new();
+    env.reset(Some(0));
+    env.step(Action::Continuous(&[f32::NAN]));
+}
+
+#[test]
+#[should_panic(expected = "call reset before step")]
+fn pendulum_step_before_reset_panics() {
+    Pendulum::new().step(Action::Continuous(&[0.0]));
+}
+
+#[test]
+#[should_panic(expected = "non-finite state")]
+fn setting_a_non_finite_state_panics() {
+    Acrobot::new().set_state([f64::INFINITY, 0.0, 0.0, 0.0]);
 }

@@ -359,7 +359,7 @@ fn bad_config_files() {
         (
             "env given twice, differently",
             b"exp:\n  env: CartPole-v1\n  run: PPO\n  config:\n    env: Acrobot-v1\n".to_vec(),
-            &["exp.yaml:5:10", "unknown env id 'Acrobot-v1'"],
+            &["exp.yaml:5:10", "exp.yaml:2:8", "differs from", "give the env once"],
         ),
         (
             "unknown env",

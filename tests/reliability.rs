@@ -202,7 +202,8 @@ fn stop_with_signal(signal: &str, code: i32) {
         .count()
         - 1;
     assert_eq!(
-        ck.counters.iteration, rows as u64,
+        ck.counters().iteration,
+        rows as u64,
         "{signal}: the checkpoint is of the last iteration"
     );
 }

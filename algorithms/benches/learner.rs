@@ -50,6 +50,7 @@ fn batch(spec: &PpoModuleSpec, rng: &mut NpRandom) -> SampleBatch {
             end,
             terminated: !cut,
             bootstrap: cut.then_some(b.bootstrap_obs.len() / spec.obs_dim),
+            ..Default::default()
         });
         if cut {
             b.bootstrap_obs

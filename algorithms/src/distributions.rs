@@ -85,6 +85,42 @@ pub fn gaussian_kl(old_mean: &[f32], old_log_std: &[f32], mean: &[f32], log_std:
         .sum()
 }
 
+/// How a policy's `Box` action becomes the env's (RLlib's `normalize_actions` and
+/// `clip_actions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionMapping {
+    /// The policy acts in [-1, 1], mapped onto the bounds and clipped (the default).
+    Normalize,
+    /// The policy acts in the env's units, clipped to the bounds.
+    Clip,
+    /// Passed on as is.
+    Raw,
+}
+
+impl ActionMapping {
+    /// From the two config flags (normalising wins, as in RLlib).
+    pub fn from_flags(normalize_actions: bool, clip_actions: bool) -> Self {
+        match (normalize_actions, clip_actions) {
+            (true, _) => ActionMapping::Normalize,
+            (false, true) => ActionMapping::Clip,
+            (false, false) => ActionMapping::Raw,
+        }
+    }
+
+    /// The env's action for `a`.
+    pub fn apply(self, a: &[f32], low: &[f32], high: &[f32], out: &mut [f32]) {
+        match self {
+            ActionMapping::Normalize => unsquash(a, low, high, out),
+            ActionMapping::Clip => {
+                for (((o, &a), &lo), &hi) in out.iter_mut().zip(a).zip(low).zip(high) {
+                    *o = a.clamp(lo, hi);
+                }
+            }
+            ActionMapping::Raw => out.copy_from_slice(a),
+        }
+    }
+}
+
 /// The env's action for a policy action in the normalised space [-1, 1]: RLlib's
 /// `normalize_actions` (`low + (a + 1)(high - low)/2`, then clipped to the bounds). Infinite
 /// bounds leave the value unchanged.
@@ -96,6 +132,33 @@ pub fn unsquash(a: &[f32], low: &[f32], high: &[f32], out: &mut [f32]) {
             a
         };
     }
+}
+
+/// RLlib's bounds on a squashed Gaussian's log-std (`MIN_LOG_NN_OUTPUT`, `MAX_LOG_NN_OUTPUT`).
+pub const SQUASHED_LOG_STD: (f32, f32) = (-5.0, 2.0);
+
+/// Samples a squashed Gaussian: `u ~ N(mean, exp(clamp(log_std)))`, `a = tanh(u)` in
+/// (-1, 1), written to `out`; `noise` receives the standard normal draws (for the
+/// reparameterised gradient). Returns log π(a) with RLlib's tanh correction
+/// (`Σ clamp(log N(u), ±100) - Σ log(1 - tanh(u)² + 1e-6)`).
+pub fn sample_squashed(
+    mean: &[f32],
+    log_std: &[f32],
+    rng: &mut NpRandom,
+    noise: &mut [f32],
+    out: &mut [f32],
+) -> f32 {
+    let mut logp = 0f32;
+    for (((o, e), &m), &ls) in out.iter_mut().zip(noise.iter_mut()).zip(mean).zip(log_std) {
+        let ls = ls.clamp(SQUASHED_LOG_STD.0, SQUASHED_LOG_STD.1);
+        *e = standard_normal(rng);
+        let u = m + ls.exp() * *e;
+        let a = u.tanh();
+        *o = a;
+        logp +=
+            (-0.5 * *e * *e - ls - HALF_LOG_2PI).clamp(-100.0, 100.0) - (1.0 - a * a + 1e-6).ln();
+    }
+    logp
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use crate::config::{AlgorithmConfig, LearnerBackendKind};
 use crate::nn::fused::BLOCK_ROWS;
-use crate::ppo::PpoModuleSpec;
+use crate::rl_module::ModuleSpec;
 
 /// One part of the estimate.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,21 +76,29 @@ const F32: f64 = 4.0;
 /// The estimate for `cfg` with a network of `spec`, the learner on `learner_threads` threads.
 pub fn estimate(
     cfg: &AlgorithmConfig,
-    spec: &PpoModuleSpec,
+    spec: &ModuleSpec,
     learner_threads: usize,
 ) -> MemoryEstimate {
     let f = |n: usize| n as f64;
-    let (d, a) = (f(spec.obs_dim), f(spec.action.dist_width()));
-    let hidden: f64 = spec.model.fcnet_hiddens.iter().map(|&h| f(h)).sum();
-    let trunks = if spec.model.vf_share_layers { 1.0 } else { 2.0 };
-    // Parameters, computed in floats so that a 10^6-wide layer cannot overflow.
-    let mut params = 0.0;
-    let mut prev = d;
-    for &h in &spec.model.fcnet_hiddens {
-        params += trunks * (prev * f(h) + f(h));
-        prev = f(h);
-    }
-    params += prev * a + a + prev + 1.0;
+    let model = spec.model();
+    let (d, a) = (
+        f(spec.obs_dim()),
+        f(spec.dist_width().max(spec.action_dim())),
+    );
+    let hidden: f64 = model
+        .fcnet_hiddens
+        .iter()
+        .chain(&model.head_fcnet_hiddens)
+        .map(|&h| f(h))
+        .sum();
+    let trunks = if model.vf_share_layers { 1.0 } else { 2.0 };
+    // Parameters, computed in floats so that a 10^6-wide layer cannot overflow (a shape's
+    // product is never formed in integers).
+    let params: f64 = spec
+        .parameter_shapes()
+        .iter()
+        .map(|(_, s)| s.iter().map(|&x| f(x)).product::<f64>())
+        .sum();
 
     let runners = f(cfg.num_env_runners.max(1));
     let envs = f(cfg.num_envs_per_env_runner);
@@ -124,7 +132,17 @@ pub fn estimate(
     let env_bytes =
         runners * 65_536.0 + runners * envs * (256.0 + 4.0 * F32 * d + F32 * (a + 2.0 * hidden));
 
-    let hiddens = format!("model.fcnet_hiddens: {:?}", spec.model.fcnet_hiddens);
+    // The replay buffer: per slot an observation and the next, an action, a reward, flags,
+    // episode id, step, link and priority; and the sum tree.
+    let replay = match spec {
+        ModuleSpec::Dqn(_) | ModuleSpec::Sac(_) => {
+            let cap = f(cfg.off_policy.replay.capacity);
+            cap * (F32 * (2.0 * d + f(spec.action_dim()) + 1.0) + 1.0 + 8.0 + 4.0 + 4.0 + 8.0)
+                + 2.0 * 16.0 * cap.log2().ceil().exp2()
+        }
+        ModuleSpec::Ppo(_) => 0.0,
+    };
+    let hiddens = format!("model.fcnet_hiddens: {:?}", model.fcnet_hiddens);
     let mut parts = vec![
         MemoryPart {
             what: "sample batches",
@@ -163,6 +181,16 @@ pub fn estimate(
             ],
         },
     ];
+    if replay > 0.0 {
+        parts.push(MemoryPart {
+            what: "replay buffer",
+            bytes: replay,
+            keys: vec![format!(
+                "replay_buffer_config.capacity: {}",
+                cfg.off_policy.replay.capacity
+            )],
+        });
+    }
     parts.sort_by(|x, y| y.bytes.total_cmp(&x.bytes));
     MemoryEstimate { parts }
 }
@@ -172,15 +200,15 @@ mod tests {
     use super::*;
     use crate::config::ModelConfig;
 
-    fn spec(hiddens: Vec<usize>) -> PpoModuleSpec {
-        PpoModuleSpec {
+    fn spec(hiddens: Vec<usize>) -> ModuleSpec {
+        ModuleSpec::Ppo(crate::ppo::PpoModuleSpec {
             obs_dim: 4,
             action: crate::ppo::ActionSpec::Discrete(2),
             model: ModelConfig {
                 fcnet_hiddens: hiddens,
                 ..Default::default()
             },
-        }
+        })
     }
 
     #[test]
@@ -200,6 +228,17 @@ mod tests {
         assert!(e.total() > 1e13);
         assert_eq!(e.parts[0].what, "learner workspaces");
         assert!(e.describe(2).contains("train_batch_size: 1000000000000"));
+        let sac = AlgorithmConfig::new(crate::config::Algo::Sac);
+        let s = ModuleSpec::Sac(crate::sac::SacModuleSpec {
+            obs_dim: 3,
+            action_dim: 1,
+            low: vec![-2.0],
+            high: vec![2.0],
+            model: ModelConfig::default(),
+            twin_q: true,
+        });
+        let e = estimate(&sac, &s, 2);
+        assert_eq!(e.parts[0].what, "replay buffer", "{}", e.describe(3));
         let e = estimate(
             &AlgorithmConfig::default(),
             &spec(vec![100_000, 100_000]),

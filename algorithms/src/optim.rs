@@ -7,7 +7,8 @@ use crate::nn::{NamedTensor, Weights};
 
 const BETA1: f32 = 0.9;
 const BETA2: f32 = 0.999;
-const EPS: f32 = 1e-8;
+/// PyTorch's default ε.
+pub const EPS: f32 = 1e-8;
 
 /// Adam's state for one set of parameters.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -18,6 +19,8 @@ pub struct Adam {
     pub exp_avg: Vec<Vec<f32>>,
     /// Second moments.
     pub exp_avg_sq: Vec<Vec<f32>>,
+    /// ε of the denominator (1e-8, PyTorch's default; RLlib's SAC uses 1e-7).
+    pub eps: f32,
 }
 
 /// Adam's state with the parameters' names (what a checkpoint stores).
@@ -33,14 +36,14 @@ pub struct OptimizerState {
 
 simd_dispatch! {
     /// PyTorch's Adam on one tensor, the gradient first multiplied by `scale` (clipping);
-    /// `k` is `[scale, lr, bias correction 1, bias correction 2]`.
-    fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 4]) {
-        let [scale, lr, bc1, bc2] = k;
+    /// `k` is `[scale, lr, bias correction 1, bias correction 2, ε]`.
+    fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 5]) {
+        let [scale, lr, bc1, bc2, eps] = k;
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = g * scale;
             *m = BETA1 * *m + (1.0 - BETA1) * g;
             *v = BETA2 * *v + (1.0 - BETA2) * g * g;
-            *p -= lr * (*m / bc1) / ((*v / bc2).sqrt() + EPS);
+            *p -= lr * (*m / bc1) / ((*v / bc2).sqrt() + eps);
         }
     }
 }
@@ -77,11 +80,17 @@ pub fn clip_scale(norm: f64, clip: Option<f64>) -> f32 {
 impl Adam {
     /// Zero moments for parameters of these sizes.
     pub fn new(sizes: impl IntoIterator<Item = usize>) -> Self {
+        Self::with_eps(sizes, EPS)
+    }
+
+    /// Zero moments, with another ε.
+    pub fn with_eps(sizes: impl IntoIterator<Item = usize>, eps: f32) -> Self {
         let zeros: Vec<Vec<f32>> = sizes.into_iter().map(|n| vec![0.0; n]).collect();
         Adam {
             step: 0,
             exp_avg: zeros.clone(),
             exp_avg_sq: zeros,
+            eps,
         }
     }
 
@@ -92,7 +101,7 @@ impl Adam {
         let e = self.step.min(1 << 20) as i32;
         let bc1 = (1.0 - f64::from(BETA1).powi(e)) as f32;
         let bc2 = (1.0 - f64::from(BETA2).powi(e)) as f32;
-        let k = [scale, lr as f32, bc1, bc2];
+        let k = [scale, lr as f32, bc1, bc2, self.eps];
         for (((p, g), m), v) in params
             .iter_mut()
             .zip(grads)
@@ -141,6 +150,40 @@ impl Adam {
         self.exp_avg = s.exp_avg.iter().map(|t| t.data.clone()).collect();
         self.exp_avg_sq = s.exp_avg_sq.iter().map(|t| t.data.clone()).collect();
         Ok(())
+    }
+}
+
+/// `s` with its moments in the order of `names`' tensors, found by name (a file may list
+/// them in another order); moments of other names are dropped.
+pub fn ordered_like(s: &OptimizerState, names: &Weights) -> OptimizerState {
+    let order = |v: &[NamedTensor]| -> Vec<NamedTensor> {
+        names
+            .tensors
+            .iter()
+            .filter_map(|t| v.iter().find(|m| m.name == t.name).cloned())
+            .collect()
+    };
+    OptimizerState {
+        step: s.step,
+        exp_avg: order(&s.exp_avg),
+        exp_avg_sq: order(&s.exp_avg_sq),
+    }
+}
+
+/// Renames an optimizer state's tensors with `prefix.` (several optimizers in one file).
+pub fn prefixed(s: &OptimizerState, prefix: &str) -> OptimizerState {
+    let p = |v: &[NamedTensor]| {
+        v.iter()
+            .map(|t| NamedTensor {
+                name: format!("{prefix}.{}", t.name),
+                ..t.clone()
+            })
+            .collect()
+    };
+    OptimizerState {
+        step: s.step,
+        exp_avg: p(&s.exp_avg),
+        exp_avg_sq: p(&s.exp_avg_sq),
     }
 }
 

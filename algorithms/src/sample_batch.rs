@@ -1,7 +1,7 @@
 //! `SampleBatch`: columnar experience from env runners, cut into episode fragments.
 
 /// One contiguous piece of one episode, as rows `start..end` of a [`SampleBatch`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Fragment {
     /// First row.
     pub start: usize,
@@ -9,6 +9,14 @@ pub struct Fragment {
     pub end: usize,
     /// Whether the piece ends with a terminal state (its bootstrap value is 0).
     pub terminated: bool,
+    /// Whether the piece ends because the episode was truncated (a time limit).
+    pub truncated: bool,
+    /// The env (within its runner's vector env) the episode runs in.
+    pub env: usize,
+    /// Whether the piece starts with the episode's first step.
+    pub starts_episode: bool,
+    /// The episode step of the piece's first row.
+    pub first_step: u32,
     /// Row of [`SampleBatch::bootstrap_obs`] to bootstrap the value from, when the piece
     /// does not end in a terminal state: the final observation of a truncated episode, or the
     /// next observation of an episode that goes on in the next sample.
@@ -96,8 +104,8 @@ impl SampleBatch {
             .extend(other.fragments.iter().map(|f| Fragment {
                 start: f.start + rows,
                 end: f.end + rows,
-                terminated: f.terminated,
                 bootstrap: f.bootstrap.map(|b| b + boots),
+                ..*f
             }));
     }
 }

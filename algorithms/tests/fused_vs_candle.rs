@@ -95,10 +95,12 @@ fn nets() -> Vec<NetSpec> {
         heads: vec![
             HeadSpec {
                 hidden: vec![LayerSpec::new("af.0", 16, 1.0)],
+                activation: Some(Activation::Tanh),
                 out: LayerSpec::new("af", 3, 1.0),
             },
             HeadSpec {
                 hidden: vec![LayerSpec::new("vf.0", 16, 1.0)],
+                activation: None,
                 out: LayerSpec::new("vf", 1, 1.0),
             },
         ],
@@ -110,6 +112,7 @@ fn nets() -> Vec<NetSpec> {
         trunk: NetSpec::hidden_layers("encoder", &[32, 32]),
         heads: vec![HeadSpec {
             hidden: vec![],
+            activation: None,
             out: LayerSpec::new("qf", 1, 1.0),
         }],
     });
@@ -380,6 +383,7 @@ fn one_ppo_update_agrees() {
             end: rows,
             terminated: true,
             bootstrap: None,
+            ..Default::default()
         }];
         learner.update(&batch, 0).unwrap();
         weights.push(learner.weights().unwrap());

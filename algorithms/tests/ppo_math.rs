@@ -23,12 +23,14 @@ fn gae_bootstraps_on_truncation_and_not_on_termination() {
             end: 3,
             terminated: true,
             bootstrap: None,
+            ..Default::default()
         },
         Fragment {
             start: 3,
             end: 6,
             terminated: false,
             bootstrap: Some(0),
+            ..Default::default()
         },
     ];
     let (adv, targets) = compute_gae(&fragments, &rewards, &values, &[2.0], 0.9, 0.8);
@@ -48,6 +50,7 @@ fn gae_bootstraps_on_truncation_and_not_on_termination() {
         end: 1,
         terminated: false,
         bootstrap: Some(0),
+        ..Default::default()
     }];
     let (adv, _) = compute_gae(&cut, &[0.0], &[1.0], &[3.0], 0.5, 1.0);
     assert!(close(f64::from(adv[0]), 0.5 * 3.0 - 1.0, 1e-7));

@@ -224,6 +224,10 @@ impl Env for Acrobot {
     }
 
     /// Gymnasium's 500×500 picture: the goal line, the two links and their joints.
+    fn render_fps(&self) -> u32 {
+        15
+    }
+
     fn render(&self) -> Option<RgbFrame> {
         let s = self.state?;
         const DIM: f64 = 500.0;

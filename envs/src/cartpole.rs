@@ -123,6 +123,10 @@ impl Env for CartPole {
     }
 
     /// Gymnasium's 600×400 picture: the track, the cart, the pole and its axle.
+    fn render_fps(&self) -> u32 {
+        50
+    }
+
     fn render(&self) -> Option<RgbFrame> {
         let [x, _, theta, _] = self.state?;
         let (w, h) = (600.0, 400.0);

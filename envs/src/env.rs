@@ -80,6 +80,11 @@ pub trait Env: Send {
         None
     }
 
+    /// Frames per second of real time, Gymnasium's `metadata["render_fps"]`.
+    fn render_fps(&self) -> u32 {
+        30
+    }
+
     /// The env's full state (physics, step counters, random generator) as words, so that a
     /// checkpoint can resume it exactly; `None` if the env cannot save its state.
     fn save_state(&self) -> Option<Vec<u64>> {
@@ -127,6 +132,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn render(&self) -> Option<RgbFrame> {
         (**self).render()
+    }
+    fn render_fps(&self) -> u32 {
+        (**self).render_fps()
     }
     fn save_state(&self) -> Option<Vec<u64>> {
         (**self).save_state()
@@ -189,6 +197,9 @@ impl<E: Env> Env for TimeLimit<E> {
     }
     fn render(&self) -> Option<RgbFrame> {
         self.inner.render()
+    }
+    fn render_fps(&self) -> u32 {
+        self.inner.render_fps()
     }
     fn save_state(&self) -> Option<Vec<u64>> {
         let mut words = vec![u64::from(self.elapsed_steps)];

@@ -446,3 +446,17 @@ fn pendulum_step_before_reset_panics() {
 fn setting_a_non_finite_state_panics() {
     Acrobot::new().set_state([f64::INFINITY, 0.0, 0.0, 0.0]);
 }
+
+#[test]
+fn frame_rates_are_gymnasiums() {
+    // gymnasium/envs/classic_control/*.py: metadata["render_fps"].
+    for (id, fps) in [
+        ("CartPole-v1", 50),
+        ("Acrobot-v1", 15),
+        ("MountainCar-v0", 30),
+        ("MountainCarContinuous-v0", 30),
+        ("Pendulum-v1", 30),
+    ] {
+        assert_eq!(envs::Env::render_fps(&envs::make(id).unwrap()), fps, "{id}");
+    }
+}

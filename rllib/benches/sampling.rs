@@ -8,13 +8,13 @@
 
 use std::time::Instant;
 
-use algorithms::{ActionSpec, Activation, AlgorithmConfig, ModelConfig, PpoModuleSpec};
+use algorithms::{ActionSpec, Activation, AlgorithmConfig, ModelConfig, ModuleSpec, PpoModuleSpec};
 use rllib::env_runner::EnvRunner;
 
 const RUNS: usize = 11;
 const STEPS_PER_ENV: usize = 2048;
 
-fn config() -> (AlgorithmConfig, PpoModuleSpec) {
+fn config() -> (AlgorithmConfig, ModuleSpec) {
     let model = ModelConfig {
         fcnet_hiddens: vec![64, 64],
         fcnet_activation: Activation::Tanh,
@@ -31,7 +31,7 @@ fn config() -> (AlgorithmConfig, PpoModuleSpec) {
         action: ActionSpec::Discrete(2),
         model,
     };
-    (cfg, spec)
+    (cfg, ModuleSpec::Ppo(spec))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -44,7 +44,7 @@ fn main() {
     let w = spec.init(1);
     let per_call = (STEPS_PER_ENV * cfg.num_envs_per_env_runner) as f64;
 
-    let mut local = EnvRunner::new(&cfg, spec.clone(), &w, 1, 1).expect("CartPole-v1 exists");
+    let mut local = EnvRunner::new(&cfg, &spec, &w, 1, 1).expect("CartPole-v1 exists");
     local.sample(64);
     let single = median(
         (0..RUNS)
@@ -62,7 +62,7 @@ fn main() {
     let actors: Vec<_> = (1..=3)
         .map(|i| {
             let (c, s, w) = (cfg.clone(), spec.clone(), w.clone());
-            rt.actor(move || EnvRunner::new(&c, s.clone(), &w, 1, i).expect("CartPole-v1 exists"))
+            rt.actor(move || EnvRunner::new(&c, &s, &w, 1, i).expect("CartPole-v1 exists"))
                 .spawn()
                 .expect("the actor starts")
         })

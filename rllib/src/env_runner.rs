@@ -4,10 +4,10 @@
 //! the step loop. Observations pass through the runner's `MeanStdFilter` (when configured);
 //! its statistics since the last synchronisation travel back with the batch.
 
-use algorithms::distributions::{sample_categorical, sample_gaussian, unsquash};
+use algorithms::policy::{Actions, Policy};
 use algorithms::{
-    ActionSpec, AlgorithmConfig, Fragment, MeanStdFilter, ObservationFilter, PpoModuleSpec,
-    PpoPolicy, RunningStat, SampleBatch, Weights,
+    AlgorithmConfig, Fragment, MeanStdFilter, ModuleSpec, ObservationFilter, RunningStat,
+    SampleBatch, Weights,
 };
 use envs::{ActionBatch, Env, NpRandom, VectorEnv};
 
@@ -45,6 +45,8 @@ pub struct RunnerState {
     pub episode_lens: Vec<u32>,
     /// The action generator's `(state, increment)`.
     pub rng: (u128, u128),
+    /// Env steps the runner sampled over the run.
+    pub steps: u64,
 }
 
 /// Seeds of runner `worker_index`'s envs and action sampling, derived from the run's seed.
@@ -62,13 +64,15 @@ struct EnvRows {
     rewards: Vec<f32>,
     logp: Vec<f32>,
     dist_inputs: Vec<f32>,
-    /// (start, end, terminated, bootstrap row in `boot`) in local rows.
-    pieces: Vec<(usize, usize, bool, Option<usize>)>,
+    /// Episode pieces, in this env's local rows.
+    pieces: Vec<Fragment>,
     piece_start: usize,
+    /// The episode step of `piece_start`.
+    piece_first_step: u32,
 }
 
 impl EnvRows {
-    fn clear(&mut self) {
+    fn clear(&mut self, first_step: u32) {
         self.obs.clear();
         self.actions.clear();
         self.rewards.clear();
@@ -76,30 +80,32 @@ impl EnvRows {
         self.dist_inputs.clear();
         self.pieces.clear();
         self.piece_start = 0;
+        self.piece_first_step = first_step;
     }
 }
 
 /// An env runner (RLlib's `SingleAgentEnvRunner`).
 pub struct EnvRunner {
     venv: VectorEnv<Box<dyn Env>>,
-    policy: PpoPolicy,
+    policy: Box<dyn Policy>,
     filter: Option<MeanStdFilter>,
     rng: NpRandom,
     obs_dim: usize,
+    action_dim: usize,
+    dist_width: usize,
+    discrete: bool,
     filtered: Vec<f32>,
-    dist_inputs: Vec<f32>,
-    /// Discrete actions, one per env.
-    actions: Vec<i64>,
-    /// `Box` actions as sampled (rows × dim), and mapped onto the env's bounds.
-    raw_actions: Vec<f32>,
-    env_actions: Vec<f32>,
-    /// The policy's action distribution (kept apart from the policy for the step loop).
-    action: ActionSpec,
+    out: Actions,
     scratch: Vec<f32>,
     ep_return: Vec<f64>,
     ep_len: Vec<u32>,
     rows: Vec<EnvRows>,
     boot: Vec<f32>,
+    /// Env steps this runner sampled over the run.
+    steps: u64,
+    /// Scales the runner's own steps to the run's (RLlib's `max(num_env_runners, 1)`), for
+    /// schedules such as DQN's ε.
+    step_scale: u64,
 }
 
 impl std::fmt::Debug for EnvRunner {
@@ -111,10 +117,11 @@ impl std::fmt::Debug for EnvRunner {
 }
 
 impl EnvRunner {
-    /// A runner for `cfg.env` with `cfg.num_envs_per_env_runner` envs, seeded for its index.
+    /// A runner for `cfg.env` with `cfg.num_envs_per_env_runner` envs, acting with the
+    /// module's `weights`, seeded for its index.
     pub fn new(
         cfg: &AlgorithmConfig,
-        spec: PpoModuleSpec,
+        spec: &ModuleSpec,
         weights: &Weights,
         seed: u64,
         worker_index: usize,
@@ -124,29 +131,29 @@ impl EnvRunner {
         let (env_seed, action_seed) = runner_seeds(seed, worker_index);
         venv.reset(Some(env_seed));
         let n = venv.num_envs();
-        let obs_dim = spec.obs_dim;
-        let (ad, width) = (spec.action.action_dim(), spec.action.dist_width());
+        let obs_dim = spec.obs_dim();
         let filter = match cfg.observation_filter {
             ObservationFilter::MeanStdFilter => Some(MeanStdFilter::new(obs_dim)),
             ObservationFilter::NoFilter => None,
         };
-        let action = spec.action.clone();
+        let policy = spec.policy(&spec.inference_part(weights)?, cfg)?;
         Ok(EnvRunner {
-            policy: PpoPolicy::new(spec, weights)?,
+            action_dim: policy.action_dim(),
+            dist_width: policy.dist_width(),
+            discrete: policy.discrete(),
+            policy,
             filter,
             rng: NpRandom::from_seed(action_seed),
             obs_dim,
             filtered: vec![0.0; n * obs_dim],
-            dist_inputs: vec![0.0; n * width],
-            actions: vec![0; n],
-            raw_actions: vec![0.0; n * ad],
-            env_actions: vec![0.0; n * ad],
-            action,
+            out: Actions::default(),
             scratch: vec![0.0; obs_dim],
             ep_return: vec![0.0; n],
             ep_len: vec![0; n],
             rows: (0..n).map(|_| EnvRows::default()).collect(),
             boot: Vec::new(),
+            steps: 0,
+            step_scale: cfg.num_env_runners.max(1) as u64,
             venv,
         })
     }
@@ -156,7 +163,7 @@ impl EnvRunner {
         self.venv.num_envs()
     }
 
-    /// Adopts new weights and the driver's synchronised filter statistics.
+    /// Adopts new (inference) weights and the driver's synchronised filter statistics.
     pub fn sync(&mut self, weights: &Weights, filter: Option<&RunningStat>) -> Result<(), String> {
         self.policy.set_weights(weights)?;
         if let (Some(f), Some(central)) = (self.filter.as_mut(), filter) {
@@ -174,6 +181,7 @@ impl EnvRunner {
             episode_returns: self.ep_return.clone(),
             episode_lens: self.ep_len.clone(),
             rng: self.rng.to_state(),
+            steps: self.steps,
         })
     }
 
@@ -190,6 +198,7 @@ impl EnvRunner {
         self.ep_return.copy_from_slice(&s.episode_returns);
         self.ep_len.copy_from_slice(&s.episode_lens);
         self.rng = NpRandom::from_state(s.rng.0, s.rng.1);
+        self.steps = s.steps;
         Ok(())
     }
 
@@ -200,46 +209,14 @@ impl EnvRunner {
         }
     }
 
-    /// Samples each env's action from its row of distribution inputs: an index (into
-    /// `actions`), or a `Box` value (into `raw_actions`, and mapped onto the env's bounds in
-    /// `env_actions`); records each row.
-    fn sample_actions(&mut self, n: usize) {
-        let (d, w) = (self.obs_dim, self.action.dist_width());
-        let action = &self.action;
-        for i in 0..n {
-            let inputs = &self.dist_inputs[i * w..][..w];
-            let r = &mut self.rows[i];
-            let logp = match action {
-                ActionSpec::Discrete(_) => {
-                    let (a, logp) = sample_categorical(inputs, &mut self.rng);
-                    self.actions[i] = i64::from(a);
-                    r.actions.push(a as f32);
-                    logp
-                }
-                ActionSpec::Box { dim, low, high } => {
-                    let (mean, log_std) = inputs.split_at(*dim);
-                    let raw = &mut self.raw_actions[i * dim..][..*dim];
-                    let logp = sample_gaussian(mean, log_std, &mut self.rng, raw);
-                    unsquash(raw, low, high, &mut self.env_actions[i * dim..][..*dim]);
-                    r.actions.extend_from_slice(raw);
-                    logp
-                }
-            };
-            r.obs.extend_from_slice(&self.filtered[i * d..][..d]);
-            r.dist_inputs.extend_from_slice(inputs);
-            r.logp.push(logp);
-        }
-    }
-
     /// Steps every env `steps_per_env` times with exploration and returns the experience.
     pub fn sample(&mut self, steps_per_env: usize) -> SampleOutput {
         let n = self.venv.num_envs();
         let d = self.obs_dim;
-        let (ad, w) = (self.action.action_dim(), self.action.dist_width());
-        let discrete = matches!(self.action, ActionSpec::Discrete(_));
+        let (ad, w) = (self.action_dim, self.dist_width);
         // The staging buffers keep their capacity from call to call.
-        for r in &mut self.rows {
-            r.clear();
+        for (r, &len) in self.rows.iter_mut().zip(&self.ep_len) {
+            r.clear(len);
             r.obs.reserve(steps_per_env * d);
             r.dist_inputs.reserve(steps_per_env * w);
             r.actions.reserve(steps_per_env * ad);
@@ -255,14 +232,25 @@ impl EnvRunner {
             {
                 Self::filter_into(&mut self.filter, raw, true, out);
             }
+            let t = self.steps * self.step_scale;
             self.policy
-                .dist_inputs(&self.filtered, n, &mut self.dist_inputs);
-            self.sample_actions(n);
-            if discrete {
-                self.venv.step(ActionBatch::Discrete(&self.actions));
-            } else {
-                self.venv.step(ActionBatch::Continuous(&self.env_actions));
+                .explore(&self.filtered, n, t, &mut self.rng, &mut self.out);
+            for (i, r) in self.rows.iter_mut().enumerate() {
+                r.obs.extend_from_slice(&self.filtered[i * d..][..d]);
+                r.actions
+                    .extend_from_slice(&self.out.actions[i * ad..][..ad]);
+                r.dist_inputs
+                    .extend_from_slice(&self.out.dist_inputs[i * w..][..w]);
+                r.logp.push(self.out.logp[i]);
             }
+            if self.discrete {
+                self.venv
+                    .step(ActionBatch::Discrete(&self.out.env_discrete));
+            } else {
+                self.venv
+                    .step(ActionBatch::Continuous(&self.out.env_continuous));
+            }
+            self.steps += n as u64;
             for i in 0..n {
                 let reward = self.venv.rewards()[i];
                 let (term, trunc) = (self.venv.terminated()[i], self.venv.truncated()[i]);
@@ -280,8 +268,18 @@ impl EnvRunner {
                         Some(self.boot.len() / d - 1)
                     };
                     let end = r.logp.len();
-                    r.pieces.push((r.piece_start, end, term, boot));
+                    r.pieces.push(Fragment {
+                        start: r.piece_start,
+                        end,
+                        terminated: term,
+                        truncated: trunc && !term,
+                        bootstrap: boot,
+                        env: i,
+                        starts_episode: r.piece_first_step == 0,
+                        first_step: r.piece_first_step,
+                    });
                     r.piece_start = end;
+                    r.piece_first_step = 0;
                     episodes.push(EpisodeStat {
                         ret: self.ep_return[i],
                         len: self.ep_len[i],
@@ -299,8 +297,15 @@ impl EnvRunner {
                 let raw = &self.venv.obs()[i * d..][..d];
                 Self::filter_into(&mut self.filter, raw, false, &mut self.scratch);
                 self.boot.extend_from_slice(&self.scratch);
-                r.pieces
-                    .push((r.piece_start, end, false, Some(self.boot.len() / d - 1)));
+                r.pieces.push(Fragment {
+                    start: r.piece_start,
+                    end,
+                    bootstrap: Some(self.boot.len() / d - 1),
+                    env: i,
+                    starts_episode: r.piece_first_step == 0,
+                    first_step: r.piece_first_step,
+                    ..Fragment::default()
+                });
             }
         }
         let mut batch = SampleBatch::new(d, ad, w);
@@ -312,18 +317,11 @@ impl EnvRunner {
             batch.rewards.extend_from_slice(&r.rewards);
             batch.action_logp.extend_from_slice(&r.logp);
             batch.action_dist_inputs.extend_from_slice(&r.dist_inputs);
-            batch
-                .fragments
-                .extend(
-                    r.pieces
-                        .iter()
-                        .map(|&(s, e, terminated, bootstrap)| Fragment {
-                            start: s + offset,
-                            end: e + offset,
-                            terminated,
-                            bootstrap,
-                        }),
-                );
+            batch.fragments.extend(r.pieces.iter().map(|f| Fragment {
+                start: f.start + offset,
+                end: f.end + offset,
+                ..*f
+            }));
         }
         SampleOutput {
             batch,

@@ -1,7 +1,7 @@
 //! Running a policy for whole episodes: `rllib evaluate` and in-training evaluation.
 
-use algorithms::distributions::{argmax, sample_categorical, sample_gaussian, unsquash};
-use algorithms::{ActionSpec, MeanStdFilter, PpoModuleSpec, PpoPolicy, RunningStat, Weights};
+use algorithms::policy::Actions;
+use algorithms::{AlgorithmConfig, MeanStdFilter, ModuleSpec, RunningStat, Weights};
 use envs::{Action, NpRandom, RgbFrame};
 
 /// Returns and lengths over evaluation episodes, accumulated as they finish (so that any
@@ -63,14 +63,14 @@ impl EvalStats {
 /// Where rendered frames go, one at a time (a GIF writer).
 pub type FrameSink<'a> = dyn FnMut(&RgbFrame) -> Result<(), String> + 'a;
 
-/// Runs `episodes` episodes of `env_id` one after another; episode `i` starts from
-/// `reset(seed + i)`. Greedy (the most likely action, or a Gaussian's mean mapped onto the
-/// env's bounds) unless `explore`. The filter, when given, is frozen.
-/// With `frames`, the first episode is rendered into it, one frame per state as it happens.
+/// Runs `episodes` episodes of `cfg.env` one after another; episode `i` starts from
+/// `reset(seed + i)`. Greedy (the most likely action, the largest Q, a Gaussian's mean) unless
+/// `explore`. The filter, when given, is frozen. With `frames`, the first episode is rendered
+/// into it, one frame per state as it happens.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_episodes(
-    env_id: &str,
-    spec: PpoModuleSpec,
+    cfg: &AlgorithmConfig,
+    spec: &ModuleSpec,
     weights: &Weights,
     filter: Option<&RunningStat>,
     episodes: usize,
@@ -78,9 +78,9 @@ pub fn evaluate_episodes(
     explore: bool,
     mut frames: Option<&mut FrameSink<'_>>,
 ) -> Result<EvalStats, String> {
+    let env_id = cfg.env.as_str();
     let mut env = envs::make(env_id).map_err(|e| e.to_string())?;
-    let action = spec.action.clone();
-    let mut policy = PpoPolicy::new(spec, weights)?;
+    let mut policy = spec.policy(&spec.inference_part(weights)?, cfg)?;
     let d = env.observation_space().flat_dim();
     let mut filter = filter.map(|s| {
         let mut f = MeanStdFilter::new(d);
@@ -90,9 +90,7 @@ pub fn evaluate_episodes(
     let mut rng = NpRandom::from_seed(seed ^ 0xe7a1);
     let mut raw = vec![0.0f32; d];
     let mut obs = vec![0.0f32; d];
-    let mut inputs = vec![0.0f32; action.dist_width()];
-    let mut sampled = vec![0.0f32; action.action_dim()];
-    let mut env_action = vec![0.0f32; action.action_dim()];
+    let mut actions = Actions::default();
     let mut out = EvalStats::default();
     for i in 0..episodes {
         env.reset_into(Some(seed.wrapping_add(i as u64)), &mut raw);
@@ -112,26 +110,15 @@ pub fn evaluate_episodes(
                 Some(f) => f.apply(&raw, false, &mut obs),
                 None => obs.copy_from_slice(&raw),
             }
-            policy.dist_inputs(&obs, 1, &mut inputs);
-            let t = match &action {
-                ActionSpec::Discrete(_) => {
-                    let a = if explore {
-                        sample_categorical(&inputs, &mut rng).0
-                    } else {
-                        argmax(&inputs)
-                    };
-                    env.step_into(Action::Discrete(i64::from(a)), &mut raw)
-                }
-                ActionSpec::Box { dim, low, high } => {
-                    let (mean, log_std) = inputs.split_at(*dim);
-                    if explore {
-                        sample_gaussian(mean, log_std, &mut rng, &mut sampled);
-                    } else {
-                        sampled.copy_from_slice(mean);
-                    }
-                    unsquash(&sampled, low, high, &mut env_action);
-                    env.step_into(Action::Continuous(&env_action), &mut raw)
-                }
+            if explore {
+                policy.explore(&obs, 1, u64::MAX / 2, &mut rng, &mut actions);
+            } else {
+                policy.greedy(&obs, 1, &mut actions);
+            }
+            let t = if policy.discrete() {
+                env.step_into(Action::Discrete(actions.env_discrete[0]), &mut raw)
+            } else {
+                env.step_into(Action::Continuous(&actions.env_continuous), &mut raw)
             };
             ret += t.reward;
             len += 1;

@@ -505,20 +505,30 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
     }
     let env = ck.env.clone();
     ck.check_env(&env)?;
-    // CartPole's metadata says 50 frames per second (tau = 0.02 s).
     let mut gif = match &a.render {
-        Some(path) => Some(rllib::render::GifWriter::create(path, 50).map_err(Failure)?),
+        Some(path) => {
+            let fps = envs::make(&env)
+                .map_err(|e| Failure(e.to_string()))?
+                .render_fps();
+            let fps = u16::try_from(fps).unwrap_or(u16::MAX);
+            Some(rllib::render::GifWriter::create(path, fps).map_err(Failure)?)
+        }
         None => None,
     };
     let mut sink = |f: &envs::RgbFrame| match gif.as_mut() {
         Some(g) => g.push(f),
         None => Ok(()),
     };
+    let cfg = rllib::config::checkpoint_config(
+        &a.checkpoint.display().to_string(),
+        &ck.algorithm,
+        &ck.config,
+    )?;
     let stats = evaluate_episodes(
-        &ck.env,
-        ck.spec.clone(),
-        &ck.weights,
-        ck.filter.as_ref(),
+        &cfg,
+        &ck.spec,
+        ck.weights(),
+        ck.filter(),
         a.episodes,
         a.seed,
         a.explore,
@@ -536,7 +546,7 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         a.checkpoint.display(),
         ck.algorithm,
         ck.env,
-        ck.counters.iteration,
+        ck.counters().iteration,
         a.episodes,
         if a.explore { "sampled" } else { "greedy" }
     );

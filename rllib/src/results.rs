@@ -107,7 +107,7 @@ impl ResultWriter {
     /// Writes one iteration; files are flushed so that a crash loses nothing already reported.
     pub fn write(&mut self, r: &TrainResult, config: &Value) -> std::io::Result<()> {
         if self.columns.is_none() {
-            let cols: Vec<String> = r.metrics.iter().map(|(k, _)| k.clone()).collect();
+            let cols: Vec<String> = r.metrics.keys().map(|k| k.to_string()).collect();
             if fs::metadata(self.dir.join("progress.csv")).map_or(true, |m| m.len() == 0) {
                 writeln!(self.csv, "{}", cols.join(","))?;
             }

@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::algorithm::{Algorithm, Counters, TrainResult};
-use crate::checkpoint::{self, Checkpoint};
+use crate::algorithm::{Algorithm, TrainResult};
+use crate::checkpoint::Checkpoint;
 use crate::config::export::{config_json, to_yaml};
 use crate::config::{Experiment, StopCriterion};
 use crate::fsio;
 use crate::results::{ResultWriter, new_trial_dir};
 use crate::signals::StopRequest;
+use crate::state::Counters;
 
 /// Why a trial could not start or go on. The message names the file, key or iteration, and
 /// the last good checkpoint when there is one.
@@ -94,17 +95,6 @@ pub fn progress(stop: &[StopCriterion], r: &TrainResult) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn describe_spec(s: &algorithms::PpoModuleSpec) -> String {
-    format!(
-        "obs_dim {}, action head {}, fcnet_hiddens {:?}, fcnet_activation {}, vf_share_layers {}",
-        s.obs_dim,
-        s.action.head_size(),
-        s.model.fcnet_hiddens,
-        s.model.fcnet_activation.name(),
-        s.model.vf_share_layers
-    )
-}
-
 impl Trial {
     /// Builds the algorithm (restoring `restored` into it, whose config the experiment must
     /// already have taken, see [`Experiment::restore_from`]), then creates the run folder under
@@ -129,22 +119,13 @@ impl Trial {
             ck.check_env(&exp.config.env)
                 .map_err(|e| TrialError(e.to_string()))?;
             let path = ck.path.display().to_string();
-            if ck.spec != *algo.spec() {
-                return Err(TrialError(format!(
-                    "{path}/metadata.json: 'module_spec' ({}) does not match the network its config describes ({})",
-                    describe_spec(&ck.spec),
-                    describe_spec(algo.spec())
-                )));
-            }
-            if let Some(w) = algo
-                .restore(&ck)
-                .map_err(|e| TrialError(format!("{path}: {e}")))?
-            {
+            if let Some(w) = algo.restore(&ck).map_err(TrialError)? {
                 notes.push(format!("{path}: {w}"));
             }
             notes.push(format!(
                 "Restored {path} (iteration {}, {} env steps)",
-                ck.counters.iteration, ck.counters.env_steps
+                ck.counters().iteration,
+                ck.counters().env_steps
             ));
         }
         let dir = new_trial_dir(output_dir, &exp.name, &exp.run, &exp.config.env).map_err(|e| {
@@ -191,7 +172,9 @@ impl Trial {
     }
 
     fn checkpoint(&mut self) -> Result<PathBuf, TrialError> {
-        let p = checkpoint::save(&self.algo, &self.dir, Some(&self.exp.name))
+        let p = self
+            .algo
+            .save(&self.dir, Some(&self.exp.name))
             .map_err(|e| TrialError(format!("cannot write a checkpoint: {e}{}", self.kept())))?;
         self.last_checkpoint = Some(p.clone());
         self.last_saved_iteration = Some(self.algo.counters().iteration);

@@ -1,6 +1,8 @@
 //! Env runners: fragments, bootstrapping and episode accounting across sample calls.
 
-use algorithms::{ActionSpec, AlgorithmConfig, ModelConfig, ObservationFilter, PpoModuleSpec};
+use algorithms::{
+    ActionSpec, AlgorithmConfig, ModelConfig, ModuleSpec, ObservationFilter, PpoModuleSpec,
+};
 use rllib::env_runner::EnvRunner;
 
 fn runner(num_envs: usize, filter: ObservationFilter) -> EnvRunner {
@@ -18,7 +20,7 @@ fn runner(num_envs: usize, filter: ObservationFilter) -> EnvRunner {
         },
     };
     let w = spec.init(3);
-    EnvRunner::new(&cfg, spec, &w, 42, 1).unwrap()
+    EnvRunner::new(&cfg, &ModuleSpec::Ppo(spec), &w, 42, 1).unwrap()
 }
 
 #[test]

@@ -2,3 +2,9 @@
 //! target networks, ε-greedy exploration, uniform or prioritised replay.
 
 pub mod config;
+pub mod learner;
+pub mod module;
+
+pub use config::DqnConfig;
+pub use learner::{DqnLearner, DqnUpdate};
+pub use module::{DqnModuleSpec, DqnPolicy};

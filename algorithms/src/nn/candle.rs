@@ -93,12 +93,13 @@ impl CandleNet {
             .iter()
             .map(|&i| {
                 let layers = &heads[i];
+                let head_act = self.spec.head_activation(i);
                 let mut y = h.clone();
                 for (j, l) in layers.iter().enumerate() {
                     let a = if j + 1 == layers.len() {
                         Activation::Linear
                     } else {
-                        act
+                        head_act
                     };
                     y = self.linear(&y, l.w, a)?;
                 }

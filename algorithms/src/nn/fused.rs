@@ -227,6 +227,7 @@ impl Net {
         let mut off = 0;
         for &h in which {
             let layers = &self.heads[h];
+            let act = self.spec.head_activation(h);
             let stack = &mut ws.heads[h];
             stack.acts.resize_with(layers.len(), Vec::new);
             let (hidden, out_layer) = layers.split_at(layers.len() - 1);
@@ -235,7 +236,7 @@ impl Net {
                 let input = if j == 0 { h_in } else { &done[j] };
                 let out = &mut rest[0];
                 out.resize(rows * l.output, 0.0);
-                linear_forward(input, rows, &p[l.w], &p[l.b], self.act(), out);
+                linear_forward(input, rows, &p[l.w], &p[l.b], act, out);
             }
             let l = out_layer[0];
             let input = if hidden.is_empty() {
@@ -280,6 +281,7 @@ impl Net {
         } = ws;
         let h_in: &[f32] = trunk.acts.last().map_or(&[][..], Vec::as_slice);
         for (h, layers) in self.heads.iter().enumerate() {
+            let head_act = self.spec.head_activation(h);
             let off = self.offsets[h];
             let size = self.spec.heads[h].out.size;
             let stack = &mut heads[h];
@@ -295,7 +297,7 @@ impl Net {
                     &d_out[off * rows..(off + size) * rows]
                 } else {
                     let g = &mut upper[0];
-                    activation_backward(act, &stack.acts[j + 1], g);
+                    activation_backward(head_act, &stack.acts[j + 1], g);
                     g
                 };
                 if params {

@@ -87,7 +87,7 @@ impl Mlp {
     }
 
     fn head(&mut self, rows: usize, head: usize, out: &mut [f32]) {
-        let act = self.spec.activation;
+        let act = self.spec.head_activation(head);
         let layers = &self.heads[head];
         let [a, b] = &mut self.scratch;
         let (hidden, last) = layers.split_at(layers.len() - 1);

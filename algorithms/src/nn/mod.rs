@@ -127,6 +127,8 @@ impl LayerSpec {
 pub struct HeadSpec {
     /// Hidden layers.
     pub hidden: Vec<LayerSpec>,
+    /// Their activation (`None`: the network's).
+    pub activation: Option<Activation>,
     /// The output layer (no activation).
     pub out: LayerSpec,
 }
@@ -160,6 +162,11 @@ pub struct Linear {
 }
 
 impl NetSpec {
+    /// The activation of head `h`'s hidden layers.
+    pub fn head_activation(&self, h: usize) -> Activation {
+        self.heads[h].activation.unwrap_or(self.activation)
+    }
+
     /// Hidden layers of a trunk with these sizes, named `{prefix}.{i}`, gain 1.
     pub fn hidden_layers(prefix: &str, sizes: &[usize]) -> Vec<LayerSpec> {
         sizes
@@ -469,10 +476,12 @@ mod tests {
             heads: vec![
                 HeadSpec {
                     hidden: vec![LayerSpec::new("a.0", 4, 1.0)],
+                    activation: None,
                     out: LayerSpec::new("a", 2, 0.01),
                 },
                 HeadSpec {
                     hidden: vec![],
+                    activation: None,
                     out: LayerSpec::new("v", 1, 0.01),
                 },
             ],

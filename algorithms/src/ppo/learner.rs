@@ -172,16 +172,7 @@ impl PpoLearner {
             adam.exp_avg = vec![m];
             adam.exp_avg_sq = vec![v];
         }
-        // A file may list the moments in another order than the network's parameters.
-        let order = |v: &[NamedTensor]| -> Vec<NamedTensor> {
-            w.tensors
-                .iter()
-                .filter_map(|t| v.iter().find(|m| m.name == t.name).cloned())
-                .collect()
-        };
-        s.exp_avg = order(&s.exp_avg);
-        s.exp_avg_sq = order(&s.exp_avg_sq);
-        self.adam.load(&s, &w)
+        self.adam.load(&crate::optim::ordered_like(&s, &w), &w)
     }
 
     /// Logits (or means) and values of `rows` observations (RLlib's `forward_train`,

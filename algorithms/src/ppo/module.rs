@@ -10,9 +10,13 @@
 //! Initialisation is RLlib's torch `FullyConnectedNetwork`'s: `normc_initializer(1.0)` for
 //! hidden layers and `normc_initializer(0.01)` for both heads, zero biases.
 
+use envs::NpRandom;
+
 use crate::config::ModelConfig;
+use crate::distributions::{ActionMapping, argmax, sample_categorical, sample_gaussian};
 use crate::nn::inference::Mlp;
 use crate::nn::{HeadSpec, Init, LayerSpec, NamedTensor, NetSpec, Weights};
+use crate::policy::{Actions, Policy};
 
 /// What the policy head parameterises.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +86,7 @@ impl PpoModuleSpec {
         let hiddens = &self.model.fcnet_hiddens;
         let head = |prefix: Option<&str>, out: &str, size: usize| HeadSpec {
             hidden: prefix.map_or_else(Vec::new, |p| NetSpec::hidden_layers(p, hiddens)),
+            activation: None,
             out: LayerSpec::new(out, size, 0.01),
         };
         let shared = self.model.vf_share_layers;
@@ -159,12 +164,14 @@ impl PpoModuleSpec {
     }
 }
 
-/// The policy for acting: the distribution inputs of a batch of observations.
+/// The policy for acting: the distribution inputs of a batch of observations, and actions
+/// sampled from them.
 #[derive(Debug, Clone)]
 pub struct PpoPolicy {
     spec: PpoModuleSpec,
     mlp: Mlp,
     log_std: Vec<f32>,
+    mapping: ActionMapping,
 }
 
 impl PpoPolicy {
@@ -175,7 +182,14 @@ impl PpoPolicy {
             mlp: Mlp::new(spec.net_spec(), &net)?,
             log_std,
             spec,
+            mapping: ActionMapping::Normalize,
         })
+    }
+
+    /// How `Box` actions become the env's.
+    pub fn with_mapping(mut self, mapping: ActionMapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// The module's shape.
@@ -211,5 +225,80 @@ impl PpoPolicy {
     /// Value estimates for `rows` observations.
     pub fn values(&mut self, obs: &[f32], rows: usize, out: &mut [f32]) {
         self.mlp.forward(obs, rows, VF, &mut out[..rows]);
+    }
+}
+
+impl Policy for PpoPolicy {
+    fn action_dim(&self) -> usize {
+        self.spec.action.action_dim()
+    }
+
+    fn dist_width(&self) -> usize {
+        self.spec.action.dist_width()
+    }
+
+    fn discrete(&self) -> bool {
+        matches!(self.spec.action, ActionSpec::Discrete(_))
+    }
+
+    fn explore(
+        &mut self,
+        obs: &[f32],
+        rows: usize,
+        _t: u64,
+        rng: &mut NpRandom,
+        out: &mut Actions,
+    ) {
+        let (ad, w, discrete) = (self.action_dim(), self.dist_width(), self.discrete());
+        out.resize(rows, ad, w, discrete);
+        let mut inputs = std::mem::take(&mut out.dist_inputs);
+        self.dist_inputs(obs, rows, &mut inputs);
+        for i in 0..rows {
+            let row = &inputs[i * w..][..w];
+            match &self.spec.action {
+                ActionSpec::Discrete(_) => {
+                    let (a, logp) = sample_categorical(row, rng);
+                    out.actions[i] = a as f32;
+                    out.env_discrete[i] = i64::from(a);
+                    out.logp[i] = logp;
+                }
+                ActionSpec::Box { dim, low, high } => {
+                    let (mean, log_std) = row.split_at(*dim);
+                    let a = &mut out.actions[i * dim..][..*dim];
+                    out.logp[i] = sample_gaussian(mean, log_std, rng, a);
+                    self.mapping
+                        .apply(a, low, high, &mut out.env_continuous[i * dim..][..*dim]);
+                }
+            }
+        }
+        out.dist_inputs = inputs;
+    }
+
+    fn greedy(&mut self, obs: &[f32], rows: usize, out: &mut Actions) {
+        let (ad, w, discrete) = (self.action_dim(), self.dist_width(), self.discrete());
+        out.resize(rows, ad, w, discrete);
+        let mut inputs = std::mem::take(&mut out.dist_inputs);
+        self.dist_inputs(obs, rows, &mut inputs);
+        for i in 0..rows {
+            let row = &inputs[i * w..][..w];
+            match &self.spec.action {
+                ActionSpec::Discrete(_) => {
+                    let a = argmax(row);
+                    out.actions[i] = a as f32;
+                    out.env_discrete[i] = i64::from(a);
+                }
+                ActionSpec::Box { dim, low, high } => {
+                    let mean = &row[..*dim];
+                    out.actions[i * dim..][..*dim].copy_from_slice(mean);
+                    self.mapping
+                        .apply(mean, low, high, &mut out.env_continuous[i * dim..][..*dim]);
+                }
+            }
+        }
+        out.dist_inputs = inputs;
+    }
+
+    fn set_weights(&mut self, w: &Weights) -> Result<(), String> {
+        PpoPolicy::set_weights(self, w)
     }
 }

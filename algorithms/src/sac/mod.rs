@@ -2,3 +2,9 @@
 //! Gaussian policy, automatic entropy tuning.
 
 pub mod config;
+pub mod learner;
+pub mod module;
+
+pub use config::SacConfig;
+pub use learner::{SacLearner, SacUpdate};
+pub use module::{SacModuleSpec, SacPolicy};

@@ -771,21 +771,7 @@ impl Experiment {
             )));
         }
         let origin = format!("{checkpoint}/metadata.json");
-        let text = serde_json::to_string(config).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            position: None,
-            key: Some("config".into()),
-            message: e.to_string(),
-        })?;
-        let node = parse_mapping(&text, &origin)?.ok_or_else(|| ConfigError {
-            origin: origin.clone(),
-            position: None,
-            key: Some("config".into()),
-            message: "is empty".into(),
-        })?;
-        let mut saved = Experiment::empty(self.name.clone());
-        saved.set_algorithm(algorithm, &origin, None)?;
-        saved.apply_config(&node, &origin, "config")?;
+        let saved = saved_experiment(&self.name, checkpoint, algorithm, config)?;
         let before = export::config_json(&saved.config, 0);
         let mut replayed = saved.clone();
         for o in &self.overrides {
@@ -992,4 +978,40 @@ fn parse_mapping(text: &str, origin: &str) -> Result<Option<Node>, ConfigError> 
             format!("expected a mapping, found {}", n.describe()),
         )),
     }
+}
+
+/// The experiment a checkpoint's `metadata.json` `config` describes (checked as a YAML file's
+/// `config` would be).
+fn saved_experiment(
+    name: &str,
+    checkpoint: &str,
+    algorithm: &str,
+    config: &serde_json::Value,
+) -> Result<Experiment, ConfigError> {
+    let origin = format!("{checkpoint}/metadata.json");
+    let text = serde_json::to_string(config).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        position: None,
+        key: Some("config".into()),
+        message: e.to_string(),
+    })?;
+    let node = parse_mapping(&text, &origin)?.ok_or_else(|| ConfigError {
+        origin: origin.clone(),
+        position: None,
+        key: Some("config".into()),
+        message: "is empty".into(),
+    })?;
+    let mut saved = Experiment::empty(name.to_string());
+    saved.set_algorithm(algorithm, &origin, None)?;
+    saved.apply_config(&node, &origin, "config")?;
+    Ok(saved)
+}
+
+/// The config a checkpoint was trained with (for `rllib evaluate`).
+pub fn checkpoint_config(
+    checkpoint: &str,
+    algorithm: &str,
+    config: &serde_json::Value,
+) -> Result<AlgorithmConfig, ConfigError> {
+    Ok(saved_experiment("evaluate", checkpoint, algorithm, config)?.config)
 }

@@ -1,0 +1,311 @@
+//! The env runners of a run: one in the driver (`num_env_runners: 0`, as RLlib samples then)
+//! or actors on the runtime, each holding `num_cpus_per_env_runner` CPUs; weights go out
+//! through the object store once per sample call, one batch comes back per runner, and a
+//! failed runner is replaced.
+
+use algorithms::{AlgorithmConfig, ModuleSpec, RunningStat, Weights};
+use ray::{ActorHandle, ObjectRef, RayError, Runtime};
+
+use super::TrainError;
+use crate::env_runner::{EnvRunner, RunnerState, SampleOutput};
+
+/// The env runners.
+pub(super) enum Runners {
+    /// `num_env_runners: 0`: sampling in the driver.
+    Local(Box<EnvRunner>),
+    /// Actors, numbered from 1 as RLlib numbers remote runners.
+    Remote {
+        handles: Vec<ActorHandle<EnvRunner>>,
+        cfg: Box<AlgorithmConfig>,
+        spec: ModuleSpec,
+        seed: u64,
+    },
+}
+
+/// Starts env-runner actor `w` (1-based), holding `num_cpus_per_env_runner` CPUs.
+fn spawn_runner(
+    rt: &Runtime,
+    cfg: &AlgorithmConfig,
+    spec: &ModuleSpec,
+    weights: &Weights,
+    seed: u64,
+    w: usize,
+) -> Result<ActorHandle<EnvRunner>, RayError> {
+    let (c, s, wt) = (cfg.clone(), spec.clone(), weights.clone());
+    rt.actor(move || match EnvRunner::new(&c, &s, &wt, seed, w) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    })
+    .name(format!("EnvRunner-{w}"))
+    .num_cpus(cfg.num_cpus_per_env_runner)
+    .spawn()
+}
+
+impl Runners {
+    /// Starts the runners; each answers once before training starts, so that one that cannot
+    /// start (no thread, an env that fails to build) is a setup error, not a restart.
+    pub(super) fn start(
+        rt: &Runtime,
+        cfg: &AlgorithmConfig,
+        spec: &ModuleSpec,
+        weights: &Weights,
+        seed: u64,
+    ) -> Result<Self, TrainError> {
+        if cfg.num_env_runners == 0 {
+            let r = EnvRunner::new(cfg, spec, weights, seed, 0).map_err(TrainError::Setup)?;
+            return Ok(Runners::Local(Box::new(r)));
+        }
+        let mut handles = Vec::new();
+        for w in 1..=cfg.num_env_runners {
+            let h = spawn_runner(rt, cfg, spec, weights, seed, w)
+                .map_err(|e| TrainError::Setup(format!("EnvRunner-{w}: {e}")))?;
+            handles.push(h);
+        }
+        let ready: Vec<_> = handles
+            .iter()
+            .map(|h| h.call(|r: &mut EnvRunner| r.num_envs()))
+            .collect();
+        for (i, r) in ready.into_iter().enumerate() {
+            r.get().map_err(|e| {
+                TrainError::Setup(format!("EnvRunner-{} could not start: {e}", i + 1))
+            })?;
+        }
+        Ok(Runners::Remote {
+            handles,
+            cfg: Box::new(cfg.clone()),
+            spec: spec.clone(),
+            seed,
+        })
+    }
+
+    /// Kills runner `index` (1-based); no-op without remote runners.
+    pub(super) fn kill(&self, index: usize) {
+        if let Runners::Remote { handles, .. } = self
+            && let Some(h) = index.checked_sub(1).and_then(|i| handles.get(i))
+        {
+            h.kill();
+        }
+    }
+
+    /// Every runner's state, if the env can save its state.
+    pub(super) fn states(&self) -> Result<Option<Vec<RunnerState>>, String> {
+        match self {
+            Runners::Local(r) => Ok(r.state().map(|s| vec![s])),
+            Runners::Remote { handles, .. } => {
+                let refs: Vec<_> = handles
+                    .iter()
+                    .map(|h| h.call(|r: &mut EnvRunner| r.state()))
+                    .collect();
+                let mut out = Vec::with_capacity(refs.len());
+                for r in refs {
+                    match r.get().map_err(|e| e.to_string())? {
+                        Some(s) => out.push(s),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(out))
+            }
+        }
+    }
+
+    /// Restores every runner's state when the layout fits (else a warning), and gives them
+    /// `weights` and the filter.
+    pub(super) fn set_states(
+        &mut self,
+        states: Option<&[RunnerState]>,
+        weights: &Weights,
+        filter: Option<&RunningStat>,
+        cfg: &AlgorithmConfig,
+    ) -> Result<Option<String>, String> {
+        let Some(states) = states else {
+            return Ok(Some(
+                "the checkpoint has no env-runner state: episodes start afresh".into(),
+            ));
+        };
+        let envs = cfg.num_envs_per_env_runner;
+        let fits = |n: usize| states.len() == n && states.iter().all(|s| s.envs.len() == envs);
+        let results: Vec<Result<(), String>> = match self {
+            Runners::Local(r) if fits(1) => vec![
+                r.set_state(&states[0])
+                    .and_then(|()| r.sync(weights, filter)),
+            ],
+            Runners::Remote { handles, .. } if fits(handles.len()) => {
+                let refs: Vec<_> = handles
+                    .iter()
+                    .zip(states)
+                    .map(|(h, s)| {
+                        let (s, w, f) = (s.clone(), weights.clone(), filter.cloned());
+                        h.call(move |r: &mut EnvRunner| {
+                            r.set_state(&s).and_then(|()| r.sync(&w, f.as_ref()))
+                        })
+                    })
+                    .collect();
+                refs.into_iter()
+                    .map(|r| r.get().map_err(|e| e.to_string()).and_then(|x| x))
+                    .collect()
+            }
+            _ => {
+                return Ok(Some(format!(
+                    "the checkpoint's {} env-runner state(s) do not fit this run's {} runner(s) of {envs} env(s): episodes start afresh",
+                    states.len(),
+                    cfg.num_env_runners.max(1)
+                )));
+            }
+        };
+        // The layout fits, so a state that does not load is a damaged checkpoint.
+        for (i, r) in results.into_iter().enumerate() {
+            r.map_err(|e| format!("env_runner/state.json: 'runners[{i}]': {e}"))?;
+        }
+        Ok(None)
+    }
+
+    /// One sample call on every runner with these weights and filter: `steps` per env.
+    /// Failed runners are replaced (the call goes on with the others' samples) while
+    /// `restart_failed_env_runners` and `max_num_env_runner_restarts` allow.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn sample(
+        &mut self,
+        rt: &Runtime,
+        weights: &Weights,
+        filter: Option<&RunningStat>,
+        steps: usize,
+        iteration: u64,
+        restarts: &mut u64,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<SampleOutput>, TrainError> {
+        let (handles, cfg, spec, seed) = match self {
+            Runners::Local(r) => {
+                r.sync(weights, filter).map_err(TrainError::Setup)?;
+                // The driver's own runner has no replacement: its failure ends the run.
+                return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.sample(steps)))
+                    .map(|o| vec![o])
+                    .map_err(|p| TrainError::Runner {
+                        iteration,
+                        message: format!(
+                            "the local env runner failed: {}",
+                            ray::panic_message(&*p)
+                        ),
+                    });
+            }
+            Runners::Remote {
+                handles,
+                cfg,
+                spec,
+                seed,
+            } => (handles, &*cfg, &*spec, *seed),
+        };
+        let shared: ObjectRef<Weights> = rt.put(weights.clone());
+        let refs: Vec<_> = handles
+            .iter()
+            .map(|h| {
+                let (w, f) = (shared.clone(), filter.cloned());
+                h.call(move |r: &mut EnvRunner| -> Result<SampleOutput, String> {
+                    let w = w.get_arc().map_err(|e| e.to_string())?;
+                    r.sync(&w, f.as_ref())?;
+                    Ok(r.sample(steps))
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(refs.len());
+        for (i, r) in refs.into_iter().enumerate() {
+            let failure = match r.get() {
+                Ok(Ok(o)) => {
+                    out.push(o);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(e) => e.to_string(),
+            };
+            let w = i + 1;
+            if !cfg.restart_failed_env_runners {
+                return Err(TrainError::Runner {
+                    iteration,
+                    message: format!(
+                        "EnvRunner-{w} failed ({failure}) and restart_failed_env_runners is false"
+                    ),
+                });
+            }
+            if *restarts >= cfg.max_num_env_runner_restarts as u64 {
+                return Err(TrainError::Runner {
+                    iteration,
+                    message: format!(
+                        "EnvRunner-{w} failed ({failure}) after {restarts} restarts (max_num_env_runner_restarts)"
+                    ),
+                });
+            }
+            handles[i].kill();
+            handles[i] =
+                spawn_runner(rt, cfg, spec, weights, seed, w).map_err(|e| TrainError::Runner {
+                    iteration,
+                    message: format!("EnvRunner-{w} could not be restarted: {e}"),
+                })?;
+            *restarts += 1;
+            warnings.push(format!(
+                "iteration {iteration}: EnvRunner-{w} failed ({failure}); replaced it, the iteration goes on without its samples"
+            ));
+        }
+        if out.is_empty() {
+            return Err(TrainError::Runner {
+                iteration,
+                message: "every env runner failed; no samples to learn from".to_string(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// "or give each runner a fraction of a CPU (num_cpus_per_env_runner: 0.5)", where one fits.
+fn fraction_hint(cpus: f64, runners: usize) -> String {
+    // Runtime amounts are counted in 1/10,000 of a CPU.
+    let share = (cpus / runners.max(1) as f64 * 1e4).floor() / 1e4;
+    if share >= 1e-4 {
+        format!(
+            ", or give each runner a fraction of a CPU to share them (num_cpus_per_env_runner: {})",
+            crate::config::fmt_num(share)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Refuses a config that this machine cannot run: more CPUs than it has for the env runners
+/// or the learner, or more memory than is available. Runs before anything large is allocated.
+pub fn check_resources(
+    cfg: &AlgorithmConfig,
+    spec: &ModuleSpec,
+    cpus: f64,
+    available_memory: Option<u64>,
+) -> Result<(), TrainError> {
+    let need = cfg.num_env_runners as f64 * cfg.num_cpus_per_env_runner;
+    // Fixed point, as the runtime counts (1/10,000 of a CPU).
+    if (need * 1e4).round() > (cpus * 1e4).round() {
+        return Err(TrainError::Resources(format!(
+            "num_env_runners: {} env runners x num_cpus_per_env_runner: {} need {} CPUs, but this machine has {cpus}; lower num_env_runners (or --num-env-runners){}",
+            cfg.num_env_runners,
+            crate::config::fmt_num(cfg.num_cpus_per_env_runner),
+            crate::config::fmt_num(need),
+            fraction_hint(cpus, cfg.num_env_runners)
+        )));
+    }
+    // The learner holds no CPUs of its own (as a local learner in Ray's build_algo): it
+    // borrows the runners' cores while they wait, so its threads are bounded by the machine.
+    if let Some(n) = cfg.num_cpus_per_learner
+        && n as f64 > cpus
+    {
+        return Err(TrainError::Resources(format!(
+            "num_cpus_per_learner: {n} asks for {n} learner threads, but this machine has {cpus} CPUs; lower num_cpus_per_learner (at most {cpus}) or use \"auto\""
+        )));
+    }
+    let estimate = algorithms::memory::estimate(cfg, spec, cfg.learner_threads());
+    if let Some(avail) = available_memory
+        && estimate.total() > avail as f64
+    {
+        return Err(TrainError::Resources(format!(
+            "this config needs about {} of memory, more than the {} available: {}",
+            algorithms::memory::human_bytes(estimate.total()),
+            algorithms::memory::human_bytes(avail as f64),
+            estimate.describe(2)
+        )));
+    }
+    Ok(())
+}

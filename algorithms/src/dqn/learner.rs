@@ -151,12 +151,71 @@ impl DqnLearner {
 
     fn step(&mut self, batch: &ReplayBatch, env_steps: u64) -> Result<DqnUpdate, LearnerError> {
         let rows = batch.len();
-        let n = self.spec.num_actions;
-        let cfg = &self.cfg;
-        let gamma = cfg.gamma as f32;
         if rows == 0 {
             return Ok(DqnUpdate::default());
         }
+        let c = self.compute(batch)?;
+        let cfg = &self.cfg;
+        let loss = c.loss;
+        if !loss.is_finite() {
+            let stats = MinibatchStats {
+                total: loss,
+                ..Default::default()
+            };
+            return Err(LearnerError::NonFinite {
+                stats,
+                explanation: format!(
+                    ": DQN's TD loss is {loss} (mean Q {:.3e}); it depends on lr = {:e}, grad_clip = {:?}, gamma = {} and the env's rewards",
+                    c.q_mean,
+                    cfg.lr_at(env_steps),
+                    cfg.grad_clip,
+                    cfg.gamma
+                ),
+            });
+        }
+        let lr = cfg.lr_at(env_steps);
+        let (adam, clip) = (&mut self.adam, cfg.grad_clip);
+        let mut norm = 0.0;
+        self.online.update(&mut |p, g| {
+            norm = global_norm(g.iter().map(Vec::as_slice));
+            adam.step(p, g, lr, clip_scale(norm, clip));
+        })?;
+
+        // The target follows every `target_network_update_freq` sampled env steps.
+        let freq = cfg.off_policy.target_network_update_freq as u64;
+        if env_steps.saturating_sub(self.last_target_update) >= freq {
+            let online = self.online.weights()?;
+            polyak(self.target.as_mut(), &online, cfg.off_policy.tau)?;
+            self.last_target_update = env_steps;
+            self.num_target_updates += 1;
+        }
+        let rows_f = rows as f64;
+        Ok(DqnUpdate {
+            metrics: vec![
+                (m::QF_LOSS, loss),
+                (m::TOTAL_LOSS, loss),
+                (m::QF_MEAN, c.q_mean),
+                (m::QF_MAX, c.q_max),
+                (m::QF_MIN, c.q_min),
+                (
+                    m::TD_ERROR_MEAN,
+                    c.td.iter().map(|&t| f64::from(t)).sum::<f64>() / rows_f,
+                ),
+                (m::LEARNING_RATE, lr),
+                (m::GRAD_NORM, norm),
+                (m::NUM_TARGET_UPDATES, self.num_target_updates as f64),
+            ],
+            td_errors: c.td,
+        })
+    }
+
+    /// The TD targets `y` of a minibatch, from the target network (the online one choosing
+    /// the action, for double Q).
+    pub fn targets(&mut self, batch: &ReplayBatch) -> Result<Vec<f32>, LearnerError> {
+        let rows = batch.len();
+        let n = self.spec.num_actions;
+        let cfg = &self.cfg;
+        let gamma = cfg.gamma as f32;
         // Targets, from the target network (and the online one choosing, for double Q).
         let all: Vec<usize> = (0..self.spec.net_spec().heads.len()).collect();
         let mut next_target = std::mem::take(&mut self.next_target);
@@ -182,7 +241,17 @@ impl DqnLearner {
         }
         self.next_target = next_target;
         self.next_online = next_online;
+        Ok(y)
+    }
 
+    /// The loss of a minibatch, leaving the online network's gradients set; changes no
+    /// parameter.
+    fn compute(&mut self, batch: &ReplayBatch) -> Result<Computed, LearnerError> {
+        let rows = batch.len();
+        let n = self.spec.num_actions;
+        let y = self.targets(batch)?;
+        let cfg = &self.cfg;
+        let mut q = vec![0f32; n];
         let mut out = std::mem::take(&mut self.out);
         self.online.forward(&batch.obs, rows, &mut out)?;
         let mut d_out = std::mem::take(&mut self.d_out);
@@ -217,59 +286,15 @@ impl DqnLearner {
                 d_out[rows * n + i] = dq;
             }
         }
-        let loss = loss / rows as f64;
-        if !loss.is_finite() {
-            let stats = MinibatchStats {
-                total: loss,
-                ..Default::default()
-            };
-            return Err(LearnerError::NonFinite {
-                stats,
-                explanation: format!(
-                    ": DQN's TD loss is {loss} (mean Q {:.3e}); it depends on lr = {:e}, grad_clip = {:?}, gamma = {} and the env's rewards",
-                    q_sum / rows as f64,
-                    cfg.lr_at(env_steps),
-                    cfg.grad_clip,
-                    cfg.gamma
-                ),
-            });
-        }
         self.online.backward(&d_out, true, None)?;
         self.out = out;
         self.d_out = d_out;
-        let lr = cfg.lr_at(env_steps);
-        let (adam, clip) = (&mut self.adam, cfg.grad_clip);
-        let mut norm = 0.0;
-        self.online.update(&mut |p, g| {
-            norm = global_norm(g.iter().map(Vec::as_slice));
-            adam.step(p, g, lr, clip_scale(norm, clip));
-        })?;
-
-        // The target follows every `target_network_update_freq` sampled env steps.
-        let freq = cfg.off_policy.target_network_update_freq as u64;
-        if env_steps.saturating_sub(self.last_target_update) >= freq {
-            let online = self.online.weights()?;
-            polyak(self.target.as_mut(), &online, cfg.off_policy.tau)?;
-            self.last_target_update = env_steps;
-            self.num_target_updates += 1;
-        }
-        let rows_f = rows as f64;
-        Ok(DqnUpdate {
-            metrics: vec![
-                (m::QF_LOSS, loss),
-                (m::TOTAL_LOSS, loss),
-                (m::QF_MEAN, q_sum / rows_f),
-                (m::QF_MAX, q_max),
-                (m::QF_MIN, q_min),
-                (
-                    m::TD_ERROR_MEAN,
-                    td.iter().map(|&t| f64::from(t)).sum::<f64>() / rows_f,
-                ),
-                (m::LEARNING_RATE, lr),
-                (m::GRAD_NORM, norm),
-                (m::NUM_TARGET_UPDATES, self.num_target_updates as f64),
-            ],
-            td_errors: td,
+        Ok(Computed {
+            loss: loss / rows as f64,
+            td,
+            q_mean: q_sum / rows as f64,
+            q_max,
+            q_min,
         })
     }
 
@@ -288,6 +313,15 @@ impl DqnLearner {
     }
 }
 
+/// One minibatch's loss (the gradients are left in the network).
+struct Computed {
+    loss: f64,
+    td: Vec<f32>,
+    q_mean: f64,
+    q_max: f64,
+    q_min: f64,
+}
+
 /// `target ← τ·online + (1 - τ)·target` (τ = 1: a copy).
 pub fn polyak(target: &mut dyn Network, online: &Weights, tau: f64) -> Result<(), LearnerError> {
     if tau >= 1.0 {
@@ -301,4 +335,151 @@ pub fn polyak(target: &mut dyn Network, online: &Weights, tau: f64) -> Result<()
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use envs::NpRandom;
+
+    use super::*;
+    use crate::config::{Activation, Algo, LearnerBackendKind, ModelConfig};
+
+    fn spec() -> DqnModuleSpec {
+        DqnModuleSpec {
+            obs_dim: 3,
+            num_actions: 4,
+            model: ModelConfig {
+                fcnet_hiddens: vec![12],
+                fcnet_activation: Activation::Tanh,
+                head_fcnet_hiddens: vec![6],
+                head_fcnet_activation: Activation::Tanh,
+                ..ModelConfig::default()
+            },
+            dueling: true,
+        }
+    }
+
+    fn batch(rows: usize, seed: u64) -> ReplayBatch {
+        let mut rng = NpRandom::from_seed(seed);
+        let mut v =
+            |n: usize, a: f64| -> Vec<f32> { (0..n).map(|_| rng.uniform(-a, a) as f32).collect() };
+        let (obs, next_obs, rewards) = (v(rows * 3, 2.0), v(rows * 3, 2.0), v(rows, 1.0));
+        ReplayBatch {
+            obs,
+            actions: (0..rows).map(|i| (i % 4) as f32).collect(),
+            rewards,
+            next_obs,
+            terminated: (0..rows).map(|i| i % 4 == 1).collect(),
+            n_steps: (0..rows).map(|i| 1 + (i % 3) as u32).collect(),
+            weights: (0..rows).map(|i| 0.25 + (i % 4) as f32 * 0.25).collect(),
+            indices: (0..rows as u32).collect(),
+        }
+    }
+
+    /// Online weights from seed 1, target weights from seed 2.
+    fn learner(double_q: bool, loss: TdLoss, backend: LearnerBackendKind) -> DqnLearner {
+        let s = spec();
+        let (online, _) = s.split(&s.init(1)).unwrap();
+        let (target, _) = s.split(&s.init(2)).unwrap();
+        let mut w = online;
+        w.tensors.extend(target.prefixed(TARGET).tensors);
+        let mut cfg = AlgorithmConfig::new(Algo::Dqn);
+        cfg.gamma = 0.9;
+        cfg.dqn.double_q = double_q;
+        cfg.dqn.td_error_loss_fn = loss;
+        cfg.learner_backend = backend;
+        DqnLearner::new(cfg, s, &w).unwrap()
+    }
+
+    /// Q-values of the target network (a learner whose online weights are the target's).
+    fn target_q(l: &DqnLearner, obs: &[f32], rows: usize) -> Vec<f32> {
+        let w = l.weights().unwrap().part(TARGET);
+        let mut whole = w.clone();
+        whole.tensors.extend(w.prefixed(TARGET).tensors);
+        DqnLearner::new(l.cfg.clone(), spec(), &whole)
+            .unwrap()
+            .q(obs, rows)
+            .unwrap()
+    }
+
+    #[test]
+    fn td_targets_and_loss_by_hand() {
+        let rows = 24;
+        let b = batch(rows, 7);
+        for double_q in [true, false] {
+            let mut l = learner(double_q, TdLoss::Huber, LearnerBackendKind::Fused);
+            let y = l.targets(&b).unwrap();
+            let q_next = l.q(&b.next_obs, rows).unwrap();
+            let q_target = target_q(&l, &b.next_obs, rows);
+            for i in 0..rows {
+                let row = |q: &[f32]| q[i * 4..(i + 1) * 4].to_vec();
+                let chooser = if double_q {
+                    row(&q_next)
+                } else {
+                    row(&q_target)
+                };
+                let best = (0..4).fold(0, |m, j| if chooser[j] > chooser[m] { j } else { m });
+                let boot = if b.terminated[i] {
+                    0.0
+                } else {
+                    row(&q_target)[best]
+                };
+                let want = b.rewards[i] + 0.9f32.powi(b.n_steps[i] as i32) * boot;
+                assert!((y[i] - want).abs() < 1e-5, "row {i}: {} vs {want}", y[i]);
+            }
+            // The loss: mean of w · Huber(Q(s, a) - y).
+            let q = l.q(&b.obs, rows).unwrap();
+            let want: f64 = (0..rows)
+                .map(|i| {
+                    let x = f64::from(q[i * 4 + b.actions[i] as usize] - y[i]);
+                    let h = if x.abs() < 1.0 {
+                        0.5 * x * x
+                    } else {
+                        x.abs() - 0.5
+                    };
+                    f64::from(b.weights[i]) * h
+                })
+                .sum::<f64>()
+                / rows as f64;
+            let got = l.compute(&b).unwrap();
+            assert!((got.loss - want).abs() < 1e-6, "{} vs {want}", got.loss);
+            for i in 0..rows {
+                let td = (q[i * 4 + b.actions[i] as usize] - y[i]).abs();
+                assert!((got.td[i] - td).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (loss, backend) in [
+            (TdLoss::Huber, LearnerBackendKind::Fused),
+            (TdLoss::Mse, LearnerBackendKind::Candle),
+        ] {
+            let b = batch(32, 3);
+            let mut l = learner(false, loss, backend);
+            l.compute(&b).unwrap();
+            let grads = l.online.grads().unwrap();
+            let w0 = l.online.weights().unwrap();
+            let mut rng = NpRandom::from_seed(11);
+            for _ in 0..40 {
+                let t = rng.below(w0.tensors.len() as u64) as usize;
+                let k = rng.below(w0.tensors[t].data.len() as u64) as usize;
+                let h = 1e-2f32;
+                let mut at = |d: f32| {
+                    let mut w = w0.clone();
+                    w.tensors[t].data[k] += d;
+                    l.online.set_weights(&w).unwrap();
+                    l.compute(&b).unwrap().loss
+                };
+                let fd = (at(h) - at(-h)) / f64::from(2.0 * h);
+                let g = f64::from(grads[t][k]);
+                assert!(
+                    (fd - g).abs() <= 1e-3 + 2e-2 * g.abs(),
+                    "{loss:?} {backend:?} {}[{k}]: analytic {g}, finite difference {fd}",
+                    w0.tensors[t].name
+                );
+            }
+        }
+    }
 }

@@ -306,12 +306,108 @@ impl SacLearner {
         result
     }
 
-    #[allow(clippy::too_many_lines)]
     fn step(&mut self, batch: &ReplayBatch, env_steps: u64) -> Result<SacUpdate, LearnerError> {
-        let rows = batch.len();
-        if rows == 0 {
+        if batch.is_empty() {
             return Ok(SacUpdate::default());
         }
+        let c = self.compute(batch)?;
+        let total = c.actor_loss + c.critic_losses.iter().sum::<f64>() + c.alpha_loss;
+        if !total.is_finite() {
+            return Err(LearnerError::NonFinite {
+                stats: MinibatchStats {
+                    total,
+                    policy: c.actor_loss,
+                    ..Default::default()
+                },
+                explanation: format!(
+                    ": SAC's losses are actor {}, critics {:?}, alpha {}; they depend on actor_lr = {:e}, critic_lr = {:e}, alpha_lr = {:e}, grad_clip = {:?} and the env's rewards",
+                    c.actor_loss,
+                    c.critic_losses,
+                    c.alpha_loss,
+                    self.cfg.sac.actor_lr,
+                    self.cfg.sac.critic_lr,
+                    self.cfg.sac.alpha_lr,
+                    self.cfg.grad_clip
+                ),
+            });
+        }
+
+        // Apply every step, from the gradients of the same parameters.
+        let clip = self.cfg.grad_clip;
+        let step = |t: &mut Trained, lr: f64| -> Result<f64, LearnerError> {
+            let (adam, mut norm) = (&mut t.adam, 0.0);
+            t.net.update(&mut |p, g| {
+                norm = global_norm(g.iter().map(Vec::as_slice));
+                adam.step(p, g, lr, clip_scale(norm, clip));
+            })?;
+            Ok(norm)
+        };
+        let pi_norm = step(&mut self.pi, self.cfg.sac.actor_lr)?;
+        for q in &mut self.qs {
+            step(q, self.cfg.sac.critic_lr)?;
+        }
+        let mut la = vec![vec![self.log_alpha]];
+        let scale = clip_scale(f64::from(c.alpha_grad.abs()), clip);
+        self.alpha_adam
+            .step(&mut la, &[vec![c.alpha_grad]], self.cfg.sac.alpha_lr, scale);
+        self.log_alpha = la[0][0];
+
+        let freq = self.cfg.off_policy.target_network_update_freq as u64;
+        if env_steps.saturating_sub(self.last_target_update) >= freq {
+            for (t, q) in self.targets.iter_mut().zip(&self.qs) {
+                polyak(t.as_mut(), &q.net.weights()?, self.cfg.off_policy.tau)?;
+            }
+            self.last_target_update = env_steps;
+            self.num_target_updates += 1;
+        }
+        let n = batch.len() as f64;
+        let q_min = &c.q_min;
+        let mut metrics = vec![
+            (m::POLICY_LOSS, c.actor_loss),
+            (m::QF_LOSS, c.critic_losses[0]),
+            (m::ALPHA_LOSS, c.alpha_loss),
+            (m::ALPHA_VALUE, f64::from(self.log_alpha.exp())),
+            (m::LOG_ALPHA_VALUE, f64::from(self.log_alpha)),
+            (m::TARGET_ENTROPY, f64::from(self.target_entropy())),
+            (m::LOGPS, c.mean_logp),
+            (
+                m::QF_MEAN,
+                q_min.iter().map(|&q| f64::from(q)).sum::<f64>() / n,
+            ),
+            (
+                m::QF_MAX,
+                q_min
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |a, &q| a.max(f64::from(q))),
+            ),
+            (
+                m::QF_MIN,
+                q_min
+                    .iter()
+                    .fold(f64::INFINITY, |a, &q| a.min(f64::from(q))),
+            ),
+            (
+                m::TD_ERROR_MEAN,
+                c.td.iter().map(|&t| f64::from(t)).sum::<f64>() / n,
+            ),
+            (m::TOTAL_LOSS, total),
+            (m::GRAD_NORM, pi_norm),
+            (m::NUM_TARGET_UPDATES, self.num_target_updates as f64),
+        ];
+        if let Some(&l) = c.critic_losses.get(1) {
+            metrics.push((m::QF_TWIN_LOSS, l));
+        }
+        Ok(SacUpdate {
+            metrics,
+            td_errors: c.td,
+        })
+    }
+
+    /// Every loss of one minibatch, leaving each network's parameter gradients set (the
+    /// policy's from the actor loss, each Q network's from its critic loss); changes no
+    /// parameter.
+    fn compute(&mut self, batch: &ReplayBatch) -> Result<Computed, LearnerError> {
+        let rows = batch.len();
         let (od, d) = (self.spec.obs_dim, self.spec.action_dim);
         let gamma = self.cfg.gamma as f32;
         let alpha = self.log_alpha.exp();
@@ -424,93 +520,28 @@ impl SacLearner {
             q.net.backward(&dq, true, None)?;
             critic_losses.push(loss / rows as f64);
         }
-        let total = actor_loss + critic_losses.iter().sum::<f64>() + alpha_loss;
-        if !total.is_finite() {
-            return Err(LearnerError::NonFinite {
-                stats: MinibatchStats {
-                    total,
-                    policy: actor_loss,
-                    ..Default::default()
-                },
-                explanation: format!(
-                    ": SAC's losses are actor {actor_loss}, critics {critic_losses:?}, alpha {alpha_loss}; they depend on actor_lr = {:e}, critic_lr = {:e}, alpha_lr = {:e}, grad_clip = {:?} and the env's rewards",
-                    self.cfg.sac.actor_lr,
-                    self.cfg.sac.critic_lr,
-                    self.cfg.sac.alpha_lr,
-                    self.cfg.grad_clip
-                ),
-            });
-        }
-
-        // Apply every step, from the gradients of the same parameters.
-        let clip = self.cfg.grad_clip;
-        let step = |t: &mut Trained, lr: f64| -> Result<f64, LearnerError> {
-            let (adam, mut norm) = (&mut t.adam, 0.0);
-            t.net.update(&mut |p, g| {
-                norm = global_norm(g.iter().map(Vec::as_slice));
-                adam.step(p, g, lr, clip_scale(norm, clip));
-            })?;
-            Ok(norm)
-        };
-        let pi_norm = step(&mut self.pi, self.cfg.sac.actor_lr)?;
-        for q in &mut self.qs {
-            step(q, self.cfg.sac.critic_lr)?;
-        }
-        let mut la = vec![vec![self.log_alpha]];
-        let scale = clip_scale(f64::from(alpha_grad.abs()), clip);
-        self.alpha_adam
-            .step(&mut la, &[vec![alpha_grad]], self.cfg.sac.alpha_lr, scale);
-        self.log_alpha = la[0][0];
-
-        let freq = self.cfg.off_policy.target_network_update_freq as u64;
-        if env_steps.saturating_sub(self.last_target_update) >= freq {
-            for (t, q) in self.targets.iter_mut().zip(&self.qs) {
-                polyak(t.as_mut(), &q.net.weights()?, self.cfg.off_policy.tau)?;
-            }
-            self.last_target_update = env_steps;
-            self.num_target_updates += 1;
-        }
-        let n = rows as f64;
-        let mut metrics = vec![
-            (m::POLICY_LOSS, actor_loss),
-            (m::QF_LOSS, critic_losses[0]),
-            (m::ALPHA_LOSS, alpha_loss),
-            (m::ALPHA_VALUE, f64::from(self.log_alpha.exp())),
-            (m::LOG_ALPHA_VALUE, f64::from(self.log_alpha)),
-            (m::TARGET_ENTROPY, f64::from(target_entropy)),
-            (m::LOGPS, mean_logp),
-            (
-                m::QF_MEAN,
-                q_min.iter().map(|&q| f64::from(q)).sum::<f64>() / n,
-            ),
-            (
-                m::QF_MAX,
-                q_min
-                    .iter()
-                    .fold(f64::NEG_INFINITY, |a, &q| a.max(f64::from(q))),
-            ),
-            (
-                m::QF_MIN,
-                q_min
-                    .iter()
-                    .fold(f64::INFINITY, |a, &q| a.min(f64::from(q))),
-            ),
-            (
-                m::TD_ERROR_MEAN,
-                td.iter().map(|&t| f64::from(t)).sum::<f64>() / n,
-            ),
-            (m::TOTAL_LOSS, total),
-            (m::GRAD_NORM, pi_norm),
-            (m::NUM_TARGET_UPDATES, self.num_target_updates as f64),
-        ];
-        if let Some(&l) = critic_losses.get(1) {
-            metrics.push((m::QF_TWIN_LOSS, l));
-        }
-        Ok(SacUpdate {
-            metrics,
-            td_errors: td,
+        Ok(Computed {
+            actor_loss,
+            critic_losses,
+            alpha_loss,
+            alpha_grad,
+            mean_logp,
+            q_min,
+            td,
         })
     }
+}
+
+/// One minibatch's losses (gradients are left in the networks).
+struct Computed {
+    actor_loss: f64,
+    critic_losses: Vec<f64>,
+    alpha_loss: f64,
+    /// d alpha_loss / d log α.
+    alpha_grad: f32,
+    mean_logp: f64,
+    q_min: Vec<f32>,
+    td: Vec<f32>,
 }
 
 /// Actions sampled from the policy, with what their gradients need.
@@ -521,4 +552,133 @@ struct Sampled {
     std: Vec<f32>,
     ls_passes: Vec<bool>,
     logn_passes: Vec<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Activation, Algo, LearnerBackendKind, ModelConfig};
+
+    fn learner(backend: LearnerBackendKind) -> SacLearner {
+        let spec = SacModuleSpec {
+            obs_dim: 3,
+            action_dim: 2,
+            low: vec![-2.0, -1.0],
+            high: vec![2.0, 1.0],
+            model: ModelConfig {
+                fcnet_hiddens: vec![10, 10],
+                fcnet_activation: Activation::Tanh,
+                ..ModelConfig::default()
+            },
+            twin_q: true,
+        };
+        let mut cfg = AlgorithmConfig::new(Algo::Sac);
+        cfg.learner_backend = backend;
+        cfg.gamma = 0.9;
+        cfg.sac.initial_alpha = 0.3;
+        // Different target weights, so that the critic's targets are not its own values.
+        let mut w = spec.init(4);
+        let other = spec.init(5);
+        for (t, o) in w.tensors.iter_mut().zip(&other.tensors) {
+            if t.name.starts_with(TARGET) {
+                t.data.clone_from(&o.data);
+            }
+        }
+        SacLearner::new(cfg, spec, &w, 9).unwrap()
+    }
+
+    fn batch(rows: usize) -> ReplayBatch {
+        let mut rng = NpRandom::from_seed(2);
+        let mut v =
+            |n: usize, a: f64| -> Vec<f32> { (0..n).map(|_| rng.uniform(-a, a) as f32).collect() };
+        let (obs, actions, next_obs, rewards) = (
+            v(rows * 3, 1.5),
+            v(rows * 2, 0.99),
+            v(rows * 3, 1.5),
+            v(rows, 1.0),
+        );
+        ReplayBatch {
+            obs,
+            actions,
+            rewards,
+            next_obs,
+            terminated: (0..rows).map(|i| i % 5 == 2).collect(),
+            n_steps: (0..rows).map(|i| 1 + (i % 2) as u32).collect(),
+            weights: vec![1.0; rows],
+            indices: (0..rows as u32).collect(),
+        }
+    }
+
+    /// Central differences of `loss` (computed with the same noise every time) against the
+    /// analytic gradients of network `which` (`None`: the policy; `Some(k)`: Q network `k`).
+    fn check(
+        l: &mut SacLearner,
+        b: &ReplayBatch,
+        which: Option<usize>,
+        loss: fn(&Computed) -> f64,
+    ) {
+        let noise = l.rng_state();
+        l.compute(b).unwrap();
+        fn pick(l: &mut SacLearner, which: Option<usize>) -> &mut Box<dyn Network> {
+            match which {
+                None => &mut l.pi.net,
+                Some(k) => &mut l.qs[k].net,
+            }
+        }
+        let grads = pick(l, which).grads().unwrap();
+        let w0 = pick(l, which).weights().unwrap();
+        let mut rng = NpRandom::from_seed(17);
+        for _ in 0..30 {
+            let t = rng.below(w0.tensors.len() as u64) as usize;
+            let k = rng.below(w0.tensors[t].data.len() as u64) as usize;
+            let h = 1e-2f32;
+            let mut at = |d: f32| {
+                let mut w = w0.clone();
+                w.tensors[t].data[k] += d;
+                pick(l, which).set_weights(&w).unwrap();
+                l.set_rng_state(noise);
+                loss(&l.compute(b).unwrap())
+            };
+            let fd = (at(h) - at(-h)) / f64::from(2.0 * h);
+            let g = f64::from(grads[t][k]);
+            assert!(
+                (fd - g).abs() <= 1e-3 + 3e-2 * g.abs(),
+                "{which:?} {}[{k}]: analytic {g}, finite difference {fd}",
+                w0.tensors[t].name
+            );
+        }
+        pick(l, which).set_weights(&w0).unwrap();
+        l.set_rng_state(noise);
+    }
+
+    #[test]
+    fn actor_and_critic_gradients_match_finite_differences() {
+        for backend in [LearnerBackendKind::Fused, LearnerBackendKind::Candle] {
+            let mut l = learner(backend);
+            let b = batch(24);
+            check(&mut l, &b, None, |c| c.actor_loss);
+            check(&mut l, &b, Some(0), |c| c.critic_losses[0]);
+            check(&mut l, &b, Some(1), |c| c.critic_losses[1]);
+        }
+    }
+
+    #[test]
+    fn the_entropy_weight_moves_towards_its_target() {
+        let mut l = learner(LearnerBackendKind::Fused);
+        let b = batch(24);
+        let noise = l.rng_state();
+        let c = l.compute(&b).unwrap();
+        // alpha_loss = -log α (mean log π + H): its derivative in log α.
+        let want = -(c.mean_logp + f64::from(l.target_entropy()));
+        assert!((f64::from(c.alpha_grad) - want).abs() < 1e-5);
+        l.set_rng_state(noise);
+        let before = l.log_alpha();
+        l.update(&b, 0).unwrap();
+        // Adam's first step moves log α by lr against the gradient's sign.
+        let moved = f64::from(l.log_alpha() - before);
+        assert!(
+            (moved + l.cfg.sac.alpha_lr * want.signum()).abs() < 1e-6,
+            "{moved}"
+        );
+    }
 }

@@ -137,26 +137,17 @@ pub fn unsquash(a: &[f32], low: &[f32], high: &[f32], out: &mut [f32]) {
 /// RLlib's bounds on a squashed Gaussian's log-std (`MIN_LOG_NN_OUTPUT`, `MAX_LOG_NN_OUTPUT`).
 pub const SQUASHED_LOG_STD: (f32, f32) = (-5.0, 2.0);
 
-/// Samples a squashed Gaussian: `u ~ N(mean, exp(clamp(log_std)))`, `a = tanh(u)` in
-/// (-1, 1), written to `out`; `noise` receives the standard normal draws (for the
-/// reparameterised gradient). Returns log π(a) with RLlib's tanh correction
-/// (`Σ clamp(log N(u), ±100) - Σ log(1 - tanh(u)² + 1e-6)`).
-pub fn sample_squashed(
-    mean: &[f32],
-    log_std: &[f32],
-    rng: &mut NpRandom,
-    noise: &mut [f32],
-    out: &mut [f32],
-) -> f32 {
+/// A squashed Gaussian's action for standard normal `noise` ε:
+/// `a = tanh(mean + exp(clamp(log_std)) ε)` in (-1, 1), written to `out`. Returns log π(a)
+/// with RLlib's tanh correction (`Σ clamp(log N(u), ±100) - Σ log(1 - tanh(u)² + 1e-6)`).
+pub fn squash(mean: &[f32], log_std: &[f32], noise: &[f32], out: &mut [f32]) -> f32 {
     let mut logp = 0f32;
-    for (((o, e), &m), &ls) in out.iter_mut().zip(noise.iter_mut()).zip(mean).zip(log_std) {
+    for (((o, &e), &m), &ls) in out.iter_mut().zip(noise).zip(mean).zip(log_std) {
         let ls = ls.clamp(SQUASHED_LOG_STD.0, SQUASHED_LOG_STD.1);
-        *e = standard_normal(rng);
-        let u = m + ls.exp() * *e;
+        let u = m + ls.exp() * e;
         let a = u.tanh();
         *o = a;
-        logp +=
-            (-0.5 * *e * *e - ls - HALF_LOG_2PI).clamp(-100.0, 100.0) - (1.0 - a * a + 1e-6).ln();
+        logp += (-0.5 * e * e - ls - HALF_LOG_2PI).clamp(-100.0, 100.0) - (1.0 - a * a + 1e-6).ln();
     }
     logp
 }

@@ -39,6 +39,22 @@ pub trait Policy: Send {
     fn greedy(&mut self, obs: &[f32], rows: usize, out: &mut Actions);
     /// Takes the learner's new inference weights.
     fn set_weights(&mut self, w: &Weights) -> Result<(), String>;
+    /// What the policy carries from one call to the next (SAC's correlated noise), for
+    /// checkpoints; empty for most.
+    fn state(&self) -> Vec<f32> {
+        Vec::new()
+    }
+    /// Resumes [`state`](Policy::state)'s output; errors name what does not fit.
+    fn set_state(&mut self, s: &[f32]) -> Result<(), String> {
+        if s.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "this policy keeps no state, but {} values were given",
+                s.len()
+            ))
+        }
+    }
 }
 
 impl Actions {

@@ -199,7 +199,10 @@ impl ModuleSpec {
                 Box::new(PpoPolicy::new(s.clone(), weights)?.with_mapping(mapping))
             }
             ModuleSpec::Dqn(s) => Box::new(DqnPolicy::new(s, weights, cfg.dqn.epsilon.clone())?),
-            ModuleSpec::Sac(s) => Box::new(SacPolicy::new(s, weights, mapping)?),
+            ModuleSpec::Sac(s) => Box::new(
+                SacPolicy::new(s, weights, mapping)?
+                    .with_noise_correlation(cfg.sac.exploration_noise_correlation),
+            ),
         })
     }
 

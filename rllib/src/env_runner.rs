@@ -47,6 +47,8 @@ pub struct RunnerState {
     pub rng: (u128, u128),
     /// Env steps the runner sampled over the run.
     pub steps: u64,
+    /// What the policy carries from step to step (SAC's correlated noise).
+    pub policy: Vec<f32>,
 }
 
 /// Seeds of runner `worker_index`'s envs and action sampling, derived from the run's seed.
@@ -166,10 +168,15 @@ impl EnvRunner {
     /// Adopts new (inference) weights and the driver's synchronised filter statistics.
     pub fn sync(&mut self, weights: &Weights, filter: Option<&RunningStat>) -> Result<(), String> {
         self.policy.set_weights(weights)?;
+        self.sync_filter(filter);
+        Ok(())
+    }
+
+    /// Takes the central `MeanStdFilter` statistics (weights unchanged).
+    pub fn sync_filter(&mut self, filter: Option<&RunningStat>) {
         if let (Some(f), Some(central)) = (self.filter.as_mut(), filter) {
             f.sync(central);
         }
-        Ok(())
     }
 
     /// The runner's state, if its envs can save theirs.
@@ -182,6 +189,7 @@ impl EnvRunner {
             episode_lens: self.ep_len.clone(),
             rng: self.rng.to_state(),
             steps: self.steps,
+            policy: self.policy.state(),
         })
     }
 
@@ -195,6 +203,7 @@ impl EnvRunner {
             ));
         }
         self.venv.load_state(&s.envs, &s.obs)?;
+        self.policy.set_state(&s.policy)?;
         self.ep_return.copy_from_slice(&s.episode_returns);
         self.ep_len.copy_from_slice(&s.episode_lens);
         self.rng = NpRandom::from_state(s.rng.0, s.rng.1);

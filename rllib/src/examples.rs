@@ -13,11 +13,43 @@ pub struct Example {
 }
 
 /// Every example, by id.
-pub const EXAMPLES: &[Example] = &[Example {
-    id: "cartpole-ppo",
-    description: "PPO on CartPole-v1, RLlib's classic tuned example (stops at return 150)",
-    yaml: include_str!("../../configs/cartpole-ppo.yaml"),
-}];
+pub const EXAMPLES: &[Example] = &[
+    Example {
+        id: "cartpole-ppo",
+        description: "PPO on CartPole-v1, RLlib's classic tuned example (stops at return 150)",
+        yaml: include_str!("../../configs/cartpole-ppo.yaml"),
+    },
+    Example {
+        id: "cartpole-dqn",
+        description: "DQN on CartPole-v1, RLlib's tuned example (return 450 within 200k steps)",
+        yaml: include_str!("../../configs/cartpole-dqn.yaml"),
+    },
+    Example {
+        id: "acrobot-ppo",
+        description: "PPO on Acrobot-v1, rl-zoo's settings (return -100 within 1M steps)",
+        yaml: include_str!("../../configs/acrobot-ppo.yaml"),
+    },
+    Example {
+        id: "mountaincar-dqn",
+        description: "DQN on MountainCar-v0, rl-zoo's settings (return -110 within 120k steps)",
+        yaml: include_str!("../../configs/mountaincar-dqn.yaml"),
+    },
+    Example {
+        id: "pendulum-ppo",
+        description: "PPO on Pendulum-v1, RLlib's tuned example (return -300 within 400k steps)",
+        yaml: include_str!("../../configs/pendulum-ppo.yaml"),
+    },
+    Example {
+        id: "pendulum-sac",
+        description: "SAC on Pendulum-v1, RLlib's tuned example (return -250 within 40k steps)",
+        yaml: include_str!("../../configs/pendulum-sac.yaml"),
+    },
+    Example {
+        id: "mountaincarcontinuous-sac",
+        description: "SAC on MountainCarContinuous-v0, rl-zoo's settings (return 90 within 50k steps)",
+        yaml: include_str!("../../configs/mountaincarcontinuous-sac.yaml"),
+    },
+];
 
 /// The example with this id.
 pub fn find(id: &str) -> Option<&'static Example> {

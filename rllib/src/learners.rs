@@ -58,6 +58,18 @@ impl Learner {
         }
     }
 
+    /// [`inference_weights`](Self::inference_weights) into `out`, reusing its buffers.
+    pub fn inference_weights_into(&self, out: &mut Weights) -> Result<(), LearnerError> {
+        match self {
+            Learner::Ppo(l) => {
+                *out = l.weights()?;
+                Ok(())
+            }
+            Learner::Dqn(l) => l.inference_weights_into(out),
+            Learner::Sac(l) => l.inference_weights_into(out),
+        }
+    }
+
     /// The learner's state.
     pub fn get_state(&self) -> Result<LearnerState, LearnerError> {
         let weights = self.weights()?;

@@ -56,6 +56,8 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// List the registered environment ids.
     Envs,
+    /// Every config key: aliases, algorithms, values, default and what it does (Markdown).
+    Keys,
 }
 
 #[derive(Args)]
@@ -243,6 +245,9 @@ fn listing(lines: impl IntoIterator<Item = String>) -> Result<ExitCode, Failure>
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Envs => listing(envs::ids()),
+        Command::Keys => listing(std::iter::once(
+            rllib::config::reference::markdown().trim_end().to_string(),
+        )),
         Command::Train(t) => match t.file {
             Some(TrainFile::File { path, run }) => train(Source::File(path), &run),
             None => train(Source::Flags(t.algo, t.env), &t.run),

@@ -210,6 +210,8 @@ fn off_policy_config(algo: Algo, env: &str, runners: usize) -> AlgorithmConfig {
     if algo == Algo::Sac {
         c.off_policy.replay.prioritized = true;
         c.off_policy.n_step = (2, 3);
+        // The runners' correlated noise is part of their state.
+        c.sac.exploration_noise_correlation = 0.8;
     } else {
         c.dqn.epsilon = vec![(0, 1.0), (200, 0.05)];
     }

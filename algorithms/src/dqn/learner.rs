@@ -106,6 +106,11 @@ impl DqnLearner {
         self.online.weights()
     }
 
+    /// [`inference_weights`](Self::inference_weights) into `out`, reusing its buffers.
+    pub fn inference_weights_into(&self, out: &mut Weights) -> Result<(), LearnerError> {
+        self.online.weights_into(out)
+    }
+
     /// Adam's state, named after the online network's parameters.
     pub fn optimizer_state(&self) -> Result<OptimizerState, LearnerError> {
         Ok(self.adam.named(&self.online.weights()?))

@@ -162,7 +162,6 @@ impl Policy for DqnPolicy {
     }
 
     fn set_weights(&mut self, w: &Weights) -> Result<(), String> {
-        let spec = self.mlp.spec().clone();
-        self.mlp.set_weights(&spec.ordered(w)?)
+        self.mlp.load(w)
     }
 }

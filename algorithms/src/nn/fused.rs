@@ -426,6 +426,18 @@ impl Shared {
         (b * br).min(rows)..((b + 1) * br).min(rows)
     }
 
+    /// Whether a job over `rows` rows gives work to a thread other than the caller's.
+    fn needs_helpers(&self, kind: &JobKind, rows: usize) -> bool {
+        if self.threads() < 2 {
+            return false;
+        }
+        match kind {
+            JobKind::None => false,
+            JobKind::Infer(_) => !self.rows_of(1, rows).is_empty(),
+            _ => !self.blocks_of(1, rows).is_empty(),
+        }
+    }
+
     /// Thread `t`'s rows of an inference pass over `rows`.
     fn rows_of(&self, t: usize, rows: usize) -> std::ops::Range<usize> {
         let parts = self.threads().min(rows / MIN_ROWS_PER_THREAD).max(1);
@@ -531,7 +543,10 @@ impl FusedNet {
     ) -> Result<(), LearnerError> {
         let sh = &*self.shared;
         match &self.pool {
-            Some(pool) => {
+            // A job small enough for one thread runs on the caller's alone: waking helpers
+            // for nothing costs more than the job (and, when processes share the cores,
+            // waits for helpers that are not running).
+            Some(pool) if sh.needs_helpers(&kind, rows) => {
                 {
                     let mut job = sh.job.write();
                     job.input.clear();
@@ -555,7 +570,7 @@ impl FusedNet {
                 sh.job.write().kind = JobKind::None;
                 done
             }
-            None => {
+            _ => {
                 sh.work(0, &kind, input, d_out, rows, &sh.params.read());
                 Ok(())
             }
@@ -722,6 +737,25 @@ impl Network for FusedNet {
                 })
                 .collect(),
         })
+    }
+
+    fn weights_into(&self, out: &mut Weights) -> Result<(), LearnerError> {
+        let params = self.shared.params.read();
+        let fits = out.tensors.len() == params.len()
+            && out
+                .tensors
+                .iter()
+                .zip(params.iter())
+                .all(|(t, p)| t.data.len() == p.len());
+        if !fits {
+            drop(params);
+            *out = self.weights()?;
+            return Ok(());
+        }
+        for (t, p) in out.tensors.iter_mut().zip(params.iter()) {
+            t.data.copy_from_slice(p);
+        }
+        Ok(())
     }
 
     fn set_weights(&mut self, w: &Weights) -> Result<(), LearnerError> {

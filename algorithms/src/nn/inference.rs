@@ -36,6 +36,41 @@ impl Mlp {
         &self.spec
     }
 
+    /// Replaces the weights with the tensors of `w` that this network's parameters name (in
+    /// any order, others ignored), reusing the buffers: what an env runner does on every
+    /// weight sync.
+    pub fn load(&mut self, w: &Weights) -> Result<(), String> {
+        let shapes = self.spec.parameter_shapes();
+        let in_order = w.tensors.len() >= shapes.len()
+            && shapes
+                .iter()
+                .zip(&w.tensors)
+                .all(|((n, _), t)| *n == t.name);
+        for (i, (name, shape)) in shapes.iter().enumerate() {
+            let t = if in_order {
+                &w.tensors[i]
+            } else {
+                w.get(name)
+                    .ok_or_else(|| format!("missing tensor '{name}'"))?
+            };
+            if t.shape != *shape || t.data.len() != self.params[i].len() {
+                return Err(format!(
+                    "expected {name} of shape {shape:?}, found shape {:?}",
+                    t.shape
+                ));
+            }
+        }
+        for (i, (name, _)) in shapes.iter().enumerate() {
+            let t = if in_order {
+                &w.tensors[i]
+            } else {
+                w.get(name).expect("checked above")
+            };
+            self.params[i].copy_from_slice(&t.data);
+        }
+        Ok(())
+    }
+
     /// Replaces the weights (same spec), reusing the buffers.
     pub fn set_weights(&mut self, weights: &Weights) -> Result<(), String> {
         self.spec.check(weights)?;

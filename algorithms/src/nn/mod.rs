@@ -456,6 +456,13 @@ pub trait Network: Send + std::fmt::Debug {
     /// The current parameters.
     fn weights(&self) -> Result<Weights, LearnerError>;
 
+    /// The current parameters into `out`, reusing its buffers where it already has this
+    /// network's shapes (the weight sync after every off-policy training step).
+    fn weights_into(&self, out: &mut Weights) -> Result<(), LearnerError> {
+        *out = self.weights()?;
+        Ok(())
+    }
+
     /// Replaces the parameters (same spec).
     fn set_weights(&mut self, w: &Weights) -> Result<(), LearnerError>;
 

@@ -21,6 +21,12 @@ use parking_lot::{Condvar, Mutex};
 /// never calls `rest` (an update that stopped on an error).
 const MAX_SPIN: Duration = Duration::from_millis(2);
 
+/// A spinning thread offers its core to other runnable threads every this many spins (a
+/// microsecond or so): alone on the machine the yield returns at once; when processes share
+/// the cores (two trainings, trials side by side) a thread waiting for a descheduled one
+/// gives its time slice to it instead of burning it.
+const YIELD_EVERY: u32 = 256;
+
 /// A task each helper runs; its argument is the helper's number, 1 to `helpers`.
 pub(crate) type Task = Arc<dyn Fn(usize) + Send + Sync>;
 
@@ -105,11 +111,13 @@ impl SpinPool {
         let s = &*self.state;
         let mut spins = 0u32;
         while s.done.load(Ordering::Acquire) < self.threads.len() {
-            spins += 1;
-            if spins < 1 << 16 {
-                std::hint::spin_loop();
-            } else {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(YIELD_EVERY) {
+                // A helper that is not running (the machine is oversubscribed) needs this
+                // core more than the spin does.
                 std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
             }
         }
         // The task may hold state its owner wants back (`Arc::get_mut`).
@@ -155,7 +163,11 @@ fn helper(s: &State, i: usize) {
             let spinning = s.busy.load(Ordering::Relaxed)
                 && (!spins.is_multiple_of(1024) || idle_since.elapsed() < MAX_SPIN);
             if spinning {
-                std::hint::spin_loop();
+                if spins.is_multiple_of(YIELD_EVERY) {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
                 continue;
             }
             let mut g = s.lock.lock();

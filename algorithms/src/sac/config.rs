@@ -20,6 +20,9 @@ pub struct SacConfig {
     pub critic_lr: f64,
     /// α's learning rate.
     pub alpha_lr: f64,
+    /// Step-to-step correlation of the Gaussian noise of sampled actions, per env (0:
+    /// independent draws, as RLlib's SAC).
+    pub exploration_noise_correlation: f64,
 }
 
 impl Default for SacConfig {
@@ -31,6 +34,7 @@ impl Default for SacConfig {
             actor_lr: 3e-5,
             critic_lr: 3e-4,
             alpha_lr: 3e-4,
+            exploration_noise_correlation: 0.0,
         }
     }
 }
@@ -109,11 +113,25 @@ pub static SAC_KEYS: &[KeySpec<SacConfig>] = &[
         K::Float {
             min: 0.0,
             max: f64::INFINITY,
-            min_inclusive: false
+            min_inclusive: true
         },
         true,
-        "α's learning rate",
+        "α's learning rate (0: α stays at initial_alpha)",
         |c| V::Float(c.alpha_lr),
         |c, v| c.alpha_lr = v.f64()
+    ),
+    key!(
+        "exploration_noise_correlation",
+        [],
+        [Algo::Sac],
+        K::Float {
+            min: 0.0,
+            max: 0.999,
+            min_inclusive: true
+        },
+        true,
+        "correlation ρ of the sampling noise from one step to the next, per env: ε ← ρε + √(1-ρ²)ξ (0: independent, as RLlib's; red noise explores sparse-reward control)",
+        |c| V::Float(c.exploration_noise_correlation),
+        |c, v| c.exploration_noise_correlation = v.f64()
     ),
 ];

@@ -156,6 +156,11 @@ impl SacLearner {
         self.pi.net.weights()
     }
 
+    /// [`inference_weights`](Self::inference_weights) into `out`, reusing its buffers.
+    pub fn inference_weights_into(&self, out: &mut Weights) -> Result<(), LearnerError> {
+        self.pi.net.weights_into(out)
+    }
+
     /// The optimizers' states, each named `<optimizer>.<parameter>` (RLlib's optimizer names:
     /// `policy`, `qf`, `qf_twin`, `alpha`).
     pub fn optimizer_states(&self) -> Result<Vec<(&'static str, OptimizerState)>, LearnerError> {

@@ -7,7 +7,7 @@
 use envs::NpRandom;
 
 use crate::config::ModelConfig;
-use crate::distributions::{ActionMapping, SQUASHED_LOG_STD, sample_squashed};
+use crate::distributions::{ActionMapping, SQUASHED_LOG_STD, squash, standard_normal};
 use crate::nn::inference::Mlp;
 use crate::nn::{HeadSpec, Init, LayerSpec, NetSpec, Weights};
 use crate::policy::{Actions, Policy};
@@ -117,6 +117,10 @@ pub struct SacPolicy {
     mapping: ActionMapping,
     inputs: Vec<f32>,
     noise: Vec<f32>,
+    /// The noise's step-to-step correlation ρ.
+    rho: f32,
+    /// Each row's (env's) last noise, rows × dim (correlated noise only).
+    carried: Vec<f32>,
 }
 
 impl SacPolicy {
@@ -135,12 +139,37 @@ impl SacPolicy {
             mapping,
             inputs: Vec::new(),
             noise: vec![0.0; spec.action_dim],
+            rho: 0.0,
+            carried: Vec::new(),
         })
     }
 
     fn forward(&mut self, obs: &[f32], rows: usize) {
         self.inputs.resize(rows * 2 * self.dim, 0.0);
         self.mlp.forward(obs, rows, 0, &mut self.inputs);
+    }
+}
+
+impl SacPolicy {
+    /// Correlates the sampling noise of each env from step to step by `rho` (see
+    /// `exploration_noise_correlation`).
+    pub fn with_noise_correlation(mut self, rho: f64) -> Self {
+        self.rho = rho as f32;
+        self
+    }
+
+    /// Row `i`'s action for standard normal `noise` (after [`SacPolicy::forward`]).
+    fn act(&self, i: usize, noise: &[f32], out: &mut Actions) {
+        let d = self.dim;
+        let (mean, log_std) = self.inputs[i * 2 * d..(i + 1) * 2 * d].split_at(d);
+        let a = &mut out.actions[i * d..(i + 1) * d];
+        out.logp[i] = squash(mean, log_std, noise, a);
+        self.mapping.apply(
+            a,
+            &self.low,
+            &self.high,
+            &mut out.env_continuous[i * d..(i + 1) * d],
+        );
     }
 }
 
@@ -168,16 +197,28 @@ impl Policy for SacPolicy {
         let d = self.dim;
         out.resize(rows, d, 0, false);
         self.forward(obs, rows);
+        if self.rho > 0.0 && self.carried.len() != rows * d {
+            // Each env's noise starts from its stationary distribution, N(0, 1).
+            self.carried = (0..rows * d).map(|_| standard_normal(rng)).collect();
+            for i in 0..rows {
+                self.act(i, &self.carried[i * d..(i + 1) * d], out);
+            }
+            return;
+        }
         for i in 0..rows {
-            let (mean, log_std) = self.inputs[i * 2 * d..(i + 1) * 2 * d].split_at(d);
-            let a = &mut out.actions[i * d..(i + 1) * d];
-            out.logp[i] = sample_squashed(mean, log_std, rng, &mut self.noise, a);
-            self.mapping.apply(
-                a,
-                &self.low,
-                &self.high,
-                &mut out.env_continuous[i * d..(i + 1) * d],
-            );
+            for j in 0..d {
+                let xi = standard_normal(rng);
+                self.noise[j] = if self.rho > 0.0 {
+                    let c = &mut self.carried[i * d + j];
+                    *c = self.rho * *c + (1.0 - self.rho * self.rho).sqrt() * xi;
+                    *c
+                } else {
+                    xi
+                };
+            }
+            let noise = std::mem::take(&mut self.noise);
+            self.act(i, &noise, out);
+            self.noise = noise;
         }
     }
 
@@ -201,8 +242,23 @@ impl Policy for SacPolicy {
     }
 
     fn set_weights(&mut self, w: &Weights) -> Result<(), String> {
-        let spec = self.mlp.spec().clone();
-        self.mlp.set_weights(&spec.ordered(w)?)
+        self.mlp.load(w)
+    }
+
+    fn state(&self) -> Vec<f32> {
+        self.carried.clone()
+    }
+
+    fn set_state(&mut self, s: &[f32]) -> Result<(), String> {
+        if s.iter().any(|v| !v.is_finite()) || !s.len().is_multiple_of(self.dim) {
+            return Err(format!(
+                "SAC's carried noise must be finite, {} values per env; got {}",
+                self.dim,
+                s.len()
+            ));
+        }
+        self.carried = s.to_vec();
+        Ok(())
     }
 }
 

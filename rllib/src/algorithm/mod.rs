@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use algorithms::metrics as m;
 use algorithms::replay::ReplayBuffer;
-use algorithms::{AlgorithmConfig, LearnerError, ModuleSpec, ObservationFilter, RunningStat};
+use algorithms::{
+    AlgorithmConfig, LearnerError, ModuleSpec, ObservationFilter, RunningStat, Weights,
+};
 use envs::Space;
 use indexmap::IndexMap;
 use ray::Runtime;
@@ -90,6 +92,10 @@ pub struct Algorithm {
     runtime: Runtime,
     restarts: u64,
     warnings: Vec<String>,
+    /// The weights env runners act with, as last sent (reused from send to send).
+    runner_weights: Weights,
+    /// Whether the learner has moved since `runner_weights` was taken.
+    runner_weights_stale: bool,
 }
 
 impl std::fmt::Debug for Algorithm {
@@ -131,7 +137,12 @@ impl Algorithm {
                 seed ^ 0x7e91a7,
             )
         });
+        let runner_weights = learner
+            .inference_weights()
+            .map_err(|e| TrainError::Setup(format!("learner: {e}")))?;
         Ok(Algorithm {
+            runner_weights,
+            runner_weights_stale: false,
             window: VecDeque::with_capacity(cfg.metrics_num_episodes_for_smoothing),
             cfg,
             spec,
@@ -268,6 +279,19 @@ impl Algorithm {
             notes.push(w);
         }
         Ok((!notes.is_empty()).then(|| notes.join("; ")))
+    }
+
+    /// The learner's current inference weights for the env runners, and whether they changed
+    /// since the last call (only then are they copied out and sent).
+    fn weights_for_runners(&mut self, iteration: u64) -> Result<bool, TrainError> {
+        if !self.runner_weights_stale {
+            return Ok(false);
+        }
+        self.learner
+            .inference_weights_into(&mut self.runner_weights)
+            .map_err(|source| TrainError::Learner { iteration, source })?;
+        self.runner_weights_stale = false;
+        Ok(true)
     }
 
     /// Writes a checkpoint of the run as `<trial_dir>/checkpoint_<iteration>` (see

@@ -49,10 +49,11 @@ impl Algorithm {
         loop {
             for _ in 0..store {
                 let t = Instant::now();
-                let weights = self.learner.inference_weights().map_err(learn_err)?;
+                let changed = self.weights_for_runners(iteration)?;
                 let outputs = self.runners.sample(
                     &self.runtime,
-                    &weights,
+                    &self.runner_weights,
+                    changed,
                     self.filter.as_ref(),
                     steps,
                     iteration,
@@ -101,6 +102,7 @@ impl Algorithm {
                         Learner::Ppo(_) => unreachable!("PPO trains on policy"),
                     };
                     buffer.update_priorities(&batch.indices, &td);
+                    self.runner_weights_stale = true;
                     // Metrics are means over the iteration's gradient steps, counters the last.
                     for (k, v) in metrics {
                         match sums.iter_mut().find(|(n, _)| *n == k) {

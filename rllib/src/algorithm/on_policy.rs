@@ -17,14 +17,12 @@ impl Algorithm {
         r: &mut TrainResult,
     ) -> Result<(f64, f64, u64, usize), TrainError> {
         let start = Instant::now();
-        let weights = self
-            .learner
-            .inference_weights()
-            .map_err(|source| TrainError::Learner { iteration, source })?;
+        let changed = self.weights_for_runners(iteration)?;
         let steps = self.cfg.rollout_fragment_length();
         let outputs = self.runners.sample(
             &self.runtime,
-            &weights,
+            &self.runner_weights,
+            changed,
             self.filter.as_ref(),
             steps,
             iteration,
@@ -44,6 +42,7 @@ impl Algorithm {
         let sampled = batch.len() as u64;
 
         let learn_start = Instant::now();
+        self.runner_weights_stale = true;
         let Learner::Ppo(learner) = &mut self.learner else {
             unreachable!("an on-policy run has PPO's learner")
         };

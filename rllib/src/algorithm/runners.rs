@@ -167,6 +167,7 @@ impl Runners {
         &mut self,
         rt: &Runtime,
         weights: &Weights,
+        weights_changed: bool,
         filter: Option<&RunningStat>,
         steps: usize,
         iteration: u64,
@@ -175,7 +176,11 @@ impl Runners {
     ) -> Result<Vec<SampleOutput>, TrainError> {
         let (handles, cfg, spec, seed) = match self {
             Runners::Local(r) => {
-                r.sync(weights, filter).map_err(TrainError::Setup)?;
+                if weights_changed {
+                    r.sync(weights, filter).map_err(TrainError::Setup)?;
+                } else {
+                    r.sync_filter(filter);
+                }
                 // The driver's own runner has no replacement: its failure ends the run.
                 return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.sample(steps)))
                     .map(|o| vec![o])
@@ -194,14 +199,20 @@ impl Runners {
                 seed,
             } => (handles, &*cfg, &*spec, *seed),
         };
-        let shared: ObjectRef<Weights> = rt.put(weights.clone());
+        // Weights go out once through the object store, and only when they changed.
+        let shared: Option<ObjectRef<Weights>> = weights_changed.then(|| rt.put(weights.clone()));
         let refs: Vec<_> = handles
             .iter()
             .map(|h| {
                 let (w, f) = (shared.clone(), filter.cloned());
                 h.call(move |r: &mut EnvRunner| -> Result<SampleOutput, String> {
-                    let w = w.get_arc().map_err(|e| e.to_string())?;
-                    r.sync(&w, f.as_ref())?;
+                    match w {
+                        Some(w) => {
+                            let w = w.get_arc().map_err(|e| e.to_string())?;
+                            r.sync(&w, f.as_ref())?;
+                        }
+                        None => r.sync_filter(f.as_ref()),
+                    }
                     Ok(r.sample(steps))
                 })
             })

@@ -247,6 +247,9 @@ pub(super) struct RunnerJson {
     pub rng: RngJson,
     #[serde(default)]
     pub steps: u64,
+    /// What the runner's policy carries between steps (SAC's correlated noise), as f32 bits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_bits: Vec<u32>,
 }
 
 /// `env_runner/state.json`.

@@ -261,6 +261,7 @@ fn write_into(s: &AlgorithmState, run: RunInfo<'_>, tmp: &Path) -> Result<(), Ch
                         episode_lens: r.episode_lens.clone(),
                         rng: r.rng.into(),
                         steps: r.steps,
+                        policy_bits: r.policy.iter().map(|v| v.to_bits()).collect(),
                     })
                     .collect()
             }),
@@ -638,6 +639,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
                     episode_lens: r.episode_lens,
                     rng: r.rng.pair(),
                     steps: check_count(&rs_path, &format!("{field}.steps"), r.steps)?,
+                    policy: r.policy_bits.iter().map(|&b| f32::from_bits(b)).collect(),
                 });
             }
             Some(out)

@@ -7,6 +7,7 @@
 
 mod apply;
 pub mod export;
+pub mod reference;
 mod values;
 pub mod yaml;
 

@@ -589,6 +589,32 @@ fn bad_flags() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     check_config(
+        "SAC on a discrete env",
+        &["train", "--algo", "SAC", "--env", "CartPole-v1"],
+        d,
+        &["SAC here needs a Box action space", "CartPole-v1 has Discrete(2)"],
+    );
+    check_config(
+        "DQN on a continuous env",
+        &["train", "--algo", "DQN", "--env", "Pendulum-v1"],
+        d,
+        &["DQN needs a Discrete action space", "Pendulum-v1 has Box"],
+    );
+    check_config(
+        "a noise correlation of 1.5",
+        &[
+            "train",
+            "--algo",
+            "SAC",
+            "--env",
+            "Pendulum-v1",
+            "--config",
+            r#"{"exploration_noise_correlation": 1.5}"#,
+        ],
+        d,
+        &["config.exploration_noise_correlation", "<= 0.999"],
+    );
+    check_config(
         "malformed --stop",
         &["train", "--stop", "{oops"],
         d,
@@ -706,9 +732,9 @@ fn bad_flags() {
     );
     check(
         "unknown example",
-        &["example", "run", "cartpole-dqn"],
+        &["example", "run", "cartpole-pg"],
         d,
-        &["unknown example 'cartpole-dqn'"],
+        &["unknown example 'cartpole-pg'", "cartpole-dqn"],
     );
     check(
         "zero episodes",

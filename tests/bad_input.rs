@@ -592,7 +592,10 @@ fn bad_flags() {
         "SAC on a discrete env",
         &["train", "--algo", "SAC", "--env", "CartPole-v1"],
         d,
-        &["SAC here needs a Box action space", "CartPole-v1 has Discrete(2)"],
+        &[
+            "SAC here needs a Box action space",
+            "CartPole-v1 has Discrete(2)",
+        ],
     );
     check_config(
         "DQN on a continuous env",

@@ -56,7 +56,7 @@ const SMALL_M: usize = 8;
 /// when `a_t`) and `B` is `k×n` (stored transposed as `n×k` when `b_t`). With `beta == 0`
 /// the old contents of `C` are ignored.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm(
+pub fn gemm(
     m: usize,
     k: usize,
     n: usize,

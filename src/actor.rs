@@ -89,6 +89,9 @@ fn actor_thread<A: 'static>(factory: Factory<A>, jobs: crossbeam_channel::Receiv
 /// can fail a call that is running.
 pub(crate) struct Call<A>(Method<A>, Option<Arc<dyn Abandon>>);
 
+// Local only: never serialised (ractor's `cluster` feature asks every message to say so).
+impl<A: 'static> ractor::Message for Call<A> {}
+
 pub(crate) struct StartArgs<A> {
     factory: Factory<A>,
     lease: oneshot::Receiver<LeaseGuard>,

@@ -49,6 +49,17 @@ pub enum RayError {
     /// The runtime was shut down before the work finished.
     #[error("the runtime was shut down before this object was computed")]
     Shutdown,
+    /// The node that held the work died or stopped answering heartbeats.
+    #[error("node {node} died: {cause}")]
+    NodeDied {
+        /// The node's id.
+        node: String,
+        /// What was lost there, or how the death was seen.
+        cause: String,
+    },
+    /// Joining or talking to a cluster failed (unreachable head, wrong secret, bad reply).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The runtime could not start (its async executor or a thread could not be created).
     #[error("the runtime could not start: {0}")]
     Startup(String),

@@ -11,16 +11,20 @@
 //! ```
 
 mod actor;
+pub mod cluster;
 mod error;
 mod object;
+mod remote;
 mod resources;
 mod runtime;
 mod scheduler;
 mod task;
 
 pub use actor::{ActorBuilder, ActorHandle};
+pub use cluster::{NodeInfo, RemoteActor, RemoteActorHandle, register_actor, register_function};
 pub use error::{RayError, panic_message};
 pub use object::{Dependency, GetFuture, ObjectId, ObjectRef, get_all, wait};
+pub use remote::{RemoteActorBuilder, RemoteTaskBuilder};
 pub use resources::{
     CPU, GPU, MEMORY, Resources, available_memory, detect_cpus, detect_gpus, detect_memory,
 };

@@ -7,8 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 use ractor::ActorCell;
 
+use std::time::Duration;
+
 use crate::actor::{ActorBuilder, ActorShared};
+use crate::cluster::{Cluster, NodeInfo};
 use crate::object::ObjectRef;
+use crate::remote::{RemoteActorBuilder, RemoteTaskBuilder};
 use crate::resources::{detect_cpus, detect_gpus, detect_memory};
 use crate::scheduler::Scheduler;
 use crate::task::{TaskArgs, TaskBuilder};
@@ -21,6 +25,10 @@ pub struct InitOptions {
     num_gpus: Option<f64>,
     memory: Option<u64>,
     custom: Vec<(String, f64)>,
+    address: Option<String>,
+    secret: Option<String>,
+    node_timeout: Option<Duration>,
+    call_timeout: Option<Duration>,
 }
 
 impl InitOptions {
@@ -53,6 +61,38 @@ impl InitOptions {
         self
     }
 
+    /// Connects to a cluster (Ray's `ray.init(address=...)`): `host:port` of its head, or
+    /// `"auto"` for the head of a node started on this machine. Named work
+    /// ([`Runtime::remote_task`], [`Runtime::remote_actor`]) then runs on its nodes.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// The cluster secret (default: `$RLLIB_CLUSTER_SECRET`, else the one stored on this
+    /// machine by `rllib start`).
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// How long a node may not answer before it counts as dead (default 3 s).
+    pub fn node_timeout(mut self, t: Duration) -> Self {
+        self.node_timeout = Some(t);
+        self
+    }
+
+    /// The deadline of every remote call (default 600 s).
+    pub fn call_timeout(mut self, t: Duration) -> Self {
+        self.call_timeout = Some(t);
+        self
+    }
+
+    /// The resources these options give this process (detected where unset).
+    pub fn resources(&self) -> Result<Resources, RayError> {
+        self.total()
+    }
+
     fn total(&self) -> Result<Resources, RayError> {
         let mut r = Resources::new();
         r.set(CPU, self.num_cpus.unwrap_or(detect_cpus() as f64))?;
@@ -73,6 +113,7 @@ struct Inner {
     handle: tokio::runtime::Handle,
     actors: Mutex<Vec<(Arc<ActorShared>, ActorCell)>>,
     shut_down: AtomicBool,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Inner {
@@ -117,13 +158,46 @@ impl fmt::Debug for Runtime {
 pub fn init(options: InitOptions) -> Result<Runtime, RayError> {
     let total = options.total()?;
     // The executor only moves messages; compute runs on threads of our own.
-    let executor = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .worker_threads(1)
         .thread_name("ray-executor")
-        .enable_time()
+        .enable_time();
+    if options.address.is_some() {
+        // Sockets only in cluster mode: the embedded runtime listens on nothing.
+        builder.enable_io();
+    }
+    let executor = builder
         .build()
         .map_err(|e| RayError::Startup(e.to_string()))?;
     let handle = executor.handle().clone();
+    let cluster = match &options.address {
+        None => None,
+        Some(a) => {
+            let address = if a == "auto" {
+                crate::cluster::session::auto_address().map_err(RayError::Cluster)?
+            } else {
+                a.clone()
+            };
+            let secret = match &options.secret {
+                Some(s) => s.clone(),
+                None => crate::cluster::session::load_secret().map_err(RayError::Cluster)?,
+            };
+            let node_timeout = options
+                .node_timeout
+                .unwrap_or(crate::cluster::DEFAULT_NODE_TIMEOUT);
+            Some(crate::cluster::connect(
+                &address,
+                &secret,
+                (node_timeout / 6).max(Duration::from_millis(20)),
+                node_timeout,
+                options
+                    .call_timeout
+                    .unwrap_or(crate::cluster::DEFAULT_CALL_TIMEOUT),
+                &handle,
+            )?)
+        }
+    };
     Ok(Runtime {
         inner: Arc::new(Inner {
             sched: Scheduler::new(total),
@@ -131,6 +205,7 @@ pub fn init(options: InitOptions) -> Result<Runtime, RayError> {
             handle,
             actors: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
+            cluster,
         }),
     })
 }
@@ -181,14 +256,75 @@ impl Runtime {
         self.actor(move || value.clone())
     }
 
-    /// Total resources (Ray's `ray.cluster_resources()`).
+    /// Total resources (Ray's `ray.cluster_resources()`): of every live node when connected
+    /// to a cluster, of this process otherwise.
     pub fn cluster_resources(&self) -> Resources {
-        self.inner.sched.total().clone()
+        match &self.inner.cluster {
+            Some(c) => c.total(false),
+            None => self.inner.sched.total().clone(),
+        }
     }
 
-    /// Resources not held by running tasks or live actors (`ray.available_resources()`).
+    /// Resources not held by running tasks or live actors (`ray.available_resources()`), as
+    /// the nodes last reported them when connected to a cluster.
     pub fn available_resources(&self) -> Resources {
-        self.inner.sched.available()
+        match &self.inner.cluster {
+            Some(c) => c.total(true),
+            None => self.inner.sched.available(),
+        }
+    }
+
+    /// The nodes (Ray's `ray.nodes()`): the cluster's, or this process as one node.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        match &self.inner.cluster {
+            Some(c) => c.nodes(),
+            None => {
+                let total: std::collections::BTreeMap<String, f64> = self
+                    .inner
+                    .sched
+                    .total()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                let available = self
+                    .inner
+                    .sched
+                    .available()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                vec![NodeInfo {
+                    node_id: "local".to_string(),
+                    address: String::new(),
+                    is_head: true,
+                    alive: true,
+                    total,
+                    available,
+                    pid: std::process::id(),
+                }]
+            }
+        }
+    }
+
+    /// Whether this runtime is connected to a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.cluster.is_some()
+    }
+
+    /// A task of the function registered as `name` ([`crate::register_function`]): on the
+    /// cluster's nodes when connected, in this process otherwise.
+    pub fn remote_task(&self, name: &str) -> RemoteTaskBuilder<'_> {
+        RemoteTaskBuilder::new(self, name)
+    }
+
+    /// An actor of the type registered as `type_name` ([`crate::register_actor`]) on one of
+    /// the cluster's nodes.
+    pub fn remote_actor(&self, type_name: &str) -> RemoteActorBuilder<'_> {
+        RemoteActorBuilder::new(self, type_name)
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.inner.cluster.as_ref()
     }
 
     /// Shuts down: queued and running work fails with [`RayError::Shutdown`], actors die,

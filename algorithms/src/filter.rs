@@ -5,7 +5,7 @@
 //! central statistics and sends those back (RLlib's `FilterManager.synchronize`).
 
 /// Running count, mean and sum of squared deviations (Welford / Chan et al.), per element.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunningStat {
     /// Samples seen.
     pub count: u64,

@@ -1,7 +1,7 @@
 //! `SampleBatch`: columnar experience from env runners, cut into episode fragments.
 
 /// One contiguous piece of one episode, as rows `start..end` of a [`SampleBatch`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Fragment {
     /// First row.
     pub start: usize,
@@ -24,7 +24,7 @@ pub struct Fragment {
 }
 
 /// Experience of one or more env runners for one iteration.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleBatch {
     /// Values per observation.
     pub obs_dim: usize,

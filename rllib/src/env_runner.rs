@@ -12,7 +12,7 @@ use algorithms::{
 use envs::{ActionBatch, Env, NpRandom, VectorEnv};
 
 /// A finished episode's return and length.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpisodeStat {
     /// Sum of rewards.
     pub ret: f64,
@@ -21,7 +21,7 @@ pub struct EpisodeStat {
 }
 
 /// What one `sample` call returns.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SampleOutput {
     /// The experience.
     pub batch: SampleBatch,
@@ -33,7 +33,7 @@ pub struct SampleOutput {
 
 /// Everything a runner needs to resume exactly: its envs, current observations, episodes in
 /// progress and its action generator.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunnerState {
     /// Each env's saved state.
     pub envs: Vec<Vec<u64>>,

@@ -4,6 +4,7 @@
 
 pub mod algorithm;
 pub mod checkpoint;
+pub mod cluster_cli;
 pub mod config;
 pub mod console;
 pub mod env_runner;
@@ -11,6 +12,7 @@ pub mod evaluate;
 pub mod examples;
 pub mod fsio;
 pub mod learners;
+pub mod remote_runner;
 pub mod render;
 pub mod results;
 pub mod signals;

@@ -58,6 +58,57 @@ enum Command {
     Envs,
     /// Every config key: aliases, algorithms, values, default and what it does (Markdown).
     Keys,
+    /// Start a cluster node (Ray's `ray start`): `--head`, or `--address <head>` to join one.
+    Start(StartCmd),
+    /// Stop the nodes started on this machine.
+    Stop {
+        /// Seconds to wait after SIGTERM before SIGKILL.
+        #[arg(long, default_value_t = 10.0)]
+        grace_period: f64,
+    },
+    /// The cluster's nodes and resources (used/total).
+    Status {
+        /// The head, host:port (default: the cluster started on this machine).
+        #[arg(long)]
+        address: Option<String>,
+        /// The cluster secret (default: $RLLIB_CLUSTER_SECRET or the stored one).
+        #[arg(long)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct StartCmd {
+    /// Start the head node.
+    #[arg(long)]
+    head: bool,
+    /// Join the head at host:port.
+    #[arg(long)]
+    address: Option<String>,
+    /// Port to listen on (head: 6379; other nodes: a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on and give to other nodes (default 127.0.0.1).
+    #[arg(long)]
+    node_ip_address: Option<String>,
+    /// CPUs this node offers (default: detected).
+    #[arg(long)]
+    num_cpus: Option<f64>,
+    /// GPUs this node offers (default: detected).
+    #[arg(long)]
+    num_gpus: Option<f64>,
+    /// Custom resources, a JSON mapping: '{"custom": 2}'.
+    #[arg(long)]
+    resources: Option<String>,
+    /// The cluster secret (default: $RLLIB_CLUSTER_SECRET; a new one for --head).
+    #[arg(long)]
+    token: Option<String>,
+    /// Stay in the foreground until SIGTERM or Ctrl-C.
+    #[arg(long)]
+    block: bool,
+    /// Seconds a node may miss heartbeats before it counts as dead (default 3).
+    #[arg(long)]
+    node_timeout_s: Option<f64>,
 }
 
 #[derive(Args)]
@@ -122,6 +173,10 @@ struct RunArgs {
     /// Env-runner actors (0 samples in the driver).
     #[arg(long, allow_negative_numbers = true)]
     num_env_runners: Option<usize>,
+    /// Run the env runners on the cluster whose head is at host:port (or `auto`: the one
+    /// started on this machine with `rllib start`); the learner and checkpoints stay here.
+    #[arg(long)]
+    address: Option<String>,
     /// Root folder of runs.
     #[arg(long, default_value = "checkpoints")]
     output_dir: PathBuf,
@@ -208,6 +263,8 @@ fn main() -> ExitCode {
             std::env::set_var("RAYON_NUM_THREADS", "1");
         }
     }
+    // Actor types other nodes may be asked to host (the same binary runs on every node).
+    rllib::remote_runner::register();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -270,6 +327,39 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ExampleCmd::Run { id, run } => train(Source::Example(find_example(&id)?), &run),
         },
         Command::Evaluate(a) => evaluate(&a),
+        Command::Start(s) => {
+            let a = rllib::cluster_cli::StartArgs {
+                head: s.head,
+                address: s.address,
+                port: s.port,
+                node_ip_address: s.node_ip_address,
+                num_cpus: s.num_cpus,
+                num_gpus: s.num_gpus,
+                resources: s.resources,
+                token: s.token,
+                block: s.block,
+                node_timeout_s: s.node_timeout_s,
+            };
+            rllib::cluster_cli::start(&a, &|l| say!("{l}")).map_err(Failure)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stop { grace_period } => {
+            if !grace_period.is_finite() || !(0.0..=3600.0).contains(&grace_period) {
+                return Err(Failure(format!(
+                    "--grace-period {grace_period}: expected seconds in [0, 3600]"
+                )));
+            }
+            rllib::cluster_cli::stop(std::time::Duration::from_secs_f64(grace_period), &|l| {
+                say!("{l}")
+            })
+            .map_err(Failure)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { address, token } => {
+            rllib::cluster_cli::status(address.as_deref(), token.as_deref(), &|l| say!("{l}"))
+                .map_err(Failure)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -296,6 +386,7 @@ fn apply_run_args(exp: &mut Experiment, run: &RunArgs) -> Result<(), Failure> {
     if let Some(text) = &run.stop {
         exp.set_stop_text(text)?;
     }
+    exp.address = run.address.clone();
     if let Some(s) = run.seed {
         exp.set_flag("--seed", "seed", &s.to_string())?;
     }
@@ -440,7 +531,7 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
     }
     let (mut trial, notes) = Trial::start(exp, &run.output_dir, restored)?;
     for n in notes {
-        if n.starts_with("Restored") {
+        if n.starts_with("Restored") || n.starts_with("Env runners on the cluster") {
             say!("{n}");
         } else {
             warn!("warning: {n}");

@@ -113,8 +113,17 @@ impl Trial {
             .seed
             .or(restored.as_ref().map(|ck| ck.seed))
             .unwrap_or_else(|| envs::NpRandom::from_entropy().next_u64() >> 1);
-        let mut algo =
-            Algorithm::new(exp.config.clone(), seed).map_err(|e| TrialError(e.to_string()))?;
+        let mut algo = Algorithm::new_on(exp.config.clone(), seed, exp.address.as_deref())
+            .map_err(|e| TrialError(e.to_string()))?;
+        if exp.address.is_some() {
+            let placed: Vec<String> = algo
+                .runner_nodes()
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("EnvRunner-{} on {}", i + 1, n.as_deref().unwrap_or("?")))
+                .collect();
+            notes.push(format!("Env runners on the cluster: {}", placed.join(", ")));
+        }
         if let Some(mut ck) = restored {
             ck.check_env(&exp.config.env)
                 .map_err(|e| TrialError(e.to_string()))?;

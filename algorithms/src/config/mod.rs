@@ -21,7 +21,7 @@ pub use crate::sac::config::SacConfig;
 use std::fmt;
 
 /// Activation of the hidden layers (RLlib's `fcnet_activation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Activation {
     /// `tanh`, RLlib's default.
     Tanh,
@@ -53,7 +53,7 @@ impl Activation {
 }
 
 /// The network (RLlib's `model` dict, fully-connected part).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelConfig {
     /// Hidden layer sizes of the encoder.
     pub fcnet_hiddens: Vec<usize>,
@@ -80,7 +80,7 @@ impl Default for ModelConfig {
 }
 
 /// The algorithms this build runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Algo {
     /// Proximal policy optimisation.
     Ppo,
@@ -118,7 +118,7 @@ impl fmt::Display for Algo {
 }
 
 /// Observation preprocessing on env runners (RLlib's `observation_filter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ObservationFilter {
     /// Observations pass through unchanged.
     NoFilter,
@@ -137,7 +137,7 @@ impl ObservationFilter {
 }
 
 /// Where the learner computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Device {
     /// The CPU.
     Cpu,
@@ -155,7 +155,7 @@ impl fmt::Display for Device {
 }
 
 /// Which implementation runs the learner's tensor work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LearnerBackendKind {
     /// The fused CPU path on the CPU, candle on CUDA.
     Auto,
@@ -178,7 +178,7 @@ impl LearnerBackendKind {
 
 /// Every setting of a run. [`AlgorithmConfig::new`] gives an algorithm's RLlib defaults;
 /// `Default` is PPO's.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlgorithmConfig {
     /// The algorithm.
     pub algo: Algo,

@@ -7,7 +7,7 @@ use super::key::{ConfigValue as V, KeyKind as K, KeySpec};
 use crate::key;
 
 /// The replay buffer (RLlib's `replay_buffer_config`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReplayConfig {
     /// Proportional prioritised replay (RLlib's `PrioritizedEpisodeReplayBuffer`), else
     /// uniform (`EpisodeReplayBuffer`).
@@ -21,7 +21,7 @@ pub struct ReplayConfig {
 }
 
 /// Replay, n-step and target-network settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OffPolicyConfig {
     /// Steps summed into one return, `(lo, hi)`: `lo == hi` for a fixed n, else n is drawn
     /// per sample from `lo..hi` (upper bound excluded, as RLlib draws it).

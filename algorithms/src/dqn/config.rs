@@ -6,7 +6,7 @@ use crate::config::key::{ConfigValue as V, KeyKind as K, KeySpec};
 use crate::key;
 
 /// DQN's own settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DqnConfig {
     /// Double Q-learning: the online network picks the next action, the target values it.
     pub double_q: bool,
@@ -19,7 +19,7 @@ pub struct DqnConfig {
 }
 
 /// DQN's loss on the TD error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TdLoss {
     /// `0.5 x²` within ±1, `|x| - 0.5` beyond (torch's `HuberLoss`).
     Huber,

@@ -27,7 +27,7 @@ use crate::config::Activation;
 use crate::error::LearnerError;
 
 /// One named parameter tensor, row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NamedTensor {
     /// Its name (`encoder.0.weight`).
     pub name: String,
@@ -38,7 +38,7 @@ pub struct NamedTensor {
 }
 
 /// Named parameters, in a fixed order.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Weights {
     /// The parameters.
     pub tensors: Vec<NamedTensor>,

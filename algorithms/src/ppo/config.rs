@@ -7,7 +7,7 @@ use crate::key;
 const ANY: f64 = f64::INFINITY;
 
 /// PPO's own settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PpoConfig {
     /// Samples per SGD minibatch.
     pub minibatch_size: usize,

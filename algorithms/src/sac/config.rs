@@ -6,7 +6,7 @@ use crate::config::key::{ConfigValue as V, KeyKind as K, KeySpec};
 use crate::key;
 
 /// SAC's own settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SacConfig {
     /// Two Q networks, the smaller estimate used.
     pub twin_q: bool,

@@ -112,18 +112,42 @@ impl Algorithm {
     /// Builds the runtime, the env runners and the learner. `seed` is the run's seed (the
     /// caller draws one when the config has none, and records it).
     pub fn new(cfg: AlgorithmConfig, seed: u64) -> Result<Self, TrainError> {
+        Self::new_on(cfg, seed, None)
+    }
+
+    /// As [`Algorithm::new`], with the env runners on the nodes of the cluster at `address`
+    /// (the head's `host:port`, or `auto`) when one is given. The learner stays here.
+    pub fn new_on(
+        cfg: AlgorithmConfig,
+        seed: u64,
+        address: Option<&str>,
+    ) -> Result<Self, TrainError> {
         let probe = envs::make(&cfg.env).map_err(|e| TrainError::Setup(e.to_string()))?;
         let observation_space = probe.observation_space().clone();
         let action_space = probe.action_space().clone();
         let spec = ModuleSpec::for_env(&cfg, &observation_space, &action_space)
             .map_err(TrainError::Setup)?;
         let cpus = ray::detect_cpus() as f64;
-        check_resources(&cfg, &spec, cpus, ray::available_memory())?;
+        let cluster = match address {
+            // Connect first: the runners' CPUs are the cluster's, not this machine's.
+            Some(a) => Some(
+                ray::init(ray::InitOptions::new().num_cpus(cpus).address(a))
+                    .map_err(|e| TrainError::Setup(format!("--address {a}: {e}")))?,
+            ),
+            None => None,
+        };
+        let runner_cpus = cluster
+            .as_ref()
+            .map_or(cpus, |rt| rt.cluster_resources().get(ray::CPU));
+        check_resources(&cfg, &spec, runner_cpus, cpus, ray::available_memory())?;
         let weights = spec.init(seed);
         let learner = Learner::new(&cfg, &spec, &weights, seed ^ 0x5eed)
             .map_err(|e| TrainError::Setup(format!("learner: {e}")))?;
-        let rt = ray::init(ray::InitOptions::new().num_cpus(cpus))
-            .map_err(|e| TrainError::Setup(e.to_string()))?;
+        let rt = match cluster {
+            Some(rt) => rt,
+            None => ray::init(ray::InitOptions::new().num_cpus(cpus))
+                .map_err(|e| TrainError::Setup(e.to_string()))?,
+        };
         let runners = Runners::start(&rt, &cfg, &spec, &weights, seed)?;
         let filter = match cfg.observation_filter {
             ObservationFilter::MeanStdFilter => Some(RunningStat::new(spec.obs_dim())),
@@ -159,6 +183,11 @@ impl Algorithm {
             counters: Counters::default(),
             last_evaluation: None,
         })
+    }
+
+    /// The node each env runner lives on, in runner order (empty unless on a cluster).
+    pub fn runner_nodes(&self) -> Vec<Option<String>> {
+        self.runners.nodes()
     }
 
     /// Warnings since the last call (env runners that failed and were replaced).

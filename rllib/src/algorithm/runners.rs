@@ -4,10 +4,11 @@
 //! failed runner is replaced.
 
 use algorithms::{AlgorithmConfig, ModuleSpec, RunningStat, Weights};
-use ray::{ActorHandle, ObjectRef, RayError, Runtime};
+use ray::{ActorHandle, ObjectRef, RayError, RemoteActorHandle, Runtime};
 
 use super::TrainError;
 use crate::env_runner::{EnvRunner, RunnerState, SampleOutput};
+use crate::remote_runner::{ENV_RUNNER, RunnerArgs, SampleArgs, SetStateArgs};
 
 /// The env runners.
 pub(super) enum Runners {
@@ -20,6 +21,38 @@ pub(super) enum Runners {
         spec: ModuleSpec,
         seed: u64,
     },
+    /// Actors on the nodes of a cluster (`--address`), placed by `num_cpus_per_env_runner`
+    /// and rebuilt on another node when theirs dies.
+    Cluster {
+        handles: Vec<RemoteActorHandle>,
+        /// Each runner's restart count when it last got weights.
+        synced_at: Vec<Option<u32>>,
+    },
+}
+
+/// Starts env-runner actor `w` (1-based) on some node of the cluster.
+fn spawn_cluster_runner(
+    rt: &Runtime,
+    cfg: &AlgorithmConfig,
+    weights: &Weights,
+    seed: u64,
+    w: usize,
+) -> Result<RemoteActorHandle, RayError> {
+    let restarts = if cfg.restart_failed_env_runners {
+        cfg.max_num_env_runner_restarts.min(u32::MAX as usize) as u32
+    } else {
+        0
+    };
+    rt.remote_actor(ENV_RUNNER)
+        .args(&RunnerArgs {
+            cfg: cfg.clone(),
+            weights: weights.clone(),
+            seed,
+            worker_index: w,
+        })
+        .num_cpus(cfg.num_cpus_per_env_runner)
+        .max_restarts(restarts)
+        .spawn()
 }
 
 /// Starts env-runner actor `w` (1-based), holding `num_cpus_per_env_runner` CPUs.
@@ -55,6 +88,27 @@ impl Runners {
             let r = EnvRunner::new(cfg, spec, weights, seed, 0).map_err(TrainError::Setup)?;
             return Ok(Runners::Local(Box::new(r)));
         }
+        if rt.is_cluster() {
+            let mut handles = Vec::new();
+            for w in 1..=cfg.num_env_runners {
+                handles.push(
+                    spawn_cluster_runner(rt, cfg, weights, seed, w)
+                        .map_err(|e| TrainError::Setup(format!("EnvRunner-{w}: {e}")))?,
+                );
+            }
+            let ready: Vec<_> = handles
+                .iter()
+                .map(|h| h.call::<_, usize>("num_envs", &()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| TrainError::Setup(e.to_string()))?;
+            for (i, r) in ready.into_iter().enumerate() {
+                r.get().map_err(|e| {
+                    TrainError::Setup(format!("EnvRunner-{} could not start: {e}", i + 1))
+                })?;
+            }
+            let synced_at = handles.iter().map(|h| Some(h.num_restarts())).collect();
+            return Ok(Runners::Cluster { handles, synced_at });
+        }
         let mut handles = Vec::new();
         for w in 1..=cfg.num_env_runners {
             let h = spawn_runner(rt, cfg, spec, weights, seed, w)
@@ -85,12 +139,40 @@ impl Runners {
         {
             h.kill();
         }
+        if let Runners::Cluster { handles, .. } = self
+            && let Some(h) = index.checked_sub(1).and_then(|i| handles.get(i))
+        {
+            h.kill();
+        }
+    }
+
+    /// The nodes the runners live on (cluster mode), in runner order.
+    pub(super) fn nodes(&self) -> Vec<Option<String>> {
+        match self {
+            Runners::Cluster { handles, .. } => handles.iter().map(|h| h.node_id()).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Every runner's state, if the env can save its state.
     pub(super) fn states(&self) -> Result<Option<Vec<RunnerState>>, String> {
         match self {
             Runners::Local(r) => Ok(r.state().map(|s| vec![s])),
+            Runners::Cluster { handles, .. } => {
+                let refs: Vec<_> = handles
+                    .iter()
+                    .map(|h| h.call::<_, Option<RunnerState>>("state", &()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?;
+                let mut out = Vec::with_capacity(refs.len());
+                for r in refs {
+                    match r.get().map_err(|e| e.to_string())? {
+                        Some(s) => out.push(s),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(out))
+            }
             Runners::Remote { handles, .. } => {
                 let refs: Vec<_> = handles
                     .iter()
@@ -129,6 +211,19 @@ impl Runners {
                 r.set_state(&states[0])
                     .and_then(|()| r.sync(weights, filter)),
             ],
+            Runners::Cluster { handles, .. } if fits(handles.len()) => {
+                let mut refs = Vec::new();
+                for (h, s) in handles.iter().zip(states) {
+                    let a: SetStateArgs = (s.clone(), weights.clone(), filter.cloned());
+                    refs.push(
+                        h.call::<_, Result<(), String>>("set_state", &a)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                refs.into_iter()
+                    .map(|r| r.get().map_err(|e| e.to_string()).and_then(|x| x))
+                    .collect()
+            }
             Runners::Remote { handles, .. } if fits(handles.len()) => {
                 let refs: Vec<_> = handles
                     .iter()
@@ -198,6 +293,19 @@ impl Runners {
                 spec,
                 seed,
             } => (handles, &*cfg, &*spec, *seed),
+            Runners::Cluster { handles, synced_at } => {
+                return sample_cluster(
+                    handles,
+                    synced_at,
+                    weights,
+                    weights_changed,
+                    filter,
+                    steps,
+                    iteration,
+                    restarts,
+                    warnings,
+                );
+            }
         };
         // Weights go out once through the object store, and only when they changed.
         let shared: Option<ObjectRef<Weights>> = weights_changed.then(|| rt.put(weights.clone()));
@@ -265,6 +373,70 @@ impl Runners {
     }
 }
 
+/// One sample call on every runner of the cluster. A runner whose node died fails this call
+/// (the iteration goes on with the others' samples) and is rebuilt on another node by the
+/// runtime while its restarts last; a rebuilt runner gets the weights with its next call.
+#[allow(clippy::too_many_arguments)]
+fn sample_cluster(
+    handles: &[RemoteActorHandle],
+    synced_at: &mut [Option<u32>],
+    weights: &Weights,
+    weights_changed: bool,
+    filter: Option<&RunningStat>,
+    steps: usize,
+    iteration: u64,
+    restarts: &mut u64,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<SampleOutput>, TrainError> {
+    let mut refs = Vec::with_capacity(handles.len());
+    for (h, at) in handles.iter().zip(synced_at.iter_mut()) {
+        let n = h.num_restarts();
+        let send = weights_changed || *at != Some(n);
+        let a = SampleArgs {
+            weights: send.then(|| weights.clone()),
+            filter: filter.cloned(),
+            steps,
+        };
+        *at = Some(n);
+        refs.push(h.call::<_, Result<SampleOutput, String>>("sample", &a));
+    }
+    let mut out = Vec::with_capacity(refs.len());
+    for (i, r) in refs.into_iter().enumerate() {
+        let w = i + 1;
+        let failure = match r
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.get().map_err(|e| e.to_string()))
+        {
+            Ok(Ok(o)) => {
+                out.push(o);
+                continue;
+            }
+            Ok(Err(e)) | Err(e) => e,
+        };
+        if handles[i].is_dead() {
+            return Err(TrainError::Runner {
+                iteration,
+                message: format!(
+                    "EnvRunner-{w} failed ({failure}) and cannot be rebuilt (restart_failed_env_runners, max_num_env_runner_restarts)"
+                ),
+            });
+        }
+        *restarts += 1;
+        // Whatever it holds now, it gets the weights with its next call.
+        synced_at[i] = None;
+        warnings.push(format!(
+            "iteration {iteration}: EnvRunner-{w} failed ({failure}); it is rebuilt on a live node, the iteration goes on without its samples"
+        ));
+    }
+    if out.is_empty() {
+        return Err(TrainError::Runner {
+            iteration,
+            message: "every env runner failed; no samples to learn from".to_string(),
+        });
+    }
+    Ok(out)
+}
+
 /// "or give each runner a fraction of a CPU (num_cpus_per_env_runner: 0.5)", where one fits.
 fn fraction_hint(cpus: f64, runners: usize) -> String {
     // Runtime amounts are counted in 1/10,000 of a CPU.
@@ -285,6 +457,7 @@ pub fn check_resources(
     cfg: &AlgorithmConfig,
     spec: &ModuleSpec,
     cpus: f64,
+    learner_cpus: f64,
     available_memory: Option<u64>,
 ) -> Result<(), TrainError> {
     let need = cfg.num_env_runners as f64 * cfg.num_cpus_per_env_runner;
@@ -301,10 +474,10 @@ pub fn check_resources(
     // The learner holds no CPUs of its own (as a local learner in Ray's build_algo): it
     // borrows the runners' cores while they wait, so its threads are bounded by the machine.
     if let Some(n) = cfg.num_cpus_per_learner
-        && n as f64 > cpus
+        && n as f64 > learner_cpus
     {
         return Err(TrainError::Resources(format!(
-            "num_cpus_per_learner: {n} asks for {n} learner threads, but this machine has {cpus} CPUs; lower num_cpus_per_learner (at most {cpus}) or use \"auto\""
+            "num_cpus_per_learner: {n} asks for {n} learner threads, but this machine has {learner_cpus} CPUs; lower num_cpus_per_learner (at most {learner_cpus}) or use \"auto\""
         )));
     }
     let estimate = algorithms::memory::estimate(cfg, spec, cfg.learner_threads());

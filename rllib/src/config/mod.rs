@@ -205,6 +205,9 @@ pub struct Experiment {
     pub checkpoint_at_end: bool,
     /// Lines to print once: keys accepted but meaningless here, names rewritten.
     pub warnings: Vec<String>,
+    /// The cluster to run the env runners on (`--address`: the head's `host:port` or `auto`);
+    /// `None` runs everything in this process.
+    pub address: Option<String>,
     stop_sources: Vec<Source>,
     overrides: Vec<Override>,
     run_source: Option<Source>,
@@ -314,6 +317,7 @@ impl Experiment {
             checkpoint_frequency: 0,
             checkpoint_at_end: true,
             warnings: Vec::new(),
+            address: None,
             stop_sources: Vec::new(),
             overrides: Vec::new(),
             run_source: None,

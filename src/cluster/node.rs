@@ -1,0 +1,467 @@
+//! A node: a ractor_cluster `NodeServer` (TCP, cookie authentication with the cluster secret)
+//! and one agent actor that runs registered functions and hosts registered actor types on
+//! threads of its own, holds the objects they produced, and grants resources. The head node
+//! also keeps the table of nodes and detects dead or hung ones by heartbeats of ours (the
+//! engine has none).
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::registry::{self, RemoteActor};
+use super::wire::{
+    AgentMsg, CHUNK, INLINE_MAX, NodeInfo, Payload, Request, Response, decode, encode,
+};
+use crate::error::panic_message;
+
+/// Process group every agent joins.
+pub(crate) const AGENTS: &str = "rllib-agents";
+/// Process group of the head's agent.
+pub(crate) const HEAD: &str = "rllib-head";
+
+/// The process group of one node's agent.
+pub(crate) fn node_group(id: &str) -> String {
+    format!("rllib-node:{id}")
+}
+
+/// The agent of node `id`, if its session is up.
+pub(crate) fn agent_of(id: &str) -> Option<ActorRef<AgentMsg>> {
+    ractor::pg::get_members(&node_group(id))
+        .into_iter()
+        .next()
+        .map(ActorRef::from)
+}
+
+/// One request to an agent and its decoded reply, within `timeout`.
+pub(crate) async fn rpc(
+    agent: &ActorRef<AgentMsg>,
+    req: &Request,
+    timeout: Duration,
+) -> Result<Response, String> {
+    let bytes = encode(req)?;
+    let (tx, rx) = ractor::concurrency::oneshot();
+    agent
+        .send_message(AgentMsg::Call(bytes, RpcReplyPort::from(tx)))
+        .map_err(|e| format!("the node is unreachable: {e}"))?;
+    match tokio::time::timeout(timeout, rx).await {
+        Err(_) => Err(format!("no reply within {timeout:?}")),
+        Ok(Err(_)) => Err("the connection closed before the reply".to_string()),
+        Ok(Ok(reply)) => decode(&reply),
+    }
+}
+
+/// Reads a stored object from node `owner`, chunk by chunk.
+pub(crate) async fn fetch(
+    owner: &str,
+    id: u64,
+    size: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let agent =
+        agent_of(owner).ok_or_else(|| format!("node {owner} holding object {id} is gone"))?;
+    let size =
+        usize::try_from(size).map_err(|_| format!("object {id} is too large: {size} bytes"))?;
+    let mut out = vec![0u8; size];
+    // Several chunks in flight at once, so that the link never waits for a round trip.
+    const IN_FLIGHT: usize = 4;
+    let offsets: Vec<usize> = (0..size).step_by(CHUNK).collect();
+    let mut running = tokio::task::JoinSet::new();
+    let mut next = 0;
+    loop {
+        while running.len() < IN_FLIGHT && next < offsets.len() {
+            let (agent, offset) = (agent.clone(), offsets[next]);
+            running.spawn(async move {
+                let r = rpc(
+                    &agent,
+                    &Request::Fetch {
+                        id,
+                        offset: offset as u64,
+                    },
+                    timeout,
+                )
+                .await;
+                (offset, r)
+            });
+            next += 1;
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        let (offset, r) = done.map_err(|e| format!("a fetch task failed: {e}"))?;
+        match r? {
+            Response::Chunk(c) if c.len() == (size - offset).min(CHUNK) => {
+                out[offset..offset + c.len()].copy_from_slice(&c)
+            }
+            Response::Chunk(c) => {
+                return Err(format!(
+                    "object {id} on {owner}: {} bytes at {offset}, expected {}",
+                    c.len(),
+                    (size - offset).min(CHUNK)
+                ));
+            }
+            Response::Error(e) => return Err(e),
+            other => return Err(format!("unexpected reply to a fetch: {other:?}")),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn resolve(p: Payload, timeout: Duration) -> Result<Vec<u8>, String> {
+    match p {
+        Payload::Inline(b) => Ok(b),
+        Payload::Stored { owner, id, size } => fetch(&owner, id, size, timeout).await,
+    }
+}
+
+type Demand = BTreeMap<String, f64>;
+
+struct ActorSlot {
+    jobs: crossbeam_channel::Sender<(String, Payload, RpcReplyPort<Vec<u8>>)>,
+    demand: Demand,
+}
+
+struct Peer {
+    info: NodeInfo,
+    last_seen: Instant,
+    gone: bool,
+}
+
+/// Everything a node's agent and its worker threads share.
+pub(crate) struct NodeState {
+    pub(crate) info: NodeInfo,
+    available: Mutex<Demand>,
+    objects: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+    next_object: AtomicU64,
+    actors: Mutex<HashMap<u64, ActorSlot>>,
+    peers: Mutex<BTreeMap<String, Peer>>,
+    pub(crate) heartbeat: Duration,
+    pub(crate) node_timeout: Duration,
+    pub(crate) call_timeout: Duration,
+    executor: tokio::runtime::Handle,
+}
+
+fn fits(demand: &Demand, have: &Demand) -> bool {
+    demand
+        .iter()
+        .all(|(k, v)| *v <= have.get(k).copied().unwrap_or(0.0) + 1e-9)
+}
+
+impl NodeState {
+    pub(crate) fn new(
+        info: NodeInfo,
+        heartbeat: Duration,
+        node_timeout: Duration,
+        call_timeout: Duration,
+        executor: tokio::runtime::Handle,
+    ) -> Arc<Self> {
+        Arc::new(NodeState {
+            available: Mutex::new(info.total.clone()),
+            info,
+            objects: Mutex::new(HashMap::new()),
+            next_object: AtomicU64::new(1),
+            actors: Mutex::new(HashMap::new()),
+            peers: Mutex::new(BTreeMap::new()),
+            heartbeat,
+            node_timeout,
+            call_timeout,
+            executor,
+        })
+    }
+
+    fn snapshot(&self) -> NodeInfo {
+        let mut i = self.info.clone();
+        i.available = self.available.lock().clone();
+        i
+    }
+
+    fn grant(&self, demand: &Demand) -> bool {
+        let mut a = self.available.lock();
+        if !fits(demand, &a) {
+            return false;
+        }
+        for (k, v) in demand {
+            *a.entry(k.clone()).or_insert(0.0) -= v;
+        }
+        true
+    }
+
+    fn release(&self, demand: &Demand) {
+        let mut a = self.available.lock();
+        for (k, v) in demand {
+            let total = self.info.total.get(k).copied().unwrap_or(0.0);
+            let e = a.entry(k.clone()).or_insert(0.0);
+            *e = (*e + v).min(total);
+        }
+    }
+
+    /// Keeps `bytes` here and describes them, or puts small ones in the reply itself.
+    pub(crate) fn payload(&self, bytes: Vec<u8>) -> Payload {
+        if bytes.len() <= INLINE_MAX {
+            return Payload::Inline(bytes);
+        }
+        let id = self.next_object.fetch_add(1, Ordering::Relaxed);
+        let size = bytes.len() as u64;
+        self.objects.lock().insert(id, Arc::new(bytes));
+        Payload::Stored {
+            owner: self.info.node_id.clone(),
+            id,
+            size,
+        }
+    }
+
+    pub(crate) fn free(&self, id: u64) {
+        self.objects.lock().remove(&id);
+    }
+
+    fn resolve_blocking(&self, p: Payload) -> Result<Vec<u8>, String> {
+        let t = self.call_timeout;
+        self.executor.block_on(resolve(p, t))
+    }
+
+    /// The head's table: itself, then every registered node.
+    fn nodes(&self) -> Vec<NodeInfo> {
+        let mut out = vec![self.snapshot()];
+        let peers = self.peers.lock();
+        for p in peers.values() {
+            let mut i = p.info.clone();
+            i.alive = !p.gone && p.last_seen.elapsed() <= self.node_timeout;
+            out.push(i);
+        }
+        out
+    }
+
+    fn handle(self: &Arc<Self>, req: Request, reply: RpcReplyPort<Vec<u8>>) {
+        let answer = |reply: RpcReplyPort<Vec<u8>>, r: Response| {
+            if let Ok(b) = encode(&r) {
+                let _ = reply.send(b);
+            }
+        };
+        match req {
+            Request::Ping => answer(reply, Response::Pong(self.snapshot())),
+            Request::Register(info) if self.info.is_head => {
+                self.peers.lock().insert(
+                    info.node_id.clone(),
+                    Peer {
+                        info,
+                        last_seen: Instant::now(),
+                        gone: false,
+                    },
+                );
+                answer(reply, Response::Registered)
+            }
+            Request::Nodes if self.info.is_head => answer(reply, Response::Nodes(self.nodes())),
+            Request::Register(_) | Request::Nodes => {
+                answer(reply, Response::Error("this node is not the head".into()))
+            }
+            Request::RunTask { name, args, demand } => {
+                let f = match registry::function(&name) {
+                    Ok(f) => f,
+                    Err(e) => return answer(reply, Response::Error(e)),
+                };
+                if !self.grant(&demand) {
+                    return answer(reply, Response::Busy);
+                }
+                let me = Arc::clone(self);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ray-task-{name}"))
+                    .spawn(move || {
+                        let out = me.resolve_blocking(args).and_then(|a| {
+                            catch_unwind(AssertUnwindSafe(|| f(&a)))
+                                .unwrap_or_else(|p| Err(panic_message(&*p)))
+                        });
+                        me.release(&demand);
+                        let r = match out {
+                            Ok(b) => Response::Value(me.payload(b)),
+                            Err(e) => Response::Failed(e),
+                        };
+                        answer(reply, r)
+                    });
+                if let Err(e) = spawned {
+                    // The closure (and the reply port in it) is gone; the caller's deadline
+                    // or retry covers it.
+                    eprintln!("ray node: cannot start a task thread: {e}");
+                }
+            }
+            Request::SpawnActor {
+                id,
+                type_name,
+                args,
+                demand,
+            } => {
+                if !self.grant(&demand) {
+                    return answer(reply, Response::Busy);
+                }
+                let me = Arc::clone(self);
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ray-actor-{type_name}"))
+                    .spawn(move || {
+                        let args = match me.resolve_blocking(args) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                me.release(&demand);
+                                return answer(reply, Response::Failed(e));
+                            }
+                        };
+                        let build = || {
+                            catch_unwind(AssertUnwindSafe(|| {
+                                registry::construct(&type_name, &args)
+                            }))
+                            .unwrap_or_else(|p| {
+                                Err(format!("constructor panicked: {}", panic_message(&*p)))
+                            })
+                        };
+                        let mut actor: Box<dyn RemoteActor> = match build() {
+                            Ok(a) => a,
+                            Err(e) => {
+                                me.release(&demand);
+                                return answer(reply, Response::Failed(e));
+                            }
+                        };
+                        me.actors.lock().insert(id, ActorSlot { jobs: tx, demand });
+                        answer(reply, Response::Spawned);
+                        for (method, args, reply) in rx {
+                            let out = me.resolve_blocking(args).and_then(|a| {
+                                catch_unwind(AssertUnwindSafe(|| actor.call(&method, &a)))
+                                    .unwrap_or_else(|p| {
+                                        // A panic leaves the state suspect: rebuild it.
+                                        if let Ok(a) = build() {
+                                            actor = a;
+                                        }
+                                        Err(format!(
+                                            "method {method} panicked: {}",
+                                            panic_message(&*p)
+                                        ))
+                                    })
+                            });
+                            answer(
+                                reply,
+                                match out {
+                                    Ok(b) => Response::Value(me.payload(b)),
+                                    Err(e) => Response::Failed(e),
+                                },
+                            );
+                        }
+                    });
+                if let Err(e) = spawned {
+                    eprintln!("ray node: cannot start an actor thread: {e}");
+                }
+            }
+            Request::CallActor { id, method, args } => {
+                let actors = self.actors.lock();
+                match actors.get(&id) {
+                    Some(slot) => {
+                        if let Err(e) = slot.jobs.send((method, args, reply)) {
+                            let (_, _, reply) = e.into_inner();
+                            answer(reply, Response::Error(format!("actor {id} has stopped")));
+                        }
+                    }
+                    None => answer(
+                        reply,
+                        Response::Error(format!("no actor {id} lives on this node")),
+                    ),
+                }
+            }
+            Request::KillActor { id } => {
+                if let Some(slot) = self.actors.lock().remove(&id) {
+                    self.release(&slot.demand);
+                }
+                answer(reply, Response::Done)
+            }
+            Request::Fetch { id, offset } => {
+                let obj = self.objects.lock().get(&id).cloned();
+                let r = match obj {
+                    None => {
+                        Response::Error(format!("no object {id} on node {}", self.info.node_id))
+                    }
+                    Some(o) => {
+                        let start = (offset as usize).min(o.len());
+                        let end = (start + CHUNK).min(o.len());
+                        Response::Chunk(o[start..end].to_vec())
+                    }
+                };
+                answer(reply, r)
+            }
+            Request::Free { id } => {
+                self.free(id);
+                answer(reply, Response::Done)
+            }
+        }
+    }
+
+    /// The head's heartbeat: ping every registered node; a node whose session closed, or
+    /// that has not answered for `node_timeout`, is dead.
+    pub(crate) async fn heartbeat_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.heartbeat).await;
+            let ids: Vec<String> = self.peers.lock().keys().cloned().collect();
+            for id in ids {
+                let me = Arc::clone(&self);
+                tokio::spawn(async move {
+                    let Some(agent) = agent_of(&id) else {
+                        if let Some(p) = me.peers.lock().get_mut(&id) {
+                            p.gone = true;
+                        }
+                        return;
+                    };
+                    if let Ok(Response::Pong(info)) =
+                        rpc(&agent, &Request::Ping, me.node_timeout).await
+                        && let Some(p) = me.peers.lock().get_mut(&id)
+                    {
+                        p.info = info;
+                        p.last_seen = Instant::now();
+                        p.gone = false;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The agent actor: decodes each request and hands it to the node state.
+pub(crate) struct Agent;
+
+impl Actor for Agent {
+    type Msg = AgentMsg;
+    type State = Arc<NodeState>;
+    type Arguments = Arc<NodeState>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        state: Arc<NodeState>,
+    ) -> Result<Arc<NodeState>, ActorProcessingErr> {
+        let mut groups = vec![AGENTS.to_string(), node_group(&state.info.node_id)];
+        if state.info.is_head {
+            groups.push(HEAD.to_string());
+        }
+        for g in groups {
+            ractor::pg::join(g, vec![myself.get_cell()]);
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<AgentMsg>,
+        msg: AgentMsg,
+        state: &mut Arc<NodeState>,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AgentMsg::Call(bytes, reply) => match decode::<Request>(&bytes) {
+                Ok(req) => state.handle(req, reply),
+                Err(e) => {
+                    if let Ok(b) = encode(&Response::Error(format!("bad request: {e}"))) {
+                        let _ = reply.send(b);
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Work by name: registered functions and actor types ([`crate::cluster`]), placed on the
+//! cluster's nodes when the runtime is connected to one, run in this process otherwise.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::cluster::{RemoteActorHandle, registry_function};
+use crate::object::{ObjectRef, Orphaned};
+use crate::{CPU, GPU, RayError, Runtime};
+
+/// A remote task of a registered function (`rt.remote_task("name")`).
+#[derive(Debug)]
+pub struct RemoteTaskBuilder<'rt> {
+    rt: &'rt Runtime,
+    name: String,
+    args: Result<Vec<u8>, RayError>,
+    demand: BTreeMap<String, f64>,
+    max_retries: u32,
+    node: Option<String>,
+}
+
+/// A remote actor of a registered type (`rt.remote_actor("Type")`).
+#[derive(Debug)]
+pub struct RemoteActorBuilder<'rt> {
+    rt: &'rt Runtime,
+    type_name: String,
+    args: Result<Vec<u8>, RayError>,
+    demand: BTreeMap<String, f64>,
+    max_restarts: u32,
+    node: Option<String>,
+}
+
+fn encode<A: Serialize>(a: &A) -> Result<Vec<u8>, RayError> {
+    postcard::to_allocvec(a)
+        .map_err(|e| RayError::Cluster(format!("cannot encode the arguments: {e}")))
+}
+
+fn check(name: &str, amount: f64) -> Result<(), RayError> {
+    if !amount.is_finite() || amount < 0.0 {
+        return Err(RayError::InvalidResources(format!(
+            "{name} = {amount}: amounts must be finite and >= 0"
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! resource_setters {
+    () => {
+        /// CPUs this work holds while it runs (default 1 for tasks, 0 for actors, as Ray).
+        pub fn num_cpus(self, n: f64) -> Self {
+            self.resource(CPU, n)
+        }
+
+        /// GPUs this work holds.
+        pub fn num_gpus(self, n: f64) -> Self {
+            self.resource(GPU, n)
+        }
+
+        /// A custom resource this work holds.
+        pub fn resource(mut self, name: &str, amount: f64) -> Self {
+            if let Err(e) = check(name, amount) {
+                self.args = Err(e);
+            } else if amount == 0.0 {
+                self.demand.remove(name);
+            } else {
+                self.demand.insert(name.to_string(), amount);
+            }
+            self
+        }
+
+        /// Runs only on node `node_id` (Ray's `NodeAffinitySchedulingStrategy`, hard).
+        pub fn node(mut self, node_id: &str) -> Self {
+            self.node = Some(node_id.to_string());
+            self
+        }
+    };
+}
+
+impl<'rt> RemoteTaskBuilder<'rt> {
+    pub(crate) fn new(rt: &'rt Runtime, name: &str) -> Self {
+        RemoteTaskBuilder {
+            rt,
+            name: name.to_string(),
+            args: encode(&()),
+            demand: BTreeMap::from([(CPU.to_string(), 1.0)]),
+            max_retries: crate::DEFAULT_MAX_RETRIES,
+            node: None,
+        }
+    }
+
+    /// The function's argument (a tuple for several).
+    pub fn arg<A: Serialize>(mut self, a: &A) -> Self {
+        if self.args.is_ok() {
+            self.args = encode(a);
+        }
+        self
+    }
+
+    /// Attempts after the first when the function fails or its node dies.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    resource_setters!();
+
+    /// Submits the task; its result is an object of type `R`.
+    pub fn remote<R>(self) -> Result<ObjectRef<R>, RayError>
+    where
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        let args = self.args?;
+        if let Some(c) = self.rt.cluster() {
+            return c.submit_task(self.name, args, self.demand, self.max_retries, self.node);
+        }
+        // In this process: the same registered function, on the local scheduler.
+        let f = registry_function(&self.name).map_err(|e| RayError::TaskFailed {
+            task: self.name.clone(),
+            message: e,
+            attempts: 0,
+        })?;
+        let (result, promise) = ObjectRef::<R>::pending(Orphaned::Shutdown);
+        let promise = Arc::new(Mutex::new(Some(promise)));
+        let promise2 = Arc::clone(&promise);
+        let name = self.name.clone();
+        let mut t = self
+            .rt
+            .task(move || {
+                let out = f(&args).and_then(|b| {
+                    postcard::from_bytes::<R>(&b)
+                        .map_err(|e| format!("cannot decode the result: {e}"))
+                });
+                match out {
+                    Ok(v) => {
+                        if let Some(p) = promise.lock().take() {
+                            p.fulfil(Ok(v));
+                        }
+                    }
+                    // A panic is retried by the task; an error value is final.
+                    Err(message) => {
+                        if let Some(p) = promise.lock().take() {
+                            p.fulfil(Err(RayError::TaskFailed {
+                                task: name.clone(),
+                                message,
+                                attempts: 1,
+                            }));
+                        }
+                    }
+                }
+            })
+            .name(self.name)
+            .max_retries(self.max_retries);
+        for (k, v) in &self.demand {
+            t = t.resource(k, *v);
+        }
+        let done = t.remote()?;
+        // If every attempt panicked, the task's error is the result.
+        let d = done.clone();
+        done.dependency().0.on_ready(Box::new(move || {
+            if let Err(e) = d.get_arc()
+                && let Some(p) = promise2.lock().take()
+            {
+                p.fulfil(Err(e));
+            }
+        }));
+        Ok(result)
+    }
+}
+
+impl<'rt> RemoteActorBuilder<'rt> {
+    pub(crate) fn new(rt: &'rt Runtime, type_name: &str) -> Self {
+        RemoteActorBuilder {
+            rt,
+            type_name: type_name.to_string(),
+            args: encode(&()),
+            demand: BTreeMap::new(),
+            max_restarts: 0,
+            node: None,
+        }
+    }
+
+    /// The constructor's argument (a tuple for several).
+    pub fn args<A: Serialize>(mut self, a: &A) -> Self {
+        if self.args.is_ok() {
+            self.args = encode(a);
+        }
+        self
+    }
+
+    /// Times the actor is rebuilt on another node after its node dies.
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.max_restarts = n;
+        self
+    }
+
+    resource_setters!();
+
+    /// Creates the actor on a node that has the resources.
+    pub fn spawn(self) -> Result<RemoteActorHandle, RayError> {
+        let args = self.args?;
+        match self.rt.cluster() {
+            Some(c) => c.spawn_actor(
+                self.type_name,
+                args,
+                self.demand,
+                self.max_restarts,
+                self.node,
+            ),
+            None => Err(RayError::Cluster(format!(
+                "remote actor {}: this runtime is not connected to a cluster \
+                 (InitOptions::address, or rllib start --head and address \"auto\")",
+                self.type_name
+            ))),
+        }
+    }
+}

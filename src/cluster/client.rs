@@ -682,10 +682,16 @@ impl RActor {
                         continue;
                     };
                     // Sent now, in order; the reply is awaited beside the next calls.
+                    let args = c.me.payload(args);
+                    // Arguments kept here for the node to fetch are dropped once it answers.
+                    let stored = match &args {
+                        Payload::Stored { id, .. } => Some(*id),
+                        Payload::Inline(_) => None,
+                    };
                     let req = Request::CallActor {
                         id: self_.id,
                         method,
-                        args: c.me.payload(args),
+                        args,
                     };
                     let sent = encode(&req).map_err(RayError::Cluster).and_then(|b| {
                         let (tx, rx) = ractor::concurrency::oneshot();
@@ -700,6 +706,9 @@ impl RActor {
                     let rx = match sent {
                         Ok(rx) => rx,
                         Err(e) => {
+                            if let Some(id) = stored {
+                                c.me.free(id);
+                            }
                             done(Err(e), &c);
                             continue;
                         }
@@ -723,6 +732,9 @@ impl RActor {
                         };
                         if matches!(out, Err(RayError::NodeDied { .. })) {
                             let _ = me.queue.send(Queued::Restart(node));
+                        }
+                        if let Some(id) = stored {
+                            c.me.free(id);
                         }
                         done(out, &c);
                     });

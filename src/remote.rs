@@ -34,8 +34,7 @@ pub struct RemoteActorBuilder<'rt> {
 }
 
 fn encode<A: Serialize>(a: &A) -> Result<Vec<u8>, RayError> {
-    postcard::to_allocvec(a)
-        .map_err(|e| RayError::Cluster(format!("cannot encode the arguments: {e}")))
+    crate::cluster::encode(a).map_err(RayError::Cluster)
 }
 
 fn check(name: &str, amount: f64) -> Result<(), RayError> {

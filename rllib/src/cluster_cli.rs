@@ -281,12 +281,13 @@ pub fn stop(grace: Duration, say: &dyn Fn(String)) -> Result<usize, String> {
     Ok(stopped)
 }
 
-fn fmt_res(m: &BTreeMap<String, f64>, key: &str) -> String {
-    let v = m.get(key).copied().unwrap_or(0.0);
+/// `CPU 1/4`, `memory 0.5/23.5 GiB`: one resource, used of total.
+fn used_of(key: &str, used: f64, total: f64) -> String {
     if key == ray::MEMORY {
-        format!("{:.1} GiB", v / (1u64 << 30) as f64)
+        let gib = (1u64 << 30) as f64;
+        format!("{key} {:.1}/{:.1} GiB", used / gib, total / gib)
     } else {
-        format!("{v}")
+        format!("{key} {used}/{total}")
     }
 }
 
@@ -313,22 +314,15 @@ pub fn status(
         let res: Vec<String> = keys
             .iter()
             .map(|k| {
-                let used = n.total.get(k).copied().unwrap_or(0.0)
-                    - n.available.get(k).copied().unwrap_or(0.0);
-                let used = if k == ray::MEMORY {
-                    format!("{:.1} GiB", used / (1u64 << 30) as f64)
-                } else {
-                    format!("{used}")
-                };
-                format!("{k} {used}/{}", fmt_res(&n.total, k))
+                let total = n.total.get(k).copied().unwrap_or(0.0);
+                used_of(k, total - n.available.get(k).copied().unwrap_or(0.0), total)
             })
             .collect();
         say(format!(
-            "  {} {:<24} {:<5} {:<6} pid {:<8} {}",
+            "  {} {:<24} {:<5}  pid {:<8} {}",
             if n.is_head { "head" } else { "node" },
             n.address,
             if n.alive { "ALIVE" } else { "DEAD" },
-            "",
             n.pid,
             res.join(", ")
         ));
@@ -337,18 +331,7 @@ pub fn status(
     let avail = rt.available_resources();
     let parts: Vec<String> = total
         .iter()
-        .map(|(k, v)| {
-            let used = v - avail.get(k);
-            if k == ray::MEMORY {
-                format!(
-                    "{k} {:.1}/{:.1} GiB",
-                    used / (1u64 << 30) as f64,
-                    v / (1u64 << 30) as f64
-                )
-            } else {
-                format!("{k} {used}/{v}")
-            }
-        })
+        .map(|(k, v)| used_of(k, v - avail.get(k), v))
         .collect();
     say(format!(
         "Resources (used/total, live nodes): {}",

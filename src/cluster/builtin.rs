@@ -2,12 +2,11 @@
 //! and `bench/cluster.sh` check where work runs and how fast values move, with nothing of the
 //! caller's own registered.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::registry::{RemoteActor, method, unknown_method};
-use super::wire::{decode, encode};
+use super::registry::{Function, RemoteActor, method, typed, unknown_method};
 
 static NODE_ID: OnceLock<String> = OnceLock::new();
 
@@ -51,16 +50,6 @@ impl RemoteActor for Probe {
             _ => Err(unknown_method(PROBE, name)),
         }
     }
-}
-
-type Function = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
-
-fn typed<A, R>(f: impl Fn(A) -> R + Send + Sync + 'static) -> Function
-where
-    A: serde::de::DeserializeOwned,
-    R: Serialize,
-{
-    Arc::new(move |b: &[u8]| encode(&f(decode(b)?)))
 }
 
 /// The built-in functions: `ray.node_id` (where it ran), `ray.sleep_ms` (sleeps, returns the

@@ -27,6 +27,18 @@ struct NodeView {
     actors: usize,
 }
 
+impl NodeView {
+    /// Whether this node is live, allowed by `affinity`, and large enough for `demand`.
+    fn could_hold(&self, demand: &Demand, affinity: Option<&str>) -> bool {
+        self.info.alive
+            && !*self.dead.borrow()
+            && affinity.is_none_or(|a| a == self.info.node_id)
+            && demand
+                .iter()
+                .all(|(k, x)| *x <= self.info.total.get(k).copied().unwrap_or(0.0) + 1e-9)
+    }
+}
+
 /// The driver's side of a cluster.
 pub(crate) struct Cluster {
     pub(crate) me: Arc<NodeState>,
@@ -250,14 +262,7 @@ impl Cluster {
     /// Errors unless some live node could ever hold `demand`.
     fn check_feasible(&self, demand: &Demand, affinity: Option<&str>) -> Result<(), RayError> {
         let table = self.nodes.lock();
-        let ok = table.values().any(|v| {
-            v.info.alive
-                && !*v.dead.borrow()
-                && affinity.is_none_or(|a| a == v.info.node_id)
-                && demand
-                    .iter()
-                    .all(|(k, x)| *x <= v.info.total.get(k).copied().unwrap_or(0.0) + 1e-9)
-        });
+        let ok = table.values().any(|v| v.could_hold(demand, affinity));
         if ok {
             return Ok(());
         }
@@ -279,14 +284,7 @@ impl Cluster {
         let table = self.nodes.lock();
         let mut c: Vec<(usize, f64, String, watch::Receiver<bool>)> = table
             .values()
-            .filter(|v| {
-                v.info.alive
-                    && !*v.dead.borrow()
-                    && affinity.is_none_or(|a| a == v.info.node_id)
-                    && demand
-                        .iter()
-                        .all(|(k, x)| *x <= v.info.total.get(k).copied().unwrap_or(0.0) + 1e-9)
-            })
+            .filter(|v| v.could_hold(demand, affinity))
             .map(|v| {
                 let cpu = v.info.available.get(crate::CPU).copied().unwrap_or(0.0);
                 (v.actors, cpu, v.info.node_id.clone(), v.dead.subscribe())

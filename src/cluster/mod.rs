@@ -28,6 +28,7 @@ pub use wire::NodeInfo;
 pub(crate) use client::Cluster;
 pub(crate) use node::NodeState;
 pub(crate) use registry::function as registry_function;
+pub(crate) use wire::encode;
 
 use crate::{RayError, Resources};
 

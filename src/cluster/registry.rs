@@ -10,7 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::wire::{decode, encode};
 
-type Function = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+pub(crate) type Function = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 type Constructor = Arc<dyn Fn(&[u8]) -> Result<Box<dyn RemoteActor>, String> + Send + Sync>;
 
 #[derive(Default)]
@@ -57,6 +57,15 @@ pub fn unknown_method(actor: &str, method: &str) -> String {
     format!("actor type {actor} has no method {method:?}")
 }
 
+/// `f` over serde values as a function over bytes.
+pub(crate) fn typed<A, R>(f: impl Fn(A) -> R + Send + Sync + 'static) -> Function
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    Arc::new(move |bytes: &[u8]| encode(&f(decode(bytes)?)))
+}
+
 /// Registers function `name`: callable as a remote task on any node whose binary registered
 /// it too. Registering a name again replaces it.
 pub fn register_function<A, R, F>(name: &str, f: F)
@@ -65,8 +74,10 @@ where
     R: Serialize,
     F: Fn(A) -> R + Send + Sync + 'static,
 {
-    let f: Function = Arc::new(move |bytes: &[u8]| encode(&f(decode(bytes)?)));
-    REGISTRY.write().functions.insert(name.to_string(), f);
+    REGISTRY
+        .write()
+        .functions
+        .insert(name.to_string(), typed(f));
 }
 
 /// Registers actor type `type_name`, built on the node that hosts it by `constructor` from

@@ -21,7 +21,9 @@ mod scheduler;
 mod task;
 
 pub use actor::{ActorBuilder, ActorHandle};
-pub use cluster::{NodeInfo, RemoteActor, RemoteActorHandle, register_actor, register_function};
+pub use cluster::{
+    NodeInfo, RemoteActor, RemoteActorHandle, RemoteRef, register_actor, register_function,
+};
 pub use error::{RayError, panic_message};
 pub use object::{Dependency, GetFuture, ObjectId, ObjectRef, get_all, wait};
 pub use remote::{RemoteActorBuilder, RemoteTaskBuilder};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::cluster::{RemoteActorHandle, registry_function};
+use crate::cluster::{Held, RemoteActorHandle, RemoteRef, TaskInput, TaskSpec, registry_function};
 use crate::object::{ObjectRef, Orphaned};
 use crate::{CPU, GPU, RayError, Runtime};
 
@@ -17,6 +17,7 @@ pub struct RemoteTaskBuilder<'rt> {
     rt: &'rt Runtime,
     name: String,
     args: Result<Vec<u8>, RayError>,
+    object: Option<ObjectRef<Held>>,
     demand: BTreeMap<String, f64>,
     max_retries: u32,
     node: Option<String>,
@@ -84,6 +85,7 @@ impl<'rt> RemoteTaskBuilder<'rt> {
             rt,
             name: name.to_string(),
             args: encode(&()),
+            object: None,
             demand: BTreeMap::from([(CPU.to_string(), 1.0)]),
             max_retries: crate::DEFAULT_MAX_RETRIES,
             node: None,
@@ -95,6 +97,15 @@ impl<'rt> RemoteTaskBuilder<'rt> {
         if self.args.is_ok() {
             self.args = encode(a);
         }
+        self.object = None;
+        self
+    }
+
+    /// The function's argument is the value of `r`, a result kept on a node or a value put
+    /// with [`Runtime::put_remote`]: the task waits for it, and the node that runs the task
+    /// fetches it from the node that holds it (not through this driver).
+    pub fn arg_ref<T>(mut self, r: &RemoteRef<T>) -> Self {
+        self.object = Some(r.held.clone());
         self
     }
 
@@ -106,67 +117,122 @@ impl<'rt> RemoteTaskBuilder<'rt> {
 
     resource_setters!();
 
-    /// Submits the task; its result is an object of type `R`.
+    fn spec(self) -> Result<(TaskSpec, &'rt Runtime), RayError> {
+        let input = match self.object {
+            Some(o) => TaskInput::Object(o),
+            None => TaskInput::Bytes(self.args?),
+        };
+        Ok((
+            TaskSpec {
+                name: self.name,
+                input,
+                demand: self.demand,
+                max_retries: self.max_retries,
+                affinity: self.node,
+            },
+            self.rt,
+        ))
+    }
+
+    /// Submits the task; its result comes back to this process as an object of type `R`.
     pub fn remote<R>(self) -> Result<ObjectRef<R>, RayError>
     where
         R: DeserializeOwned + Send + Sync + 'static,
     {
-        let args = self.args?;
-        if let Some(c) = self.rt.cluster() {
-            return c.submit_task(self.name, args, self.demand, self.max_retries, self.node);
+        let (spec, rt) = self.spec()?;
+        if let Some(c) = rt.cluster() {
+            return c.submit_task(spec);
         }
-        // In this process: the same registered function, on the local scheduler.
-        let f = registry_function(&self.name).map_err(|e| RayError::TaskFailed {
-            task: self.name.clone(),
-            message: e,
-            attempts: 0,
-        })?;
-        let (result, promise) = ObjectRef::<R>::pending(Orphaned::Shutdown);
-        let promise = Arc::new(Mutex::new(Some(promise)));
-        let promise2 = Arc::clone(&promise);
-        let name = self.name.clone();
-        let mut t = self
-            .rt
-            .task(move || {
-                let out = f(&args).and_then(|b| {
-                    postcard::from_bytes::<R>(&b)
-                        .map_err(|e| format!("cannot decode the result: {e}"))
-                });
-                match out {
-                    Ok(v) => {
-                        if let Some(p) = promise.lock().take() {
-                            p.fulfil(Ok(v));
-                        }
-                    }
-                    // A panic is retried by the task; an error value is final.
-                    Err(message) => {
-                        if let Some(p) = promise.lock().take() {
-                            p.fulfil(Err(RayError::TaskFailed {
-                                task: name.clone(),
-                                message,
-                                attempts: 1,
-                            }));
-                        }
-                    }
-                }
+        let task = spec.name.clone();
+        run_local(rt, spec, move |b: Vec<u8>| {
+            postcard::from_bytes::<R>(&b).map_err(|e| RayError::TaskFailed {
+                task: task.clone(),
+                message: format!("cannot decode the result: {e}"),
+                attempts: 1,
             })
-            .name(self.name)
-            .max_retries(self.max_retries);
-        for (k, v) in &self.demand {
-            t = t.resource(k, *v);
-        }
-        let done = t.remote()?;
-        // If every attempt panicked, the task's error is the result.
-        let d = done.clone();
-        done.dependency().0.on_ready(Box::new(move || {
-            if let Err(e) = d.get_arc()
-                && let Some(p) = promise2.lock().take()
-            {
-                p.fulfil(Err(e));
-            }
-        }));
-        Ok(result)
+        })
     }
+
+    /// Submits the task; its result of type `R` stays on the node that made it until it is
+    /// fetched ([`RemoteRef::get`]) or handed to another task ([`arg_ref`](Self::arg_ref)),
+    /// and is freed there when the last reference goes.
+    pub fn remote_ref<R>(self) -> Result<RemoteRef<R>, RayError> {
+        let (spec, rt) = self.spec()?;
+        if let Some(c) = rt.cluster() {
+            return Ok(RemoteRef::new(
+                c.submit_task_ref(spec)?,
+                Some(Arc::clone(c)),
+            ));
+        }
+        let held = run_local(rt, spec, |b: Vec<u8>| {
+            Ok(Held::new(crate::cluster::Payload::Inline(b), None))
+        })?;
+        Ok(RemoteRef::new(held, None))
+    }
+}
+
+/// A registered function in this process, on the local scheduler; `finish` turns its bytes
+/// into the result.
+fn run_local<T: Send + Sync + 'static>(
+    rt: &Runtime,
+    spec: TaskSpec,
+    finish: impl Fn(Vec<u8>) -> Result<T, RayError> + Send + Sync + 'static,
+) -> Result<ObjectRef<T>, RayError> {
+    let f = registry_function(&spec.name).map_err(|e| RayError::TaskFailed {
+        task: spec.name.clone(),
+        message: e,
+        attempts: 0,
+    })?;
+    let (result, promise) = ObjectRef::<T>::pending(Orphaned::Shutdown);
+    let promise = Arc::new(Mutex::new(Some(promise)));
+    let promise2 = Arc::clone(&promise);
+    let name = spec.name.clone();
+    let input = Arc::new(spec.input);
+    let mut t = rt
+        .task(move || {
+            // An object argument: its task was submitted first, so it runs first.
+            let args = match &*input {
+                TaskInput::Bytes(b) => Ok(b.clone()),
+                TaskInput::Object(o) => match o.get_arc() {
+                    Ok(h) => match &h.payload {
+                        crate::cluster::Payload::Inline(b) => Ok(b.clone()),
+                        crate::cluster::Payload::Stored { owner, .. } => {
+                            Err(RayError::Cluster(format!(
+                                "the argument is on node {owner}, and this runtime has no cluster"
+                            )))
+                        }
+                    },
+                    Err(e) => Err(e),
+                },
+            };
+            let out = args.and_then(|a| {
+                f(&a).map_err(|message| RayError::TaskFailed {
+                    task: name.clone(),
+                    message,
+                    attempts: 1,
+                })
+            });
+            // A panic is retried by the task; an error value is final.
+            if let Some(p) = promise.lock().take() {
+                p.fulfil(out.and_then(&finish));
+            }
+        })
+        .name(spec.name)
+        .max_retries(spec.max_retries);
+    for (k, v) in &spec.demand {
+        t = t.resource(k, *v);
+    }
+    let done = t.remote()?;
+    // If every attempt panicked, the task's error is the result.
+    let d = done.clone();
+    done.dependency().0.on_ready(Box::new(move || {
+        if let Err(e) = d.get_arc()
+            && let Some(p) = promise2.lock().take()
+        {
+            p.fulfil(Err(e));
+        }
+    }));
+    Ok(result)
 }
 
 impl<'rt> RemoteActorBuilder<'rt> {
@@ -208,11 +274,14 @@ impl<'rt> RemoteActorBuilder<'rt> {
                 self.max_restarts,
                 self.node,
             ),
-            None => Err(RayError::Cluster(format!(
-                "remote actor {}: this runtime is not connected to a cluster \
-                 (InitOptions::address, or rllib start --head and address \"auto\")",
-                self.type_name
-            ))),
+            // In this process: the same registered type, on the local scheduler.
+            None => RemoteActorHandle::local(
+                self.rt,
+                self.type_name,
+                args,
+                &self.demand,
+                self.max_restarts,
+            ),
         }
     }
 }

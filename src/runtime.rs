@@ -29,6 +29,7 @@ pub struct InitOptions {
     secret: Option<String>,
     node_timeout: Option<Duration>,
     call_timeout: Option<Duration>,
+    tls: Option<crate::cluster::TlsFiles>,
 }
 
 impl InitOptions {
@@ -79,6 +80,13 @@ impl InitOptions {
     /// How long a node may not answer before it counts as dead (default 3 s).
     pub fn node_timeout(mut self, t: Duration) -> Self {
         self.node_timeout = Some(t);
+        self
+    }
+
+    /// TLS to the cluster's nodes (default: `$RLLIB_TLS_CERT`/`$RLLIB_TLS_KEY`/`$RLLIB_TLS_CA`,
+    /// else the files of the node started on this machine for the same head, else none).
+    pub fn tls(mut self, files: crate::cluster::TlsFiles) -> Self {
+        self.tls = Some(files);
         self
     }
 
@@ -183,6 +191,13 @@ pub fn init(options: InitOptions) -> Result<Runtime, RayError> {
                 Some(s) => s.clone(),
                 None => crate::cluster::session::load_secret().map_err(RayError::Cluster)?,
             };
+            let tls = match &options.tls {
+                Some(t) => Some(t.clone()),
+                None => match crate::cluster::TlsFiles::from_env().map_err(RayError::Cluster)? {
+                    Some(t) => Some(t),
+                    None => crate::cluster::session::tls_for(&address),
+                },
+            };
             let node_timeout = options
                 .node_timeout
                 .unwrap_or(crate::cluster::DEFAULT_NODE_TIMEOUT);
@@ -194,6 +209,7 @@ pub fn init(options: InitOptions) -> Result<Runtime, RayError> {
                 options
                     .call_timeout
                     .unwrap_or(crate::cluster::DEFAULT_CALL_TIMEOUT),
+                tls.as_ref(),
                 &handle,
             )?)
         }
@@ -214,6 +230,17 @@ impl Runtime {
     /// Puts a value in the object store (Ray's `ray.put`).
     pub fn put<T: Send + Sync + 'static>(&self, value: T) -> ObjectRef<T> {
         ObjectRef::ready(value)
+    }
+
+    /// Puts `value` where tasks on other nodes can fetch it (Ray's `ray.put` in a cluster):
+    /// kept in this driver and served to the nodes in chunks when large, in the reference
+    /// itself when small. Hand it to a task with
+    /// [`RemoteTaskBuilder::arg_ref`](crate::RemoteTaskBuilder::arg_ref).
+    pub fn put_remote<T: serde::Serialize>(
+        &self,
+        value: &T,
+    ) -> Result<crate::RemoteRef<T>, RayError> {
+        crate::RemoteRef::put(value, self.inner.cluster.as_ref())
     }
 
     /// A task with no object arguments: `rt.task(|| 2 + 2).remote()`.
@@ -317,8 +344,8 @@ impl Runtime {
         RemoteTaskBuilder::new(self, name)
     }
 
-    /// An actor of the type registered as `type_name` ([`crate::register_actor`]) on one of
-    /// the cluster's nodes.
+    /// An actor of the type registered as `type_name` ([`crate::register_actor`]): on one of
+    /// the cluster's nodes when connected, in this process otherwise.
     pub fn remote_actor(&self, type_name: &str) -> RemoteActorBuilder<'_> {
         RemoteActorBuilder::new(self, type_name)
     }

@@ -485,3 +485,97 @@ fn shutdown_with_work_in_flight_does_not_hang() {
     assert!(matches!(gets.3, Err(RayError::ActorDied { .. })));
     assert!(matches!(rt.task(|| 1).remote(), Err(RayError::Shutdown)));
 }
+
+/// A registered actor type for the local remote-actor test: a counter that panics on `boom`.
+struct Tally(i64);
+
+impl ray::cluster::RemoteActor for Tally {
+    fn call(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, String> {
+        match method {
+            "add" => ray::cluster::method(args, |n: i64| {
+                self.0 += n;
+                self.0
+            }),
+            "boom" => ray::cluster::method(args, |()| -> i64 { panic!("boom") }),
+            _ => Err(ray::cluster::unknown_method("test.Tally", method)),
+        }
+    }
+}
+
+#[test]
+fn registered_work_runs_in_process_without_a_cluster() {
+    ray::cluster::register_actor("test.Tally", |start: i64| {
+        if start < 0 {
+            Err(format!("start {start} is negative"))
+        } else {
+            Ok(Tally(start))
+        }
+    });
+    let rt = runtime(2.0);
+    assert!(!rt.is_cluster());
+    // A registered function, by name.
+    let n = rt
+        .remote_task("ray.len")
+        .arg(&serde_bytes::ByteBuf::from(vec![0u8; 10]))
+        .remote::<u64>()
+        .unwrap();
+    assert_eq!(n.get().unwrap(), 10);
+    // A registered actor type, by name: calls in order, on this process's scheduler.
+    let a = rt
+        .remote_actor("test.Tally")
+        .args(&5i64)
+        .num_cpus(1.0)
+        .max_restarts(1)
+        .spawn()
+        .unwrap();
+    assert_eq!(a.node_id().as_deref(), Some("local"));
+    let r: Vec<_> = (1..=3)
+        .map(|i| a.call::<_, i64>("add", &i).unwrap())
+        .collect();
+    let got: Vec<i64> = r.iter().map(|r| r.get().unwrap()).collect();
+    assert_eq!(got, [6, 8, 11]);
+    // Its CPU is held while it lives.
+    assert_eq!(rt.available_resources().get(ray::CPU), 1.0);
+    // An unknown method and a bad argument are error values; a panic restarts it fresh.
+    let e = a.call::<_, i64>("nope", &()).unwrap().get().unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+    let e = a.call::<_, i64>("add", &()).unwrap().get().unwrap_err();
+    assert!(matches!(e, RayError::ActorTaskFailed { .. }), "{e}");
+    assert!(a.call::<_, i64>("boom", &()).unwrap().get().is_err());
+    assert_eq!(a.call::<_, i64>("add", &1i64).unwrap().get().unwrap(), 6);
+    assert_eq!(a.num_restarts(), 1);
+    a.kill();
+    assert!(a.is_dead());
+    assert!(a.call::<_, i64>("add", &1i64).unwrap().get().is_err());
+    // Objects by reference work the same way in one process.
+    let made = rt
+        .remote_task("ray.zeros")
+        .arg(&1000u64)
+        .remote_ref::<serde_bytes::ByteBuf>()
+        .unwrap();
+    let n = rt
+        .remote_task("ray.len")
+        .arg_ref(&made)
+        .remote::<u64>()
+        .unwrap();
+    assert_eq!(n.get().unwrap(), 1000);
+    assert_eq!(made.get().unwrap().len(), 1000);
+    let put = rt
+        .put_remote(&serde_bytes::ByteBuf::from(vec![1u8; 7]))
+        .unwrap();
+    let n = rt
+        .remote_task("ray.len")
+        .arg_ref(&put)
+        .remote::<u64>()
+        .unwrap();
+    assert_eq!(n.get().unwrap(), 7);
+    // A constructor's error, an unknown type: errors from spawn.
+    let e = rt
+        .remote_actor("test.Tally")
+        .args(&-1i64)
+        .spawn()
+        .unwrap_err();
+    assert!(e.to_string().contains("negative"), "{e}");
+    let e = rt.remote_actor("no.Such").spawn().unwrap_err();
+    assert!(e.to_string().contains("no.Such"), "{e}");
+}

@@ -35,6 +35,36 @@ pub struct StartArgs {
     pub block: bool,
     /// Seconds without heartbeats before a node is dead.
     pub node_timeout_s: Option<f64>,
+    /// This node's TLS certificate (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The CA that signs the nodes' certificates (default: the certificate itself).
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// The TLS files of `--tls-cert/--tls-key/--tls-ca`, else of `$RLLIB_TLS_*`, checked.
+fn tls_files(a: &StartArgs) -> Result<Option<cluster::TlsFiles>, String> {
+    let t = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(cluster::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: a.tls_ca.clone(),
+        }),
+        (None, None) if a.tls_ca.is_some() => {
+            return Err("--tls-ca needs --tls-cert and --tls-key too".into());
+        }
+        (None, None) => cluster::TlsFiles::from_env()?,
+        _ => return Err("TLS needs both --tls-cert <PEM> and --tls-key <PEM>".into()),
+    };
+    match t {
+        None => Ok(None),
+        Some(t) => {
+            let t = t.absolute()?;
+            t.check()?;
+            Ok(Some(t))
+        }
+    }
 }
 
 fn options(a: &StartArgs, secret: &str) -> Result<NodeOptions, String> {
@@ -73,7 +103,9 @@ fn options(a: &StartArgs, secret: &str) -> Result<NodeOptions, String> {
             ));
         }
     };
+    let tls = tls_files(a)?;
     Ok(NodeOptions {
+        tls,
         head: a.head,
         host,
         port: a.port.unwrap_or(if a.head { 6379 } else { 0 }),
@@ -184,10 +216,18 @@ fn print_started(n: &session::NodeFile, secret: &str, head: bool, say: &dyn Fn(S
             n.node_id, n.address, n.pid
         ));
         say("To add a node on another machine, run there:".into());
+        let tls = if n.tls.is_some() {
+            " --tls-cert <its cert> --tls-key <its key> --tls-ca <the CA>"
+        } else {
+            ""
+        };
         say(format!(
-            "  RLLIB_CLUSTER_SECRET={secret} rllib start --address {} --node-ip-address <that machine's IP>",
+            "  RLLIB_CLUSTER_SECRET={secret} rllib start --address {} --node-ip-address <that machine's IP>{tls}",
             n.address
         ));
+        if n.tls.is_some() {
+            say("Nodes and drivers speak TLS: a driver elsewhere sets RLLIB_TLS_CERT, RLLIB_TLS_KEY and RLLIB_TLS_CA.".into());
+        }
         say("To connect a driver: rllib status --address <head>, or InitOptions::new().address(\"auto\") on this machine.".into());
         say(format!(
             "The secret is stored owner-only in {}.",
@@ -208,6 +248,7 @@ fn run_node(o: NodeOptions, say: &dyn Fn(String)) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let head = o.head;
+    let tls = o.tls.clone();
     let secret = o.secret.clone();
     let head_address = o.head_address.clone();
     let node = cluster::start_node(o).map_err(|e| e.to_string())?;
@@ -221,18 +262,28 @@ fn run_node(o: NodeOptions, say: &dyn Fn(String)) -> Result<(), String> {
         head_address: head_address.unwrap_or_else(|| info.address.clone()),
         pid: info.pid,
         is_head: head,
+        tls: tls.clone(),
     };
     let path = session::save_node(&file)?;
     print_started(&file, &secret, head, say);
-    let sig = signals.forever().next();
+    let outcome = loop {
+        if let Some(sig) = signals.pending().next() {
+            break Ok(sig);
+        }
+        if let Some(reason) = node.fenced() {
+            break Err(reason);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let _ = std::fs::remove_file(&path);
     node.shutdown();
-    say(format!(
-        "Node {} stopped (signal {}).",
-        info.node_id,
-        sig.unwrap_or(0)
-    ));
-    Ok(())
+    match outcome {
+        Ok(sig) => {
+            say(format!("Node {} stopped (signal {sig}).", info.node_id));
+            Ok(())
+        }
+        Err(reason) => Err(reason),
+    }
 }
 
 fn alive(pid: u32) -> bool {

@@ -109,6 +109,16 @@ struct StartCmd {
     /// Seconds a node may miss heartbeats before it counts as dead (default 3).
     #[arg(long)]
     node_timeout_s: Option<f64>,
+    /// TLS between nodes: this node's certificate, PEM (default: $RLLIB_TLS_CERT).
+    #[arg(long)]
+    tls_cert: Option<std::path::PathBuf>,
+    /// This node's private key, PEM (default: $RLLIB_TLS_KEY).
+    #[arg(long)]
+    tls_key: Option<std::path::PathBuf>,
+    /// The CA that signs every node's certificate (default: $RLLIB_TLS_CA, else the
+    /// certificate itself).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -339,6 +349,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 token: s.token,
                 block: s.block,
                 node_timeout_s: s.node_timeout_s,
+                tls_cert: s.tls_cert,
+                tls_key: s.tls_key,
+                tls_ca: s.tls_ca,
             };
             rllib::cluster_cli::start(&a, &|l| say!("{l}")).map_err(Failure)?;
             Ok(ExitCode::SUCCESS)

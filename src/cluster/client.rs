@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
 use super::node::{self, NodeState, agent_of, rpc};
+use super::objects::Held;
+use super::tls::Dialer;
 use super::wire::{AgentMsg, NodeInfo, Payload, Request, Response, decode, encode};
 use crate::object::{ObjectRef, Orphaned, Promise};
 use crate::{RayError, Resources};
@@ -47,7 +49,9 @@ pub(crate) struct Cluster {
     actors: Mutex<Vec<Weak<RActor>>>,
     /// One actor placement at a time, so that each sees the ones before it.
     placing: tokio::sync::Mutex<()>,
-    executor: tokio::runtime::Handle,
+    /// How this driver opens sessions to nodes (plain or TLS).
+    dialer: Dialer,
+    pub(crate) executor: tokio::runtime::Handle,
     _server: ActorRef<ractor_cluster::NodeServerMessage>,
 }
 
@@ -82,8 +86,25 @@ pub(crate) fn head_agent() -> Option<ActorRef<AgentMsg>> {
         .map(ActorRef::from)
 }
 
+/// What a remote task runs with: its argument as bytes, or an object kept somewhere.
+pub(crate) enum TaskInput {
+    Bytes(Vec<u8>),
+    Object(ObjectRef<Held>),
+}
+
+/// A remote task as the builder gives it.
+pub(crate) struct TaskSpec {
+    pub(crate) name: String,
+    pub(crate) input: TaskInput,
+    pub(crate) demand: Demand,
+    pub(crate) max_retries: u32,
+    pub(crate) affinity: Option<String>,
+}
+
 /// How a call on one node ended, when it did not end with a reply.
 enum CallErr {
+    /// The node was gone before the request went out.
+    Unreachable,
     NodeDied,
     Other(String),
 }
@@ -93,6 +114,8 @@ impl Cluster {
         address: &str,
         secret: &str,
         me: Arc<NodeState>,
+        incoming: Option<ractor_cluster::IncomingEncryptionMode>,
+        dialer: Dialer,
         executor: tokio::runtime::Handle,
     ) -> Result<Arc<Self>, RayError> {
         let server = ractor_cluster::NodeServer::new(
@@ -100,17 +123,22 @@ impl Cluster {
             secret.to_string(),
             me.info.node_id.clone(),
             "localhost".to_string(),
-            None,
+            incoming,
             Some(ractor_cluster::node::NodeConnectionMode::Isolated),
         )
         .with_listen_addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         let (server, _) = ractor::Actor::spawn(None, server, ()).await.map_err(|e| {
             RayError::Cluster(format!("cannot start this driver's node server: {e}"))
         })?;
+        let _ = me.link.set(node::Link {
+            server: server.clone(),
+            dialer: dialer.clone(),
+        });
         ractor::Actor::spawn(None, node::Agent, Arc::clone(&me))
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start this driver's agent: {e}")))?;
-        ractor_cluster::client_connect(&server, address.to_string())
+        dialer
+            .connect(&server, address)
             .await
             .map_err(|e| RayError::Cluster(format!("cannot reach the head at {address}: {e}")))?;
         let head = wait_for(me.node_timeout.max(Duration::from_secs(5)), head_agent)
@@ -118,7 +146,8 @@ impl Cluster {
             .ok_or_else(|| {
                 RayError::Cluster(format!(
                     "the head at {address} did not let this driver in: wrong cluster secret \
-                     (--token / RLLIB_CLUSTER_SECRET), or not an rllib head"
+                     (--token / RLLIB_CLUSTER_SECRET), a head that speaks TLS (RLLIB_TLS_CERT, \
+                     RLLIB_TLS_KEY, RLLIB_TLS_CA), or not an rllib head"
                 ))
             })?;
         let nodes = match rpc(&head, &Request::Nodes, me.call_timeout).await {
@@ -140,6 +169,7 @@ impl Cluster {
             nodes: Mutex::new(BTreeMap::new()),
             actors: Mutex::new(Vec::new()),
             placing: tokio::sync::Mutex::new(()),
+            dialer,
             executor,
             _server: server.clone(),
         });
@@ -198,9 +228,15 @@ impl Cluster {
             .into_iter()
             .map(|n| {
                 let server = server.clone();
+                let dialer = self.dialer.clone();
                 tokio::spawn(async move {
-                    if agent_of(&n.node_id).is_none() {
-                        let _ = ractor_cluster::client_connect(&server, n.address.clone()).await;
+                    if agent_of(&n.node_id).is_none()
+                        && let Err(e) = dialer.connect(&server, &n.address).await
+                    {
+                        eprintln!(
+                            "ray: cannot connect to node {} at {}: {e}",
+                            n.node_id, n.address
+                        );
                     }
                     let id = n.node_id.clone();
                     if wait_for(within, || agent_of(&id)).await.is_none() {
@@ -323,7 +359,7 @@ impl Cluster {
         mut dead: watch::Receiver<bool>,
         req: &Request,
     ) -> Result<Response, CallErr> {
-        let agent = agent_of(id).ok_or(CallErr::NodeDied)?;
+        let agent = agent_of(id).ok_or(CallErr::Unreachable)?;
         tokio::select! {
             r = rpc(&agent, req, self.me.call_timeout) => r.map_err(|e| {
                 if agent_of(id).is_none() { CallErr::NodeDied } else { CallErr::Other(e) }
@@ -352,6 +388,12 @@ impl Cluster {
                 match self.call_on(&id, dead.clone(), req).await {
                     Ok(Response::Busy) => continue,
                     Ok(r) => return Ok((id, dead, r)),
+                    Err(CallErr::Unreachable) => continue,
+                    // A task that may have started there: its caller counts the attempt
+                    // against `max_retries`.
+                    Err(CallErr::NodeDied) if matches!(req, Request::RunTask { .. }) => {
+                        return Ok((id, dead, Response::Failed("its node died".into())));
+                    }
                     Err(CallErr::NodeDied) => continue,
                     Err(CallErr::Other(e)) => {
                         return Err(RayError::Cluster(format!("node {id}: {e}")));
@@ -371,7 +413,7 @@ impl Cluster {
             Payload::Stored { owner, id, .. } => Some((owner.clone(), *id)),
             Payload::Inline(_) => None,
         };
-        let bytes = node::resolve(p, self.me.call_timeout).await;
+        let bytes = node::resolve(p, self.me.link.get(), self.me.call_timeout).await;
         if let Some((owner, id)) = stored
             && let Some(agent) = agent_of(&owner)
         {
@@ -380,41 +422,83 @@ impl Cluster {
         decode(&bytes?)
     }
 
-    pub(crate) fn submit_task<R>(
-        self: &Arc<Self>,
-        name: String,
-        args: Vec<u8>,
-        demand: Demand,
-        max_retries: u32,
-        affinity: Option<String>,
-    ) -> Result<ObjectRef<R>, RayError>
+    /// A task whose result comes back to this driver as soon as it is made.
+    pub(crate) fn submit_task<R>(self: &Arc<Self>, task: TaskSpec) -> Result<ObjectRef<R>, RayError>
     where
         R: DeserializeOwned + Send + Sync + 'static,
     {
-        self.check_feasible(&demand, affinity.as_deref())?;
+        self.check_feasible(&task.demand, task.affinity.as_deref())?;
         let (result, promise) = ObjectRef::<R>::pending(Orphaned::Shutdown);
         let me = Arc::clone(self);
         self.executor.spawn(async move {
-            let args = me.me.payload(args);
-            let out = me
-                .run_task::<R>(&name, &args, demand, max_retries, affinity.as_deref())
-                .await;
-            if let Payload::Stored { id, .. } = args {
-                me.me.free(id);
-            }
+            let name = task.name.clone();
+            let out = match me.run_spec(task).await {
+                Ok(p) => me
+                    .value::<R>(p)
+                    .await
+                    .map_err(|message| RayError::TaskFailed {
+                        task: name,
+                        message,
+                        attempts: 1,
+                    }),
+                Err(e) => Err(e),
+            };
             promise.fulfil(out);
         });
         Ok(result)
     }
 
-    async fn run_task<R: DeserializeOwned>(
+    /// A task whose result stays on its node until someone gets it.
+    pub(crate) fn submit_task_ref(
+        self: &Arc<Self>,
+        task: TaskSpec,
+    ) -> Result<ObjectRef<Held>, RayError> {
+        self.check_feasible(&task.demand, task.affinity.as_deref())?;
+        let (result, promise) = ObjectRef::<Held>::pending(Orphaned::Shutdown);
+        let me = Arc::clone(self);
+        self.executor.spawn(async move {
+            let out = me.run_spec(task).await;
+            promise.fulfil(out.map(|p| Held::new(p, Some(&me))));
+        });
+        Ok(result)
+    }
+
+    /// Waits for the argument object if there is one, runs the task, frees what this driver
+    /// stored for it.
+    async fn run_spec(&self, task: TaskSpec) -> Result<Payload, RayError> {
+        let (args, hold) = match task.input {
+            TaskInput::Bytes(b) => (self.me.payload(b), None),
+            // Kept alive (not freed on its node) until the task is done.
+            TaskInput::Object(o) => {
+                let held = o.get_async().await?;
+                (held.payload.clone(), Some(held))
+            }
+        };
+        let out = self
+            .run_task(
+                &task.name,
+                &args,
+                task.demand,
+                task.max_retries,
+                task.affinity.as_deref(),
+            )
+            .await;
+        if hold.is_none()
+            && let Payload::Stored { id, .. } = args
+        {
+            self.me.free(id);
+        }
+        out
+    }
+
+    async fn run_task(
         &self,
         name: &str,
         args: &Payload,
         demand: Demand,
         max_retries: u32,
         affinity: Option<&str>,
-    ) -> Result<R, RayError> {
+    ) -> Result<Payload, RayError> {
         let req = Request::RunTask {
             name: name.to_string(),
             args: args.clone(),
@@ -426,10 +510,7 @@ impl Cluster {
             let retry = attempts <= max_retries;
             let (node, dead, reply) = self.place(&demand, affinity, &req).await?;
             let failure = match reply {
-                Response::Value(p) => match self.value::<R>(p).await {
-                    Ok(v) => return Ok(v),
-                    Err(e) => e,
-                },
+                Response::Value(p) => return Ok(p),
                 Response::Failed(e) => e,
                 Response::Error(e) => {
                     return Err(RayError::TaskFailed {
@@ -488,7 +569,9 @@ impl Cluster {
         self.executor.spawn(RActor::run(weak, rx));
         // Spawn now, as Ray does, so that placement errors show early.
         let _ = actor.queue.send(Queued::Start);
-        Ok(RemoteActorHandle { inner: actor })
+        Ok(RemoteActorHandle {
+            inner: Hosted::Cluster(actor),
+        })
     }
 }
 
@@ -746,19 +829,71 @@ impl RActor {
 /// when the runtime is local). Calls run in the order they were made.
 #[derive(Clone)]
 pub struct RemoteActorHandle {
-    inner: Arc<RActor>,
+    inner: Hosted,
+}
+
+#[derive(Clone)]
+enum Hosted {
+    Cluster(Arc<RActor>),
+    /// In this process: the registered type on a local actor (its state `None` if a rebuild
+    /// after a panic failed to construct it).
+    Local {
+        type_name: String,
+        actor: crate::ActorHandle<Option<Box<dyn super::RemoteActor>>>,
+    },
 }
 
 impl std::fmt::Debug for RemoteActorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteActorHandle")
-            .field("type", &self.inner.type_name)
-            .field("node", &self.inner.placed_on())
-            .finish()
+        match &self.inner {
+            Hosted::Cluster(a) => f
+                .debug_struct("RemoteActorHandle")
+                .field("type", &a.type_name)
+                .field("node", &a.placed_on())
+                .finish(),
+            Hosted::Local { type_name, .. } => f
+                .debug_struct("RemoteActorHandle")
+                .field("type", type_name)
+                .field("node", &"local")
+                .finish(),
+        }
     }
 }
 
 impl RemoteActorHandle {
+    /// An actor of registered type `type_name` in this process, on `rt`'s scheduler (what
+    /// `remote_actor` gives without a cluster: the same program runs locally).
+    pub(crate) fn local(
+        rt: &crate::Runtime,
+        type_name: String,
+        args: Vec<u8>,
+        demand: &Demand,
+        max_restarts: u32,
+    ) -> Result<Self, RayError> {
+        let failed = |message: String| RayError::ActorDied {
+            actor: type_name.clone(),
+            cause: message,
+        };
+        let constructor = super::registry::constructor(&type_name).map_err(failed)?;
+        // Built once here, so that a bad argument is this call's error.
+        let first = constructor(&args).map_err(failed)?;
+        let first = Mutex::new(Some(first));
+        let rebuild = move || first.lock().take().or_else(|| constructor(&args).ok());
+        let mut b = rt
+            .actor(rebuild)
+            .name(type_name.clone())
+            .max_restarts(max_restarts);
+        for (k, v) in demand {
+            b = b.resource(k, *v);
+        }
+        Ok(RemoteActorHandle {
+            inner: Hosted::Local {
+                type_name,
+                actor: b.spawn()?,
+            },
+        })
+    }
+
     /// Calls `method` with `args`; the result is an object of type `R`.
     pub fn call<A: serde::Serialize, R>(
         &self,
@@ -770,6 +905,32 @@ impl RemoteActorHandle {
     {
         let bytes = encode(args).map_err(RayError::Cluster)?;
         let (result, promise): (ObjectRef<R>, Promise<R>) = ObjectRef::pending(Orphaned::Shutdown);
+        let inner = match &self.inner {
+            Hosted::Cluster(a) => a,
+            Hosted::Local { type_name, actor } => {
+                let name = type_name.clone();
+                let m = method.to_string();
+                let out = actor.call(move |state| match state {
+                    Some(a) => a.call(&m, &bytes),
+                    None => Err(format!("actor {name} could not be rebuilt")),
+                });
+                let actor = type_name.clone();
+                let o = out.clone();
+                out.dependency().0.on_ready(Box::new(move || {
+                    promise.fulfil(match o.get_arc() {
+                        Err(e) => Err(e),
+                        Ok(r) => match &*r {
+                            Ok(b) => decode::<R>(b).map_err(RayError::Cluster),
+                            Err(message) => Err(RayError::ActorTaskFailed {
+                                actor,
+                                message: message.clone(),
+                            }),
+                        },
+                    });
+                }));
+                return Ok(result);
+            }
+        };
         let done = Box::new(move |r: Result<Payload, RayError>, c: &Arc<Cluster>| {
             let c = Arc::clone(c);
             match r {
@@ -781,37 +942,51 @@ impl RemoteActorHandle {
                 }
             }
         });
-        self.inner
+        inner
             .queue
             .send(Queued::Call(method.to_string(), bytes, done))
-            .map_err(|_| self.inner.died())?;
+            .map_err(|_| inner.died())?;
         Ok(result)
     }
 
-    /// The node the actor lives on now (`None` while it is being placed or restarted).
+    /// The node the actor lives on now (`None` while it is being placed or restarted);
+    /// `"local"` in a runtime without a cluster.
     pub fn node_id(&self) -> Option<String> {
-        self.inner.placed_on()
+        match &self.inner {
+            Hosted::Cluster(a) => a.placed_on(),
+            Hosted::Local { actor, .. } => (!actor.is_dead()).then(|| "local".to_string()),
+        }
     }
 
     /// Whether the actor is gone for good (killed, failed to build, or out of restarts).
     pub fn is_dead(&self) -> bool {
-        self.inner.death.lock().is_some()
+        match &self.inner {
+            Hosted::Cluster(a) => a.death.lock().is_some(),
+            Hosted::Local { actor, .. } => actor.is_dead(),
+        }
     }
 
-    /// How many times the actor was restarted on another node.
+    /// How many times the actor was restarted (on another node, in a cluster).
     pub fn num_restarts(&self) -> u32 {
-        self.inner.restarts.load(Ordering::Acquire)
+        match &self.inner {
+            Hosted::Cluster(a) => a.restarts.load(Ordering::Acquire),
+            Hosted::Local { actor, .. } => actor.num_restarts(),
+        }
     }
 
     /// Stops the actor and gives its resources back.
     pub fn kill(&self) {
-        *self.inner.death.lock() = Some("killed".into());
-        let placed = self.inner.placed.lock().take().map(|p| p.node);
-        if let (Some(node), Some(c)) = (placed, self.inner.cluster.upgrade())
+        let inner = match &self.inner {
+            Hosted::Cluster(a) => a,
+            Hosted::Local { actor, .. } => return actor.kill(),
+        };
+        *inner.death.lock() = Some("killed".into());
+        let placed = inner.placed.lock().take().map(|p| p.node);
+        if let (Some(node), Some(c)) = (placed, inner.cluster.upgrade())
             && let Some(agent) = agent_of(&node)
         {
             c.count_actor(&node, false);
-            let id = self.inner.id;
+            let id = inner.id;
             let t = c.me.call_timeout;
             c.executor.spawn(async move {
                 let _ = rpc(&agent, &Request::KillActor { id }, t).await;

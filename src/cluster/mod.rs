@@ -11,8 +11,10 @@
 mod builtin;
 mod client;
 mod node;
+mod objects;
 mod registry;
 pub mod session;
+mod tls;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -23,11 +25,15 @@ use std::time::Duration;
 pub use builtin::{PROBE, Probe, current_node_id};
 pub use client::RemoteActorHandle;
 pub use registry::{RemoteActor, method, register_actor, register_function, unknown_method};
+pub use tls::TlsFiles;
 pub use wire::NodeInfo;
 
-pub(crate) use client::Cluster;
+pub(crate) use client::{Cluster, TaskInput, TaskSpec};
 pub(crate) use node::NodeState;
+pub(crate) use objects::Held;
+pub use objects::RemoteRef;
 pub(crate) use registry::function as registry_function;
+pub(crate) use wire::Payload;
 pub(crate) use wire::encode;
 
 use crate::{RayError, Resources};
@@ -58,6 +64,8 @@ pub struct NodeOptions {
     pub heartbeat: Duration,
     /// Time without an answer after which a node is dead.
     pub node_timeout: Duration,
+    /// TLS between this node and the others (`--tls-cert`, `--tls-key`, `--tls-ca`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl NodeOptions {
@@ -72,6 +80,7 @@ impl NodeOptions {
             resources: crate::InitOptions::new().resources()?,
             heartbeat: DEFAULT_HEARTBEAT,
             node_timeout: DEFAULT_NODE_TIMEOUT,
+            tls: None,
         })
     }
 }
@@ -80,6 +89,7 @@ impl NodeOptions {
 pub struct NodeHandle {
     executor: Option<tokio::runtime::Runtime>,
     info: NodeInfo,
+    fenced: std::sync::mpsc::Receiver<String>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -94,6 +104,12 @@ impl NodeHandle {
     /// The node as the cluster sees it.
     pub fn info(&self) -> &NodeInfo {
         &self.info
+    }
+
+    /// Why the head fenced this node off, once it has: the head declared it dead (it missed
+    /// heartbeats, say while stopped) and its work has moved, so the node must stop.
+    pub fn fenced(&self) -> Option<String> {
+        self.fenced.try_recv().ok()
     }
 
     /// Stops the node: its connections close and the cluster marks it dead.
@@ -147,6 +163,9 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         DEFAULT_CALL_TIMEOUT,
         executor.handle().clone(),
     );
+    let fenced = state.on_fenced();
+    let incoming = tls::incoming(o.tls.as_ref())?;
+    let dialer = tls::Dialer::new(o.tls.as_ref())?;
     let o2 = o.clone();
     executor.block_on(async move {
         let server = ractor_cluster::NodeServer::new(
@@ -154,13 +173,17 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
             o2.secret.clone(),
             node_id.clone(),
             o2.host.to_string(),
-            None,
+            incoming,
             Some(ractor_cluster::node::NodeConnectionMode::Isolated),
         )
         .with_listen_addr(o2.host);
         let (server, _) = ractor::Actor::spawn(None, server, ())
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start the node server: {e}")))?;
+        let _ = state.link.set(node::Link {
+            server: server.clone(),
+            dialer: dialer.clone(),
+        });
         ractor::Actor::spawn(None, node::Agent, Arc::clone(&state))
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start the node agent: {e}")))?;
@@ -172,7 +195,8 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
             .head_address
             .clone()
             .ok_or_else(|| RayError::Cluster("a worker node needs the head's --address".into()))?;
-        ractor_cluster::client_connect(&server, head_addr.clone())
+        dialer
+            .connect(&server, &head_addr)
             .await
             .map_err(|e| RayError::Cluster(format!("cannot reach the head at {head_addr}: {e}")))?;
         let head = client::wait_for(
@@ -183,7 +207,8 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         .ok_or_else(|| {
             RayError::Cluster(format!(
                 "the head at {head_addr} did not let this node in: wrong cluster secret \
-                     (--token / RLLIB_CLUSTER_SECRET), or not an rllib head"
+                     (--token / RLLIB_CLUSTER_SECRET), a head that speaks TLS (--tls-cert, \
+                     --tls-key, --tls-ca), or not an rllib head"
             ))
         })?;
         match node::rpc(
@@ -202,6 +227,7 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
     Ok(NodeHandle {
         executor: Some(executor),
         info,
+        fenced,
     })
 }
 
@@ -212,8 +238,11 @@ pub(crate) fn connect(
     heartbeat: Duration,
     node_timeout: Duration,
     call_timeout: Duration,
+    tls: Option<&TlsFiles>,
     executor: &tokio::runtime::Handle,
 ) -> Result<Arc<Cluster>, RayError> {
+    let incoming = tls::incoming(tls)?;
+    let dialer = tls::Dialer::new(tls)?;
     let info = NodeInfo {
         node_id: format!("driver-{}-{}", std::process::id(), rand_suffix()),
         address: String::new(),
@@ -236,7 +265,7 @@ pub(crate) fn connect(
     // The executor's own threads run the connection; this thread only waits for it.
     let (tx, rx) = std::sync::mpsc::channel();
     executor.spawn(async move {
-        let _ = tx.send(Cluster::connect(&addr, &secret, me, ex).await);
+        let _ = tx.send(Cluster::connect(&addr, &secret, me, incoming, dialer, ex).await);
     });
     rx.recv()
         .map_err(|_| RayError::Cluster("the connection task stopped".into()))?

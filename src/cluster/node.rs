@@ -55,15 +55,44 @@ pub(crate) async fn rpc(
     }
 }
 
+/// How a process opens sessions to other nodes: its node server and dialer (plain or TLS).
+pub(crate) struct Link {
+    pub(crate) server: ActorRef<ractor_cluster::NodeServerMessage>,
+    pub(crate) dialer: super::tls::Dialer,
+}
+
+/// The agent of node `owner`, connecting to it at `address` first if this process has no
+/// session to it (objects move node to node, not through the driver).
+async fn reach(
+    owner: &str,
+    address: &str,
+    link: Option<&Link>,
+    timeout: Duration,
+) -> Result<ActorRef<AgentMsg>, String> {
+    if let Some(a) = agent_of(owner) {
+        return Ok(a);
+    }
+    let gone = || format!("node {owner} holding the object is gone");
+    let link = link.filter(|_| !address.is_empty()).ok_or_else(gone)?;
+    link.dialer
+        .connect(&link.server, address)
+        .await
+        .map_err(|e| format!("cannot reach node {owner} at {address} for an object: {e}"))?;
+    super::client::wait_for(timeout.min(Duration::from_secs(10)), || agent_of(owner))
+        .await
+        .ok_or_else(gone)
+}
+
 /// Reads a stored object from node `owner`, chunk by chunk.
 pub(crate) async fn fetch(
     owner: &str,
+    address: &str,
     id: u64,
     size: u64,
+    link: Option<&Link>,
     timeout: Duration,
 ) -> Result<Vec<u8>, String> {
-    let agent =
-        agent_of(owner).ok_or_else(|| format!("node {owner} holding object {id} is gone"))?;
+    let agent = reach(owner, address, link, timeout).await?;
     let size =
         usize::try_from(size).map_err(|_| format!("object {id} is too large: {size} bytes"))?;
     let mut out = vec![0u8; size];
@@ -111,10 +140,19 @@ pub(crate) async fn fetch(
     Ok(out)
 }
 
-pub(crate) async fn resolve(p: Payload, timeout: Duration) -> Result<Vec<u8>, String> {
+pub(crate) async fn resolve(
+    p: Payload,
+    link: Option<&Link>,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
     match p {
         Payload::Inline(b) => Ok(b),
-        Payload::Stored { owner, id, size } => fetch(&owner, id, size, timeout).await,
+        Payload::Stored {
+            owner,
+            address,
+            id,
+            size,
+        } => fetch(&owner, &address, id, size, link, timeout).await,
     }
 }
 
@@ -129,6 +167,18 @@ struct Peer {
     info: NodeInfo,
     last_seen: Instant,
     gone: bool,
+    /// Declared dead: stays dead, whatever it answers later.
+    dead: bool,
+}
+
+impl Peer {
+    /// Whether it is alive now; once not, never again.
+    fn check(&mut self, timeout: Duration) -> bool {
+        if self.gone || self.last_seen.elapsed() > timeout {
+            self.dead = true;
+        }
+        !self.dead
+    }
 }
 
 /// Everything a node's agent and its worker threads share.
@@ -139,6 +189,10 @@ pub(crate) struct NodeState {
     next_object: AtomicU64,
     actors: Mutex<HashMap<u64, ActorSlot>>,
     peers: Mutex<BTreeMap<String, Peer>>,
+    /// This process's node server and dialer, to reach nodes holding objects.
+    pub(crate) link: std::sync::OnceLock<Link>,
+    /// Set when the head has fenced this node off (see [`Request::Fenced`]).
+    fenced: Mutex<Option<std::sync::mpsc::Sender<String>>>,
     pub(crate) heartbeat: Duration,
     pub(crate) node_timeout: Duration,
     pub(crate) call_timeout: Duration,
@@ -166,6 +220,8 @@ impl NodeState {
             next_object: AtomicU64::new(1),
             actors: Mutex::new(HashMap::new()),
             peers: Mutex::new(BTreeMap::new()),
+            fenced: Mutex::new(None),
+            link: std::sync::OnceLock::new(),
             heartbeat,
             node_timeout,
             call_timeout,
@@ -209,6 +265,7 @@ impl NodeState {
         self.objects.lock().insert(id, Arc::new(bytes));
         Payload::Stored {
             owner: self.info.node_id.clone(),
+            address: self.info.address.clone(),
             id,
             size,
         }
@@ -220,19 +277,26 @@ impl NodeState {
 
     fn resolve_blocking(&self, p: Payload) -> Result<Vec<u8>, String> {
         let t = self.call_timeout;
-        self.executor.block_on(resolve(p, t))
+        self.executor.block_on(resolve(p, self.link.get(), t))
     }
 
     /// The head's table: itself, then every registered node.
     fn nodes(&self) -> Vec<NodeInfo> {
         let mut out = vec![self.snapshot()];
-        let peers = self.peers.lock();
-        for p in peers.values() {
+        let mut peers = self.peers.lock();
+        for p in peers.values_mut() {
             let mut i = p.info.clone();
-            i.alive = !p.gone && p.last_seen.elapsed() <= self.node_timeout;
+            i.alive = p.check(self.node_timeout);
             out.push(i);
         }
         out
+    }
+
+    /// Where a fencing from the head is reported (the node process then exits).
+    pub(crate) fn on_fenced(&self) -> std::sync::mpsc::Receiver<String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        *self.fenced.lock() = Some(tx);
+        rx
     }
 
     fn handle(self: &Arc<Self>, req: Request, reply: RpcReplyPort<Vec<u8>>) {
@@ -250,6 +314,7 @@ impl NodeState {
                         info,
                         last_seen: Instant::now(),
                         gone: false,
+                        dead: false,
                     },
                 );
                 answer(reply, Response::Registered)
@@ -391,6 +456,16 @@ impl NodeState {
                 self.free(id);
                 answer(reply, Response::Done)
             }
+            Request::Fenced { reason } => {
+                eprintln!("ray: {reason}");
+                // Nothing it runs may go on: free its resources and stop taking work.
+                self.actors.lock().clear();
+                *self.available.lock() = Demand::new();
+                if let Some(tx) = self.fenced.lock().take() {
+                    let _ = tx.send(reason);
+                }
+                answer(reply, Response::Done)
+            }
         }
     }
 
@@ -411,11 +486,28 @@ impl NodeState {
                     };
                     if let Ok(Response::Pong(info)) =
                         rpc(&agent, &Request::Ping, me.node_timeout).await
-                        && let Some(p) = me.peers.lock().get_mut(&id)
                     {
-                        p.info = info;
-                        p.last_seen = Instant::now();
-                        p.gone = false;
+                        let timeout = me.node_timeout;
+                        let was_dead = match me.peers.lock().get_mut(&id) {
+                            None => false,
+                            Some(p) => {
+                                let alive = p.check(timeout);
+                                if alive {
+                                    p.info = info;
+                                    p.last_seen = Instant::now();
+                                }
+                                !alive
+                            }
+                        };
+                        if was_dead {
+                            let reason = format!(
+                                "node {id} answered again after the head declared it dead (no \
+                                 heartbeat for {:.1} s); its work has moved elsewhere, so it stops. \
+                                 Start it again with `rllib start --address`.",
+                                timeout.as_secs_f64()
+                            );
+                            let _ = rpc(&agent, &Request::Fenced { reason }, timeout).await;
+                        }
                     }
                 });
             }

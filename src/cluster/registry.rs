@@ -100,9 +100,12 @@ pub(crate) fn function(name: &str) -> Result<Function, String> {
     })
 }
 
-pub(crate) fn construct(type_name: &str, args: &[u8]) -> Result<Box<dyn RemoteActor>, String> {
-    let c = REGISTRY.read().actors.get(type_name).cloned().ok_or_else(|| {
+pub(crate) fn constructor(type_name: &str) -> Result<Constructor, String> {
+    REGISTRY.read().actors.get(type_name).cloned().ok_or_else(|| {
         format!("no actor type {type_name:?} is registered in this binary (register_actor at start-up, on every node)")
-    })?;
-    c(args)
+    })
+}
+
+pub(crate) fn construct(type_name: &str, args: &[u8]) -> Result<Box<dyn RemoteActor>, String> {
+    constructor(type_name)?(args)
 }

@@ -25,6 +25,9 @@ pub struct NodeFile {
     pub pid: u32,
     /// Whether it is the head.
     pub is_head: bool,
+    /// Its TLS files, when the cluster uses TLS.
+    #[serde(default)]
+    pub tls: Option<super::TlsFiles>,
 }
 
 /// The session folder, created owner-only.
@@ -125,6 +128,16 @@ pub fn nodes() -> Result<Vec<(PathBuf, NodeFile)>, String> {
             .then(a.1.address.cmp(&b.1.address))
     });
     Ok(out)
+}
+
+/// The TLS files of a node started on this machine in the cluster whose head is at
+/// `head_address`, for drivers on this machine.
+pub fn tls_for(head_address: &str) -> Option<super::TlsFiles> {
+    nodes()
+        .ok()?
+        .into_iter()
+        .find(|(_, n)| n.head_address == head_address)
+        .and_then(|(_, n)| n.tls)
 }
 
 /// The head address `address: "auto"` means: that of a node recorded on this machine.

@@ -47,7 +47,14 @@ pub struct NodeInfo {
 pub(crate) enum Payload {
     // Bytes as one block (serde's default is a sequence of numbers, element by element).
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
-    Stored { owner: String, id: u64, size: u64 },
+    /// Kept on node `owner`, which listens at `address` (empty for a driver: nodes reach a
+    /// driver through the session it opened to them).
+    Stored {
+        owner: String,
+        address: String,
+        id: u64,
+        size: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +90,12 @@ pub(crate) enum Request {
     },
     Free {
         id: u64,
+    },
+    /// From the head to a node it has declared dead and that answers again (resumed after
+    /// SIGSTOP, or back from a partition): its work has moved, so it must stop (as Ray's
+    /// raylet exits once the GCS marks it dead).
+    Fenced {
+        reason: String,
     },
 }
 

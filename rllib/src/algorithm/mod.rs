@@ -139,7 +139,14 @@ impl Algorithm {
         let runner_cpus = cluster
             .as_ref()
             .map_or(cpus, |rt| rt.cluster_resources().get(ray::CPU));
-        check_resources(&cfg, &spec, runner_cpus, cpus, ray::available_memory())?;
+        check_resources(
+            &cfg,
+            &spec,
+            cluster.is_some(),
+            runner_cpus,
+            cpus,
+            ray::available_memory(),
+        )?;
         let weights = spec.init(seed);
         let learner = Learner::new(&cfg, &spec, &weights, seed ^ 0x5eed)
             .map_err(|e| TrainError::Setup(format!("learner: {e}")))?;

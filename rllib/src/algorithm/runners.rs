@@ -452,10 +452,12 @@ fn fraction_hint(cpus: f64, runners: usize) -> String {
 }
 
 /// Refuses a config that this machine cannot run: more CPUs than it has for the env runners
-/// or the learner, or more memory than is available. Runs before anything large is allocated.
+/// (than the cluster's live nodes have, `on_cluster`) or the learner, or more memory than is
+/// available. Runs before anything large is allocated.
 pub fn check_resources(
     cfg: &AlgorithmConfig,
     spec: &ModuleSpec,
+    on_cluster: bool,
     cpus: f64,
     learner_cpus: f64,
     available_memory: Option<u64>,
@@ -463,8 +465,13 @@ pub fn check_resources(
     let need = cfg.num_env_runners as f64 * cfg.num_cpus_per_env_runner;
     // Fixed point, as the runtime counts (1/10,000 of a CPU).
     if (need * 1e4).round() > (cpus * 1e4).round() {
+        let have = if on_cluster {
+            "the cluster's live nodes have"
+        } else {
+            "this machine has"
+        };
         return Err(TrainError::Resources(format!(
-            "num_env_runners: {} env runners x num_cpus_per_env_runner: {} need {} CPUs, but this machine has {cpus}; lower num_env_runners (or --num-env-runners){}",
+            "num_env_runners: {} env runners x num_cpus_per_env_runner: {} need {} CPUs, but {have} {cpus}; lower num_env_runners (or --num-env-runners){}",
             cfg.num_env_runners,
             crate::config::fmt_num(cfg.num_cpus_per_env_runner),
             crate::config::fmt_num(need),

@@ -294,6 +294,17 @@ fn nodes_join_resources_add_up_and_tasks_land_on_every_node() {
     );
 }
 
+/// The length `ray.len` on node `node` finds in `n` bytes sent from this driver.
+fn len_on(rt: &Runtime, node: &str, n: usize) -> u64 {
+    rt.remote_task("ray.len")
+        .arg(&serde_bytes::ByteBuf::from(vec![7u8; n]))
+        .node(node)
+        .remote::<u64>()
+        .expect("submitted")
+        .get_timeout(Duration::from_secs(60))
+        .expect("ran")
+}
+
 #[test]
 fn hundred_megabyte_objects_cross_nodes_in_chunks() {
     let c = TestCluster::start(1.0, &[1.0]);
@@ -304,17 +315,7 @@ fn hundred_megabyte_objects_cross_nodes_in_chunks() {
         .find(|n| !n.is_head)
         .expect("a worker")
         .node_id;
-    let big = serde_bytes::ByteBuf::from(vec![7u8; 100_000_000]);
-    let n = rt
-        .remote_task("ray.len")
-        .arg(&big)
-        .node(&worker)
-        .remote::<u64>()
-        .expect("submitted");
-    assert_eq!(
-        n.get_timeout(Duration::from_secs(60)).expect("ran"),
-        100_000_000
-    );
+    assert_eq!(len_on(&rt, &worker, 100_000_000), 100_000_000);
     let z = rt
         .remote_task("ray.zeros")
         .arg(&100_000_000u64)
@@ -345,16 +346,16 @@ fn objects_stay_on_their_node_and_move_node_to_node() {
         .remote_ref::<serde_bytes::ByteBuf>()
         .expect("submitted");
     // ... and worker B, given the reference, fetches it from A (the two had no session).
-    let n = rt
-        .remote_task("ray.len")
-        .arg_ref(&made)
-        .node(b)
-        .remote::<u64>()
-        .expect("submitted");
-    assert_eq!(
-        n.get_timeout(Duration::from_secs(60)).expect("ran"),
-        100_000_000
-    );
+    let len_on_b = |r: &ray::RemoteRef<serde_bytes::ByteBuf>| -> u64 {
+        rt.remote_task("ray.len")
+            .arg_ref(r)
+            .node(b)
+            .remote::<u64>()
+            .expect("submitted")
+            .get_timeout(Duration::from_secs(60))
+            .expect("ran")
+    };
+    assert_eq!(len_on_b(&made), 100_000_000);
     assert_eq!(made.node_id().as_deref(), Some(a.as_str()));
     // The driver can still get it, as often as it likes.
     let z = made.get_timeout(Duration::from_secs(60)).expect("fetched");
@@ -363,16 +364,7 @@ fn objects_stay_on_their_node_and_move_node_to_node() {
     let put = rt
         .put_remote(&serde_bytes::ByteBuf::from(vec![3u8; 100_000_000]))
         .expect("put");
-    let n = rt
-        .remote_task("ray.len")
-        .arg_ref(&put)
-        .node(b)
-        .remote::<u64>()
-        .expect("submitted");
-    assert_eq!(
-        n.get_timeout(Duration::from_secs(60)).expect("ran"),
-        100_000_000
-    );
+    assert_eq!(len_on_b(&put), 100_000_000);
     // A reference to a failed task fails the task that takes it.
     let failed = rt
         .remote_task("no.such")
@@ -592,6 +584,38 @@ fn a_task_whose_node_dies_is_retried_within_max_retries() {
         .find(|n| n.alive && !n.is_head)
         .expect("the last worker");
     assert_eq!(ran_on, last.node_id);
+}
+
+#[test]
+fn a_paused_head_declares_no_node_dead() {
+    let c = TestCluster::start(1.0, &[1.0]);
+    let pids: Vec<(bool, u32)> = nodes_in(&c.session())
+        .into_iter()
+        .map(|(_, n)| (n.is_head, n.pid))
+        .collect();
+    let head = pids.iter().find(|p| p.0).expect("the head").1;
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &head.to_string()])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    };
+    // Stopped for more than twice the node timeout: the workers' silence is the head's.
+    signal("-STOP");
+    std::thread::sleep(Duration::from_secs_f64(TIMEOUT_S * 2.5));
+    signal("-CONT");
+    std::thread::sleep(Duration::from_secs_f64(TIMEOUT_S * 1.5));
+    let out = rllib(&c.session(), &["status"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.matches("ALIVE").count() == 2,
+        "{text}"
+    );
+    let worker = pids.iter().find(|p| !p.0).expect("a worker").1;
+    assert!(std::path::Path::new(&format!("/proc/{worker}")).exists());
 }
 
 #[test]
@@ -943,17 +967,7 @@ fn tls_between_nodes_refuses_plain_and_foreign_peers() {
         .remote::<String>()
         .expect("submitted");
     assert_eq!(r.get_timeout(Duration::from_secs(30)).expect("ran"), worker);
-    let big = serde_bytes::ByteBuf::from(vec![1u8; 20_000_000]);
-    let n = rt
-        .remote_task("ray.len")
-        .arg(&big)
-        .node(&worker)
-        .remote::<u64>()
-        .expect("submitted");
-    assert_eq!(
-        n.get_timeout(Duration::from_secs(60)).expect("ran"),
-        20_000_000
-    );
+    assert_eq!(len_on(&rt, &worker, 20_000_000), 20_000_000);
     rt.shutdown();
     // `rllib status` on this machine finds the TLS files with the node files.
     let out = rllib(&c.session(), &["status"], None);
@@ -969,19 +983,34 @@ fn tls_between_nodes_refuses_plain_and_foreign_peers() {
     );
     let err = String::from_utf8_lossy(&plain.stderr);
     assert!(!plain.status.success() && err.contains("TLS"), "{err}");
-    let foreign = Command::new(BIN)
-        .args(["status", "--address", &c.head, "--token", &c.secret])
-        .env("RLLIB_SESSION_DIR", elsewhere.path())
-        .env("RLLIB_TLS_CERT", certs.path("other.pem"))
-        .env("RLLIB_TLS_KEY", certs.path("other.key"))
-        .env_remove("RLLIB_TLS_CA")
-        .output()
-        .expect("rllib status");
-    let err = String::from_utf8_lossy(&foreign.stderr);
-    assert!(
-        !foreign.status.success() && err.contains("TLS handshake failed"),
-        "{err}"
-    );
+    // A head still open to drivers while a peer sits on a connection without a handshake.
+    let silent = std::net::TcpStream::connect(&c.head).expect("connect");
+    // The driver refuses the head (not of its CA); the head refuses a driver whose
+    // certificate its CA did not sign (the driver trusts the head's CA).
+    for (ca, want) in [
+        (None, "TLS handshake failed"),
+        (Some(certs.path("ca.pem")), "TLS"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["status", "--address", &c.head, "--token", &c.secret])
+            .env("RLLIB_SESSION_DIR", elsewhere.path())
+            .env("RLLIB_TLS_CERT", certs.path("other.pem"))
+            .env("RLLIB_TLS_KEY", certs.path("other.key"))
+            .env_remove("RLLIB_TLS_CA");
+        if let Some(ca) = &ca {
+            cmd.env("RLLIB_TLS_CA", ca);
+        }
+        let foreign = cmd.output().expect("rllib status");
+        let err = String::from_utf8_lossy(&foreign.stderr);
+        assert!(
+            !foreign.status.success() && err.contains(want),
+            "{ca:?}: {err}"
+        );
+    }
+    let out = rllib(&c.session(), &["status"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("2 node(s)"), "{text}");
+    drop(silent);
     // A node in the clear cannot join.
     let out = rllib(
         elsewhere.path(),
@@ -989,37 +1018,22 @@ fn tls_between_nodes_refuses_plain_and_foreign_peers() {
         Some(&c.secret),
     );
     assert!(!out.status.success());
-    // Half a TLS configuration is a one-line error before anything starts.
-    let out = rllib(
-        elsewhere.path(),
-        &[
-            "start",
-            "--head",
-            "--port",
-            "0",
-            "--tls-cert",
-            &certs.path("node.pem"),
-        ],
-        None,
+    // Half a TLS configuration, or a file that is no certificate: a one-line error before
+    // anything starts.
+    let (cert, key, junk) = (
+        certs.path("node.pem"),
+        certs.path("node.key"),
+        certs.path("ext.cnf"),
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--tls-key"), "{err}");
-    let out = rllib(
-        elsewhere.path(),
-        &[
-            "start",
-            "--head",
-            "--port",
-            "0",
-            "--tls-cert",
-            &certs.path("ext.cnf"),
-            "--tls-key",
-            &certs.path("node.key"),
-        ],
-        None,
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("ext.cnf"), "{err}");
+    for (tls, want) in [
+        (vec!["--tls-cert", &cert], "--tls-key"),
+        (vec!["--tls-cert", &junk, "--tls-key", &key], "ext.cnf"),
+    ] {
+        let args = [&["start", "--head", "--port", "0"][..], &tls].concat();
+        let out = rllib(elsewhere.path(), &args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{err}");
+    }
     // Noise on the TLS port fails its handshake; the head keeps serving.
     for junk in [vec![0xffu8; 64], b"GET / HTTP/1.0\r\n\r\n".to_vec()] {
         let mut s = std::net::TcpStream::connect(&c.head).expect("connect");

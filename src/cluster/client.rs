@@ -114,7 +114,6 @@ impl Cluster {
         address: &str,
         secret: &str,
         me: Arc<NodeState>,
-        incoming: Option<ractor_cluster::IncomingEncryptionMode>,
         dialer: Dialer,
         executor: tokio::runtime::Handle,
     ) -> Result<Arc<Self>, RayError> {
@@ -123,7 +122,8 @@ impl Cluster {
             secret.to_string(),
             me.info.node_id.clone(),
             "localhost".to_string(),
-            incoming,
+            // Loopback, and nothing connects to a driver: it opens every session itself.
+            None,
             Some(ractor_cluster::node::NodeConnectionMode::Isolated),
         )
         .with_listen_addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));

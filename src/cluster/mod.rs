@@ -164,22 +164,34 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         executor.handle().clone(),
     );
     let fenced = state.on_fenced();
-    let incoming = tls::incoming(o.tls.as_ref())?;
+    let acceptor = o.tls.as_ref().map(tls::acceptor).transpose()?;
     let dialer = tls::Dialer::new(o.tls.as_ref())?;
     let o2 = o.clone();
     executor.block_on(async move {
+        // With TLS, our own listener does the handshakes (each with a deadline) and hands the
+        // sessions to a node server that listens on loopback only.
+        let (server_port, server_host) = match acceptor {
+            None => (port, o2.host),
+            Some(_) => (0, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        };
         let server = ractor_cluster::NodeServer::new(
-            port,
+            server_port,
             o2.secret.clone(),
             node_id.clone(),
             o2.host.to_string(),
-            incoming,
+            None,
             Some(ractor_cluster::node::NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(o2.host);
+        .with_listen_addr(server_host);
         let (server, _) = ractor::Actor::spawn(None, server, ())
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start the node server: {e}")))?;
+        if let Some(acceptor) = acceptor {
+            let listener = tokio::net::TcpListener::bind((o2.host, port))
+                .await
+                .map_err(|e| RayError::Cluster(format!("cannot listen on {address}: {e}")))?;
+            tokio::spawn(tls::serve(listener, acceptor, server.clone()));
+        }
         let _ = state.link.set(node::Link {
             server: server.clone(),
             dialer: dialer.clone(),
@@ -241,7 +253,6 @@ pub(crate) fn connect(
     tls: Option<&TlsFiles>,
     executor: &tokio::runtime::Handle,
 ) -> Result<Arc<Cluster>, RayError> {
-    let incoming = tls::incoming(tls)?;
     let dialer = tls::Dialer::new(tls)?;
     let info = NodeInfo {
         node_id: format!("driver-{}-{}", std::process::id(), rand_suffix()),
@@ -265,7 +276,7 @@ pub(crate) fn connect(
     // The executor's own threads run the connection; this thread only waits for it.
     let (tx, rx) = std::sync::mpsc::channel();
     executor.spawn(async move {
-        let _ = tx.send(Cluster::connect(&addr, &secret, me, incoming, dialer, ex).await);
+        let _ = tx.send(Cluster::connect(&addr, &secret, me, dialer, ex).await);
     });
     rx.recv()
         .map_err(|_| RayError::Cluster("the connection task stopped".into()))?

@@ -172,9 +172,10 @@ struct Peer {
 }
 
 impl Peer {
-    /// Whether it is alive now; once not, never again.
-    fn check(&mut self, timeout: Duration) -> bool {
-        if self.gone || self.last_seen.elapsed() > timeout {
+    /// Whether it is alive now; once not, never again. `head_late`: the head itself has not
+    /// run its heartbeat for a while (paused, swapped out), so silence proves nothing yet.
+    fn check(&mut self, timeout: Duration, head_late: bool) -> bool {
+        if self.gone || (!head_late && self.last_seen.elapsed() > timeout) {
             self.dead = true;
         }
         !self.dead
@@ -191,6 +192,10 @@ pub(crate) struct NodeState {
     peers: Mutex<BTreeMap<String, Peer>>,
     /// This process's node server and dialer, to reach nodes holding objects.
     pub(crate) link: std::sync::OnceLock<Link>,
+    /// When the heartbeat loop last ran.
+    last_beat: Mutex<Instant>,
+    /// Fenced off by the head: grants nothing more.
+    fenced_off: std::sync::atomic::AtomicBool,
     /// Set when the head has fenced this node off (see [`Request::Fenced`]).
     fenced: Mutex<Option<std::sync::mpsc::Sender<String>>>,
     pub(crate) heartbeat: Duration,
@@ -221,6 +226,8 @@ impl NodeState {
             actors: Mutex::new(HashMap::new()),
             peers: Mutex::new(BTreeMap::new()),
             fenced: Mutex::new(None),
+            last_beat: Mutex::new(Instant::now()),
+            fenced_off: std::sync::atomic::AtomicBool::new(false),
             link: std::sync::OnceLock::new(),
             heartbeat,
             node_timeout,
@@ -236,6 +243,9 @@ impl NodeState {
     }
 
     fn grant(&self, demand: &Demand) -> bool {
+        if self.fenced_off.load(Ordering::Acquire) {
+            return false;
+        }
         let mut a = self.available.lock();
         if !fits(demand, &a) {
             return false;
@@ -283,13 +293,19 @@ impl NodeState {
     /// The head's table: itself, then every registered node.
     fn nodes(&self) -> Vec<NodeInfo> {
         let mut out = vec![self.snapshot()];
+        let head_late = self.head_late();
         let mut peers = self.peers.lock();
         for p in peers.values_mut() {
             let mut i = p.info.clone();
-            i.alive = p.check(self.node_timeout);
+            i.alive = p.check(self.node_timeout, head_late);
             out.push(i);
         }
         out
+    }
+
+    /// Whether the head's own heartbeat loop is overdue (this process was not running).
+    fn head_late(&self) -> bool {
+        self.last_beat.lock().elapsed() > self.heartbeat * 3
     }
 
     /// Where a fencing from the head is reported (the node process then exits).
@@ -458,6 +474,7 @@ impl NodeState {
             }
             Request::Fenced { reason } => {
                 eprintln!("ray: {reason}");
+                self.fenced_off.store(true, Ordering::Release);
                 // Nothing it runs may go on: free its resources and stop taking work.
                 self.actors.lock().clear();
                 *self.available.lock() = Demand::new();
@@ -474,6 +491,17 @@ impl NodeState {
     pub(crate) async fn heartbeat_loop(self: Arc<Self>) {
         loop {
             tokio::time::sleep(self.heartbeat).await;
+            {
+                let mut beat = self.last_beat.lock();
+                if beat.elapsed() > self.heartbeat * 3 {
+                    // This process was not running (stopped, swapped out): the nodes' silence
+                    // meanwhile is ours, so they get a fresh allowance.
+                    for p in self.peers.lock().values_mut() {
+                        p.last_seen = Instant::now();
+                    }
+                }
+                *beat = Instant::now();
+            }
             let ids: Vec<String> = self.peers.lock().keys().cloned().collect();
             for id in ids {
                 let me = Arc::clone(&self);
@@ -488,10 +516,11 @@ impl NodeState {
                         rpc(&agent, &Request::Ping, me.node_timeout).await
                     {
                         let timeout = me.node_timeout;
+                        let head_late = me.head_late();
                         let was_dead = match me.peers.lock().get_mut(&id) {
                             None => false,
                             Some(p) => {
-                                let alive = p.check(timeout);
+                                let alive = p.check(timeout, head_late);
                                 if alive {
                                     p.info = info;
                                     p.last_seen = Instant::now();

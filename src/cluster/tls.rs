@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_rustls::rustls;
@@ -173,8 +174,15 @@ impl Dialer {
                 let host = host_of(address);
                 let name = ServerName::try_from(host.to_string())
                     .map_err(|e| format!("{host:?} is not a name TLS can check: {e}"))?;
-                ractor_cluster::client_connect_enc(server, address.to_string(), c.clone(), name)
+                let connect = ractor_cluster::client_connect_enc(
+                    server,
+                    address.to_string(),
+                    c.clone(),
+                    name,
+                );
+                tokio::time::timeout(HANDSHAKE, connect)
                     .await
+                    .map_err(|_| format!("no TLS handshake with {address} within {HANDSHAKE:?}"))?
                     .map_err(|e| {
                         format!(
                             "TLS handshake failed: {e} (the node must speak TLS, with a \
@@ -186,14 +194,44 @@ impl Dialer {
     }
 }
 
-/// The listening side's mode for ractor_cluster.
-pub(crate) fn incoming(
-    t: Option<&TlsFiles>,
-) -> Result<Option<ractor_cluster::IncomingEncryptionMode>, RayError> {
-    Ok(match t {
-        None => None,
-        Some(t) => Some(ractor_cluster::IncomingEncryptionMode::Tls(acceptor(t)?)),
-    })
+/// How long a peer may take to finish its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Accepts TLS connections on `listener` and hands each to `server` once its handshake is
+/// done, one task per connection with a deadline, so that a peer that connects and stays
+/// silent holds up nobody (ractor_cluster's own TLS listener handshakes inline).
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    server: ractor::ActorRef<ractor_cluster::NodeServerMessage>,
+) {
+    loop {
+        let Ok((stream, peer_addr)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (acceptor, server) = (acceptor.clone(), server.clone());
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let Ok(local_addr) = stream.local_addr() else {
+                return;
+            };
+            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let _ = server.cast(ractor_cluster::NodeServerMessage::ConnectionOpened {
+                        stream: Box::new(ractor_cluster::NetworkStream::TlsServer {
+                            peer_addr,
+                            local_addr,
+                            stream,
+                        }),
+                        is_server: true,
+                    });
+                }
+                // A failed or stalled handshake: the connection is dropped.
+                Ok(Err(_)) | Err(_) => {}
+            }
+        });
+    }
 }
 
 /// `10.0.0.1` of `10.0.0.1:6379`, `::1` of `[::1]:6379`.

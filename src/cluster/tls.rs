@@ -216,19 +216,16 @@ pub(crate) async fn serve(
             let Ok(local_addr) = stream.local_addr() else {
                 return;
             };
-            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    let _ = server.cast(ractor_cluster::NodeServerMessage::ConnectionOpened {
-                        stream: Box::new(ractor_cluster::NetworkStream::TlsServer {
-                            peer_addr,
-                            local_addr,
-                            stream,
-                        }),
-                        is_server: true,
-                    });
-                }
-                // A failed or stalled handshake: the connection is dropped.
-                Ok(Err(_)) | Err(_) => {}
+            // A failed or stalled handshake: the connection is dropped.
+            if let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                let _ = server.cast(ractor_cluster::NodeServerMessage::ConnectionOpened {
+                    stream: Box::new(ractor_cluster::NetworkStream::TlsServer {
+                        peer_addr,
+                        local_addr,
+                        stream,
+                    }),
+                    is_server: true,
+                });
             }
         });
     }

@@ -187,23 +187,29 @@ fn run_local<T: Send + Sync + 'static>(
     let promise = Arc::new(Mutex::new(Some(promise)));
     let promise2 = Arc::clone(&promise);
     let name = spec.name.clone();
-    let input = Arc::new(spec.input);
+    // The argument as an object the task depends on: it starts (and takes its resources)
+    // only once an object argument is ready.
+    let input: ObjectRef<Arc<Held>> = match spec.input {
+        TaskInput::Bytes(b) => ObjectRef::ready(Arc::new(Held::new(
+            crate::cluster::Payload::Inline(b),
+            None,
+        ))),
+        TaskInput::Object(o) => {
+            let (r, p) = ObjectRef::pending(Orphaned::Shutdown);
+            let o2 = o.clone();
+            o.dependency()
+                .0
+                .on_ready(Box::new(move || p.fulfil(o2.get_arc())));
+            r
+        }
+    };
     let mut t = rt
-        .task(move || {
-            // An object argument: its task was submitted first, so it runs first.
-            let args = match &*input {
-                TaskInput::Bytes(b) => Ok(b.clone()),
-                TaskInput::Object(o) => match o.get_arc() {
-                    Ok(h) => match &h.payload {
-                        crate::cluster::Payload::Inline(b) => Ok(b.clone()),
-                        crate::cluster::Payload::Stored { owner, .. } => {
-                            Err(RayError::Cluster(format!(
-                                "the argument is on node {owner}, and this runtime has no cluster"
-                            )))
-                        }
-                    },
-                    Err(e) => Err(e),
-                },
+        .task_with(input, move |held: Arc<Held>| {
+            let args = match &held.payload {
+                crate::cluster::Payload::Inline(b) => Ok(b.clone()),
+                crate::cluster::Payload::Stored { owner, .. } => Err(RayError::Cluster(format!(
+                    "the argument is on node {owner}, and this runtime has no cluster"
+                ))),
             };
             let out = args.and_then(|a| {
                 f(&a).map_err(|message| RayError::TaskFailed {

@@ -328,6 +328,7 @@ impl Runtime {
                     total,
                     available,
                     pid: std::process::id(),
+                    objects: 0,
                 }]
             }
         }

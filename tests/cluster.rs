@@ -379,6 +379,37 @@ fn objects_stay_on_their_node_and_move_node_to_node() {
         .get_timeout(Duration::from_secs(30))
         .unwrap_err();
     assert!(err.to_string().contains("no.such"), "{err}");
+    // The last reference dropped frees the object on its node (seen at the next heartbeat).
+    let objects_on = |rt: &Runtime, id: &str| -> u64 {
+        rt.nodes()
+            .into_iter()
+            .find(|n| n.node_id == id)
+            .map_or(u64::MAX, |n| n.objects)
+    };
+    assert_eq!(objects_on(&rt, a), 1);
+    drop(made);
+    assert!(
+        wait_until(Duration::from_secs(5), || objects_on(&rt, a) == 0),
+        "{:?}",
+        rt.nodes()
+    );
+    // A driver that goes while it still holds references: the node frees them itself.
+    let kept = rt
+        .remote_task("ray.zeros")
+        .arg(&1_000_000u64)
+        .node(a)
+        .remote_ref::<serde_bytes::ByteBuf>()
+        .expect("submitted");
+    assert_eq!(kept.get().expect("made").len(), 1_000_000);
+    assert!(wait_until(Duration::from_secs(5), || objects_on(&rt, a) == 1));
+    rt.shutdown();
+    let rt = c.driver();
+    assert!(
+        wait_until(Duration::from_secs(10), || objects_on(&rt, a) == 0),
+        "{:?}",
+        rt.nodes()
+    );
+    drop(kept);
 }
 
 /// Fills the head's one CPU with a pinned probe, then places a probe that can only go to a

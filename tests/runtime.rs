@@ -525,7 +525,6 @@ fn registered_work_runs_in_process_without_a_cluster() {
         .remote_actor("test.Tally")
         .args(&5i64)
         .num_cpus(1.0)
-        .max_restarts(1)
         .spawn()
         .unwrap();
     assert_eq!(a.node_id().as_deref(), Some("local"));
@@ -536,15 +535,32 @@ fn registered_work_runs_in_process_without_a_cluster() {
     assert_eq!(got, [6, 8, 11]);
     // Its CPU is held while it lives.
     assert_eq!(rt.available_resources().get(ray::CPU), 1.0);
-    // An unknown method and a bad argument are error values; a panic restarts it fresh.
+    // An unknown method and a bad argument are error values; a panic rebuilds it fresh.
     let e = a.call::<_, i64>("nope", &()).unwrap().get().unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
     let e = a.call::<_, i64>("add", &()).unwrap().get().unwrap_err();
     assert!(matches!(e, RayError::ActorTaskFailed { .. }), "{e}");
     assert!(a.call::<_, i64>("boom", &()).unwrap().get().is_err());
     assert_eq!(a.call::<_, i64>("add", &1i64).unwrap().get().unwrap(), 6);
-    assert_eq!(a.num_restarts(), 1);
+    // (As on a node, a method's panic rebuilds the state in place: not a restart.)
+    assert_eq!(a.num_restarts(), 0);
+    // A task taking another's result waits for it without holding a CPU: with one of the two
+    // CPUs held by the actor, the producer (2 CPUs) waits for it, and the consumer must not
+    // take the free CPU meanwhile.
+    let producer = rt
+        .remote_task("ray.zeros")
+        .arg(&10u64)
+        .num_cpus(2.0)
+        .remote_ref::<serde_bytes::ByteBuf>()
+        .unwrap();
+    let consumer = rt
+        .remote_task("ray.len")
+        .arg_ref(&producer)
+        .remote::<u64>()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
     a.kill();
+    assert_eq!(consumer.get_timeout(Duration::from_secs(10)).unwrap(), 10);
     assert!(a.is_dead());
     assert!(a.call::<_, i64>("add", &1i64).unwrap().get().is_err());
     // Objects by reference work the same way in one process.

@@ -409,6 +409,11 @@ impl Cluster {
 
     /// A result payload as `R`: fetched from its node if stored there, then freed there.
     async fn value<R: DeserializeOwned>(&self, p: Payload) -> Result<R, String> {
+        decode(&self.take(p).await?)
+    }
+
+    /// A result's bytes, fetched from its node if stored there, then freed there.
+    async fn take(&self, p: Payload) -> Result<Vec<u8>, String> {
         let stored = match &p {
             Payload::Stored { owner, id, .. } => Some((owner.clone(), *id)),
             Payload::Inline(_) => None,
@@ -419,7 +424,7 @@ impl Cluster {
         {
             let _ = rpc(&agent, &Request::Free { id }, self.me.call_timeout).await;
         }
-        decode(&bytes?)
+        bytes
     }
 
     /// A task whose result comes back to this driver as soon as it is made.
@@ -432,7 +437,9 @@ impl Cluster {
         let me = Arc::clone(self);
         self.executor.spawn(async move {
             let name = task.name.clone();
-            let out = match me.run_spec(task).await {
+            // Fetched inside the retry loop: a node that dies before its result is fetched
+            // counts as a failed attempt.
+            let out = match me.run_spec(task, true).await {
                 Ok(p) => me
                     .value::<R>(p)
                     .await
@@ -457,7 +464,7 @@ impl Cluster {
         let (result, promise) = ObjectRef::<Held>::pending(Orphaned::Shutdown);
         let me = Arc::clone(self);
         self.executor.spawn(async move {
-            let out = me.run_spec(task).await;
+            let out = me.run_spec(task, false).await;
             promise.fulfil(out.map(|p| Held::new(p, Some(&me))));
         });
         Ok(result)
@@ -465,7 +472,7 @@ impl Cluster {
 
     /// Waits for the argument object if there is one, runs the task, frees what this driver
     /// stored for it.
-    async fn run_spec(&self, task: TaskSpec) -> Result<Payload, RayError> {
+    async fn run_spec(&self, task: TaskSpec, fetch: bool) -> Result<Payload, RayError> {
         let (args, hold) = match task.input {
             TaskInput::Bytes(b) => (self.me.payload(b), None),
             // Kept alive (not freed on its node) until the task is done.
@@ -481,6 +488,7 @@ impl Cluster {
                 task.demand,
                 task.max_retries,
                 task.affinity.as_deref(),
+                fetch,
             )
             .await;
         if hold.is_none()
@@ -498,8 +506,10 @@ impl Cluster {
         demand: Demand,
         max_retries: u32,
         affinity: Option<&str>,
+        fetch: bool,
     ) -> Result<Payload, RayError> {
         let req = Request::RunTask {
+            requester: self.me.info.node_id.clone(),
             name: name.to_string(),
             args: args.clone(),
             demand: demand.clone(),
@@ -510,7 +520,12 @@ impl Cluster {
             let retry = attempts <= max_retries;
             let (node, dead, reply) = self.place(&demand, affinity, &req).await?;
             let failure = match reply {
-                Response::Value(p) => return Ok(p),
+                Response::Value(p) if !fetch => return Ok(p),
+                // Brought here now (the payload that returns is inline).
+                Response::Value(p) => match self.take(p).await {
+                    Ok(b) => return Ok(Payload::Inline(b)),
+                    Err(e) => e,
+                },
                 Response::Failed(e) => e,
                 Response::Error(e) => {
                     return Err(RayError::TaskFailed {
@@ -770,6 +785,7 @@ impl RActor {
                         Payload::Inline(_) => None,
                     };
                     let req = Request::CallActor {
+                        requester: c.me.info.node_id.clone(),
                         id: self_.id,
                         method,
                         args,
@@ -832,6 +848,8 @@ pub struct RemoteActorHandle {
     inner: Hosted,
 }
 
+type LocalBuild = Arc<dyn Fn() -> Result<Box<dyn super::RemoteActor>, String> + Send + Sync>;
+
 #[derive(Clone)]
 enum Hosted {
     Cluster(Arc<RActor>),
@@ -840,6 +858,7 @@ enum Hosted {
     Local {
         type_name: String,
         actor: crate::ActorHandle<Option<Box<dyn super::RemoteActor>>>,
+        build: LocalBuild,
     },
 }
 
@@ -875,10 +894,20 @@ impl RemoteActorHandle {
             cause: message,
         };
         let constructor = super::registry::constructor(&type_name).map_err(failed)?;
+        let build: LocalBuild = Arc::new(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| constructor(&args)))
+                .unwrap_or_else(|p| {
+                    Err(format!(
+                        "constructor panicked: {}",
+                        crate::error::panic_message(&*p)
+                    ))
+                })
+        });
         // Built once here, so that a bad argument is this call's error.
-        let first = constructor(&args).map_err(failed)?;
+        let first = build().map_err(failed)?;
         let first = Mutex::new(Some(first));
-        let rebuild = move || first.lock().take().or_else(|| constructor(&args).ok());
+        let b2 = Arc::clone(&build);
+        let rebuild = move || first.lock().take().or_else(|| b2().ok());
         let mut b = rt
             .actor(rebuild)
             .name(type_name.clone())
@@ -890,6 +919,7 @@ impl RemoteActorHandle {
             inner: Hosted::Local {
                 type_name,
                 actor: b.spawn()?,
+                build,
             },
         })
     }
@@ -907,12 +937,27 @@ impl RemoteActorHandle {
         let (result, promise): (ObjectRef<R>, Promise<R>) = ObjectRef::pending(Orphaned::Shutdown);
         let inner = match &self.inner {
             Hosted::Cluster(a) => a,
-            Hosted::Local { type_name, actor } => {
+            Hosted::Local {
+                type_name,
+                actor,
+                build,
+            } => {
                 let name = type_name.clone();
                 let m = method.to_string();
-                let out = actor.call(move |state| match state {
-                    Some(a) => a.call(&m, &bytes),
-                    None => Err(format!("actor {name} could not be rebuilt")),
+                let build = Arc::clone(build);
+                // As on a node: a method that panics fails, and the state is rebuilt.
+                let out = actor.call(move |state| {
+                    let Some(a) = state else {
+                        return Err(format!("actor {name} could not be rebuilt"));
+                    };
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.call(&m, &bytes)))
+                        .unwrap_or_else(|p| {
+                            *state = build().ok();
+                            Err(format!(
+                                "method {m} panicked: {}",
+                                crate::error::panic_message(&*p)
+                            ))
+                        })
                 });
                 let actor = type_name.clone();
                 let o = out.clone();

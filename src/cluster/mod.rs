@@ -155,6 +155,7 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         total: to_map(&o.resources),
         available: to_map(&o.resources),
         pid: std::process::id(),
+        objects: 0,
     };
     let state = NodeState::new(
         info.clone(),
@@ -199,6 +200,7 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         ractor::Actor::spawn(None, node::Agent, Arc::clone(&state))
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start the node agent: {e}")))?;
+        tokio::spawn(Arc::clone(&state).sweep_loop(Duration::from_secs(1)));
         if o2.head {
             tokio::spawn(Arc::clone(&state).heartbeat_loop());
             return Ok(());
@@ -262,6 +264,7 @@ pub(crate) fn connect(
         total: BTreeMap::new(),
         available: BTreeMap::new(),
         pid: std::process::id(),
+        objects: 0,
     };
     let me = NodeState::new(
         info,

@@ -158,8 +158,12 @@ pub(crate) async fn resolve(
 
 type Demand = BTreeMap<String, f64>;
 
+/// An object's bytes and the driver they are kept for (`None`: this process's own).
+type Kept = (Arc<Vec<u8>>, Option<String>);
+
 struct ActorSlot {
-    jobs: crossbeam_channel::Sender<(String, Payload, RpcReplyPort<Vec<u8>>)>,
+    /// Calls: the requesting driver, the method, its arguments, where the reply goes.
+    jobs: crossbeam_channel::Sender<(String, String, Payload, RpcReplyPort<Vec<u8>>)>,
     demand: Demand,
 }
 
@@ -186,7 +190,8 @@ impl Peer {
 pub(crate) struct NodeState {
     pub(crate) info: NodeInfo,
     available: Mutex<Demand>,
-    objects: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+    /// Objects kept here, with the driver they are kept for (none: this process's own).
+    objects: Mutex<HashMap<u64, Kept>>,
     next_object: AtomicU64,
     actors: Mutex<HashMap<u64, ActorSlot>>,
     peers: Mutex<BTreeMap<String, Peer>>,
@@ -239,6 +244,7 @@ impl NodeState {
     fn snapshot(&self) -> NodeInfo {
         let mut i = self.info.clone();
         i.available = self.available.lock().clone();
+        i.objects = self.num_objects() as u64;
         i
     }
 
@@ -267,12 +273,17 @@ impl NodeState {
 
     /// Keeps `bytes` here and describes them, or puts small ones in the reply itself.
     pub(crate) fn payload(&self, bytes: Vec<u8>) -> Payload {
+        self.payload_for(bytes, None)
+    }
+
+    /// As [`payload`](Self::payload), kept for driver `requester`: freed when it goes.
+    fn payload_for(&self, bytes: Vec<u8>, requester: Option<String>) -> Payload {
         if bytes.len() <= INLINE_MAX {
             return Payload::Inline(bytes);
         }
         let id = self.next_object.fetch_add(1, Ordering::Relaxed);
         let size = bytes.len() as u64;
-        self.objects.lock().insert(id, Arc::new(bytes));
+        self.objects.lock().insert(id, (Arc::new(bytes), requester));
         Payload::Stored {
             owner: self.info.node_id.clone(),
             address: self.info.address.clone(),
@@ -283,6 +294,35 @@ impl NodeState {
 
     pub(crate) fn free(&self, id: u64) {
         self.objects.lock().remove(&id);
+    }
+
+    /// Frees, every `every`, the objects kept for drivers whose session has closed (a driver
+    /// that crashed or shut down before its references were dropped).
+    pub(crate) async fn sweep_loop(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            let owners: Vec<String> = {
+                let objects = self.objects.lock();
+                let mut o: Vec<String> = objects.values().filter_map(|(_, r)| r.clone()).collect();
+                o.sort();
+                o.dedup();
+                o
+            };
+            let gone: Vec<String> = owners
+                .into_iter()
+                .filter(|d| agent_of(d).is_none())
+                .collect();
+            if !gone.is_empty() {
+                self.objects
+                    .lock()
+                    .retain(|_, (_, r)| r.as_ref().is_none_or(|d| !gone.contains(d)));
+            }
+        }
+    }
+
+    /// How many objects this node keeps (for tests and `rllib status`).
+    pub(crate) fn num_objects(&self) -> usize {
+        self.objects.lock().len()
     }
 
     fn resolve_blocking(&self, p: Payload) -> Result<Vec<u8>, String> {
@@ -339,7 +379,12 @@ impl NodeState {
             Request::Register(_) | Request::Nodes => {
                 answer(reply, Response::Error("this node is not the head".into()))
             }
-            Request::RunTask { name, args, demand } => {
+            Request::RunTask {
+                requester,
+                name,
+                args,
+                demand,
+            } => {
                 let f = match registry::function(&name) {
                     Ok(f) => f,
                     Err(e) => return answer(reply, Response::Error(e)),
@@ -357,7 +402,7 @@ impl NodeState {
                         });
                         me.release(&demand);
                         let r = match out {
-                            Ok(b) => Response::Value(me.payload(b)),
+                            Ok(b) => Response::Value(me.payload_for(b, Some(requester))),
                             Err(e) => Response::Failed(e),
                         };
                         answer(reply, r)
@@ -406,7 +451,7 @@ impl NodeState {
                         };
                         me.actors.lock().insert(id, ActorSlot { jobs: tx, demand });
                         answer(reply, Response::Spawned);
-                        for (method, args, reply) in rx {
+                        for (requester, method, args, reply) in rx {
                             let out = me.resolve_blocking(args).and_then(|a| {
                                 catch_unwind(AssertUnwindSafe(|| actor.call(&method, &a)))
                                     .unwrap_or_else(|p| {
@@ -423,7 +468,7 @@ impl NodeState {
                             answer(
                                 reply,
                                 match out {
-                                    Ok(b) => Response::Value(me.payload(b)),
+                                    Ok(b) => Response::Value(me.payload_for(b, Some(requester))),
                                     Err(e) => Response::Failed(e),
                                 },
                             );
@@ -433,12 +478,17 @@ impl NodeState {
                     eprintln!("ray node: cannot start an actor thread: {e}");
                 }
             }
-            Request::CallActor { id, method, args } => {
+            Request::CallActor {
+                requester,
+                id,
+                method,
+                args,
+            } => {
                 let actors = self.actors.lock();
                 match actors.get(&id) {
                     Some(slot) => {
-                        if let Err(e) = slot.jobs.send((method, args, reply)) {
-                            let (_, _, reply) = e.into_inner();
+                        if let Err(e) = slot.jobs.send((requester, method, args, reply)) {
+                            let (_, _, _, reply) = e.into_inner();
                             answer(reply, Response::Error(format!("actor {id} has stopped")));
                         }
                     }
@@ -455,7 +505,7 @@ impl NodeState {
                 answer(reply, Response::Done)
             }
             Request::Fetch { id, offset } => {
-                let obj = self.objects.lock().get(&id).cloned();
+                let obj = self.objects.lock().get(&id).map(|(o, _)| Arc::clone(o));
                 let r = match obj {
                     None => {
                         Response::Error(format!("no object {id} on node {}", self.info.node_id))

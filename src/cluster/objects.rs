@@ -128,6 +128,7 @@ impl<T: DeserializeOwned> RemoteRef<T> {
     }
 
     fn fetch(&self, timeout: Option<Duration>) -> Result<T, RayError> {
+        let start = std::time::Instant::now();
         let held = match timeout {
             None => self.held.get_arc()?,
             Some(t) => self.held.get_arc_timeout(t)?,
@@ -137,8 +138,12 @@ impl<T: DeserializeOwned> RemoteRef<T> {
             (p, Some(c)) => {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let (p, me) = (p.clone(), Arc::clone(&c.me));
-                let t = timeout.unwrap_or(me.call_timeout);
-                // On the executor: this may be any thread, the executor's own included.
+                // What is left of the caller's time after waiting for the value.
+                let t = timeout.map_or(me.call_timeout, |t| {
+                    t.saturating_sub(start.elapsed())
+                        .max(Duration::from_millis(1))
+                });
+                // On the executor; this thread waits (it must not be one of the executor's).
                 c.executor.spawn(async move {
                     let _ = tx.send(resolve(p, me.link.get(), t).await);
                 });

@@ -40,6 +40,9 @@ pub struct NodeInfo {
     pub available: BTreeMap<String, f64>,
     /// The node process's id on its machine.
     pub pid: u32,
+    /// Objects the node keeps (results not yet fetched or freed, stored arguments).
+    #[serde(default)]
+    pub objects: u64,
 }
 
 /// An argument or result: in the message, or stored on `owner` and fetched in chunks.
@@ -66,6 +69,8 @@ pub(crate) enum Request {
     /// The head's table of nodes.
     Nodes,
     RunTask {
+        /// The driver that asked: results kept for it are freed when it goes.
+        requester: String,
         name: String,
         args: Payload,
         demand: BTreeMap<String, f64>,
@@ -77,6 +82,7 @@ pub(crate) enum Request {
         demand: BTreeMap<String, f64>,
     },
     CallActor {
+        requester: String,
         id: u64,
         method: String,
         args: Payload,

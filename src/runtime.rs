@@ -329,6 +329,7 @@ impl Runtime {
                     available,
                     pid: std::process::id(),
                     objects: 0,
+                    data_address: String::new(),
                 }]
             }
         }

@@ -379,6 +379,37 @@ fn objects_stay_on_their_node_and_move_node_to_node() {
         .get_timeout(Duration::from_secs(30))
         .unwrap_err();
     assert!(err.to_string().contains("no.such"), "{err}");
+    // The data port serves a client that proves it knows the secret, and nobody else.
+    let data = rt
+        .nodes()
+        .into_iter()
+        .find(|n| n.node_id == *a)
+        .expect("worker A")
+        .data_address;
+    // The answer's length field: u64::MAX for no such object, none when refused.
+    let ask = |secret: &str, id: u64| -> Option<u64> {
+        use sha2::Digest;
+        let mut s = std::net::TcpStream::connect(&data).expect("the data port");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut nonce = [0u8; 32];
+        std::io::Read::read_exact(&mut s, &mut nonce).expect("a nonce");
+        let mut h = sha2::Sha256::new();
+        h.update(secret.as_bytes());
+        h.update(nonce);
+        let proof: [u8; 32] = h.finalize().into();
+        s.write_all(&proof).expect("proof");
+        // Object `id` from offset 0, up to 8 bytes.
+        let req = [id.to_be_bytes(), 0u64.to_be_bytes(), 8u64.to_be_bytes()].concat();
+        let _ = s.write_all(&req);
+        let mut len = [0u8; 8];
+        std::io::Read::read_exact(&mut s, &mut len).ok()?;
+        Some(u64::from_be_bytes(len))
+    };
+    assert_eq!(ask("not the secret", 1), None, "served without the secret");
+    assert_eq!(ask(&c.secret, 999_999), Some(u64::MAX));
+    // (Worker A's first object is the 100 MB result it still keeps.)
+    assert_eq!(ask(&c.secret, 1), Some(8));
     // The last reference dropped frees the object on its node (seen at the next heartbeat).
     let objects_on = |rt: &Runtime, id: &str| -> u64 {
         rt.nodes()

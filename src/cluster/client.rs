@@ -101,6 +101,20 @@ pub(crate) struct TaskSpec {
     pub(crate) affinity: Option<String>,
 }
 
+/// The local address this machine would use to reach `address` (no packet is sent).
+fn local_ip_towards(address: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let target = address.to_socket_addrs().ok()?.next()?;
+    let any: std::net::SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(target).ok()?;
+    Some(s.local_addr().ok()?.ip())
+}
+
 /// How a call on one node ended, when it did not end with a reply.
 enum CallErr {
     /// The node was gone before the request went out.
@@ -115,6 +129,7 @@ impl Cluster {
         secret: &str,
         me: Arc<NodeState>,
         dialer: Dialer,
+        tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
         executor: tokio::runtime::Handle,
     ) -> Result<Arc<Self>, RayError> {
         let server = ractor_cluster::NodeServer::new(
@@ -130,9 +145,23 @@ impl Cluster {
         let (server, _) = ractor::Actor::spawn(None, server, ()).await.map_err(|e| {
             RayError::Cluster(format!("cannot start this driver's node server: {e}"))
         })?;
+        let secret: Arc<str> = Arc::from(secret);
+        // The data port, on the address this machine reaches the head from (nodes fetch the
+        // driver's large arguments and puts there).
+        if let Some(host) = local_ip_towards(address) {
+            let (listener, data_addr) = super::data::bind(host).await.map_err(RayError::Cluster)?;
+            let _ = me.data.set(data_addr);
+            tokio::spawn(super::data::serve(
+                listener,
+                Arc::clone(&me),
+                Arc::clone(&secret),
+                tls_acceptor,
+            ));
+        }
         let _ = me.link.set(node::Link {
             server: server.clone(),
             dialer: dialer.clone(),
+            secret,
         });
         ractor::Actor::spawn(None, node::Agent, Arc::clone(&me))
             .await

@@ -10,6 +10,7 @@
 
 mod builtin;
 mod client;
+mod data;
 mod node;
 mod objects;
 mod registry;
@@ -156,6 +157,7 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         available: to_map(&o.resources),
         pid: std::process::id(),
         objects: 0,
+        data_address: String::new(),
     };
     let state = NodeState::new(
         info.clone(),
@@ -187,15 +189,25 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         let (server, _) = ractor::Actor::spawn(None, server, ())
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start the node server: {e}")))?;
-        if let Some(acceptor) = acceptor {
+        if let Some(acceptor) = &acceptor {
             let listener = tokio::net::TcpListener::bind((o2.host, port))
                 .await
                 .map_err(|e| RayError::Cluster(format!("cannot listen on {address}: {e}")))?;
-            tokio::spawn(tls::serve(listener, acceptor, server.clone()));
+            tokio::spawn(tls::serve(listener, acceptor.clone(), server.clone()));
         }
+        let secret: Arc<str> = Arc::from(o2.secret.as_str());
+        let (listener, data_addr) = data::bind(o2.host).await.map_err(RayError::Cluster)?;
+        let _ = state.data.set(data_addr);
+        tokio::spawn(data::serve(
+            listener,
+            Arc::clone(&state),
+            Arc::clone(&secret),
+            acceptor,
+        ));
         let _ = state.link.set(node::Link {
             server: server.clone(),
             dialer: dialer.clone(),
+            secret,
         });
         ractor::Actor::spawn(None, node::Agent, Arc::clone(&state))
             .await
@@ -256,6 +268,7 @@ pub(crate) fn connect(
     executor: &tokio::runtime::Handle,
 ) -> Result<Arc<Cluster>, RayError> {
     let dialer = tls::Dialer::new(tls)?;
+    let acceptor = tls.map(tls::acceptor).transpose()?;
     let info = NodeInfo {
         node_id: format!("driver-{}-{}", std::process::id(), rand_suffix()),
         address: String::new(),
@@ -265,6 +278,7 @@ pub(crate) fn connect(
         available: BTreeMap::new(),
         pid: std::process::id(),
         objects: 0,
+        data_address: String::new(),
     };
     let me = NodeState::new(
         info,
@@ -279,7 +293,7 @@ pub(crate) fn connect(
     // The executor's own threads run the connection; this thread only waits for it.
     let (tx, rx) = std::sync::mpsc::channel();
     executor.spawn(async move {
-        let _ = tx.send(Cluster::connect(&addr, &secret, me, dialer, ex).await);
+        let _ = tx.send(Cluster::connect(&addr, &secret, me, dialer, acceptor, ex).await);
     });
     rx.recv()
         .map_err(|_| RayError::Cluster("the connection task stopped".into()))?

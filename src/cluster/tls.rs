@@ -172,8 +172,7 @@ impl Dialer {
                 .map_err(|e| e.to_string()),
             Dialer::Tls(c) => {
                 let host = host_of(address);
-                let name = ServerName::try_from(host.to_string())
-                    .map_err(|e| format!("{host:?} is not a name TLS can check: {e}"))?;
+                let name = server_name(address)?;
                 let connect = ractor_cluster::client_connect_enc(
                     server,
                     address.to_string(),
@@ -229,6 +228,13 @@ pub(crate) async fn serve(
             }
         });
     }
+}
+
+/// The name a node's certificate must carry to be reached at `address` (`host:port`).
+pub(crate) fn server_name(address: &str) -> Result<ServerName<'static>, String> {
+    let host = host_of(address);
+    ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a name TLS can check: {e}"))
 }
 
 /// `10.0.0.1` of `10.0.0.1:6379`, `::1` of `[::1]:6379`.

@@ -43,6 +43,9 @@ pub struct NodeInfo {
     /// Objects the node keeps (results not yet fetched or freed, stored arguments).
     #[serde(default)]
     pub objects: u64,
+    /// Its data port (`host:port`), where other nodes and drivers read its objects.
+    #[serde(default)]
+    pub data_address: String,
 }
 
 /// An argument or result: in the message, or stored on `owner` and fetched in chunks.
@@ -55,6 +58,8 @@ pub(crate) enum Payload {
     Stored {
         owner: String,
         address: String,
+        /// The holder's data port (empty: fetch through the session).
+        data: String,
         id: u64,
         size: u64,
     },

@@ -1,0 +1,169 @@
+//! Bulk object transfer beside the actor sessions: every node (and driver) serves the objects
+//! it keeps on a data port of its own, one plain TCP (or TLS) stream per fetch, the bytes
+//! written straight from the stored buffer. The actor messages would copy an object several
+//! times (our encoding, the engine's protobuf framing, its 16 MiB frame limit in chunks).
+//!
+//! A connection proves it knows the cluster secret before it reads anything: the server sends
+//! 32 random bytes, the client answers with SHA-256(secret ‖ nonce). Then requests
+//! `[id u64][offset u64][len u64]` (big-endian), each answered `[len u64]` and the bytes, or
+//! `u64::MAX` for an object that is not there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::Digest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::node::NodeState;
+use super::tls::{Dialer, server_name};
+
+/// How long a peer may take to prove itself or to finish its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+const MISSING: u64 = u64::MAX;
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+fn proof(secret: &str, nonce: &[u8; 32]) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(secret.as_bytes());
+    h.update(nonce);
+    h.finalize().into()
+}
+
+fn nonce() -> std::io::Result<[u8; 32]> {
+    let mut b = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+    Ok(b)
+}
+
+/// Serves this process's objects on `listener` until the runtime stops.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<NodeState>,
+    secret: Arc<str>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (state, secret, tls) = (Arc::clone(&state), Arc::clone(&secret), tls.clone());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let stream: Box<dyn Stream> = match tls {
+                None => Box::new(tcp),
+                Some(a) => match tokio::time::timeout(HANDSHAKE, a.accept(tcp)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    _ => return,
+                },
+            };
+            let _ = answer(stream, &state, &secret).await;
+        });
+    }
+}
+
+async fn answer(mut s: Box<dyn Stream>, state: &NodeState, secret: &str) -> std::io::Result<()> {
+    let nonce = nonce()?;
+    s.write_all(&nonce).await?;
+    let mut reply = [0u8; 32];
+    tokio::time::timeout(HANDSHAKE, s.read_exact(&mut reply))
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)??;
+    // Compared without an early exit.
+    let want = proof(secret, &nonce);
+    if reply
+        .iter()
+        .zip(want.iter())
+        .fold(0u8, |d, (a, b)| d | (a ^ b))
+        != 0
+    {
+        return Ok(());
+    }
+    loop {
+        let mut req = [0u8; 24];
+        if s.read_exact(&mut req).await.is_err() {
+            return Ok(());
+        }
+        let field = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&req[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(b)
+        };
+        let (id, offset, len) = (field(0), field(1), field(2));
+        match state.object(id) {
+            None => s.write_all(&MISSING.to_be_bytes()).await?,
+            Some(o) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(o.len());
+                let end = start
+                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                    .min(o.len());
+                s.write_all(&((end - start) as u64).to_be_bytes()).await?;
+                s.write_all(&o[start..end]).await?;
+            }
+        }
+        s.flush().await?;
+    }
+}
+
+/// Reads object `id` (`size` bytes) from the data port at `address`.
+pub(crate) async fn fetch(
+    address: &str,
+    id: u64,
+    size: u64,
+    secret: &str,
+    dialer: &Dialer,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let go = async {
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot reach the data port {address}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let mut s: Box<dyn Stream> = match dialer {
+            Dialer::Plain => Box::new(tcp),
+            Dialer::Tls(c) => Box::new(
+                c.connect(server_name(address)?, tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with the data port {address}: {e}"))?,
+            ),
+        };
+        let io = |e: std::io::Error| format!("object {id} from {address}: {e}");
+        let mut nonce = [0u8; 32];
+        s.read_exact(&mut nonce).await.map_err(io)?;
+        s.write_all(&proof(secret, &nonce)).await.map_err(io)?;
+        let mut req = [0u8; 24];
+        req[..8].copy_from_slice(&id.to_be_bytes());
+        req[16..].copy_from_slice(&size.to_be_bytes());
+        s.write_all(&req).await.map_err(io)?;
+        s.flush().await.map_err(io)?;
+        let mut len = [0u8; 8];
+        s.read_exact(&mut len).await.map_err(io)?;
+        let len = u64::from_be_bytes(len);
+        if len == MISSING {
+            return Err(format!("no object {id} at {address}"));
+        }
+        if len != size {
+            return Err(format!(
+                "object {id} at {address}: {len} bytes, expected {size}"
+            ));
+        }
+        let mut out = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
+        s.read_exact(&mut out).await.map_err(io)?;
+        Ok(out)
+    };
+    tokio::time::timeout(timeout, go)
+        .await
+        .map_err(|_| format!("object {id} from {address}: no answer within {timeout:?}"))?
+}
+
+/// Binds the data port on `host` (any free port).
+pub(crate) async fn bind(host: std::net::IpAddr) -> Result<(TcpListener, String), String> {
+    let l = TcpListener::bind((host, 0))
+        .await
+        .map_err(|e| format!("cannot open a data port on {host}: {e}"))?;
+    let a = l.local_addr().map_err(|e| e.to_string())?;
+    Ok((l, a.to_string()))
+}

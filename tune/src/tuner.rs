@@ -1,0 +1,712 @@
+//! The trial runner: makes the trials of a search space, runs each as a runtime task sized by
+//! its resources (so as many run at once as the CPUs allow, and on a cluster's nodes when the
+//! runtime has one), takes their results, applies stop criteria and the scheduler, retries
+//! failures from the last checkpoint, and writes every trial's files.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::result::{ResultGrid, TrialResult, TrialStatus, TrialWriter};
+use crate::scheduler::{Action, Fifo, TrialScheduler};
+use crate::space::{Space, varied};
+use crate::trainable::{Decision, Event, Metrics, Session, TrialFn};
+use crate::{Mode, TuneError};
+
+/// A stop function: `f(trial_id, result)`.
+pub type StopFn = Arc<dyn Fn(&str, &Metrics) -> bool + Send + Sync>;
+
+/// When a trial stops by itself: `stop` in Ray's `RunConfig`.
+#[derive(Clone, Default)]
+pub enum Stop {
+    /// Never (the trainable or a scheduler ends it).
+    #[default]
+    Never,
+    /// When any `key` in a result reaches its value (`{"training_iteration": 10}`).
+    Criteria(Vec<(String, f64)>),
+    /// When `f(trial_id, result)` says so.
+    Fn(StopFn),
+}
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Never => f.write_str("Never"),
+            Stop::Criteria(c) => f.debug_tuple("Criteria").field(c).finish(),
+            Stop::Fn(_) => f.write_str("Fn(<closure>)"),
+        }
+    }
+}
+
+impl Stop {
+    /// From a JSON mapping of result keys to thresholds.
+    pub fn from_json(v: &Value) -> Result<Self, TuneError> {
+        let m = v
+            .as_object()
+            .ok_or_else(|| TuneError::Config(format!("stop: expected a mapping, got {v}")))?;
+        let mut c = Vec::new();
+        for (k, x) in m {
+            let t = x.as_f64().ok_or_else(|| {
+                TuneError::Config(format!("stop: {k}: expected a number, got {x}"))
+            })?;
+            c.push((k.clone(), t));
+        }
+        Ok(Stop::Criteria(c))
+    }
+
+    fn met(&self, trial_id: &str, r: &Metrics) -> bool {
+        match self {
+            Stop::Never => false,
+            Stop::Criteria(c) => c
+                .iter()
+                .any(|(k, t)| r.get(k).and_then(Value::as_f64).is_some_and(|v| v >= *t)),
+            Stop::Fn(f) => f(trial_id, r),
+        }
+    }
+}
+
+/// How to search (Ray's `TuneConfig`).
+#[derive(Debug)]
+pub struct TuneConfig {
+    /// The metric to optimise (for the scheduler and the best result).
+    pub metric: Option<String>,
+    /// Whether higher or lower is better.
+    pub mode: Option<Mode>,
+    /// Times to repeat the grid (random domains drawn anew each time).
+    pub num_samples: usize,
+    /// Trials running at once at most (0: as many as the resources allow).
+    pub max_concurrent_trials: usize,
+    /// Decides after each result whether a trial goes on.
+    pub scheduler: Box<dyn TrialScheduler>,
+    /// Seed of the random domains.
+    pub seed: u64,
+    /// The whole experiment's time; trials still running then are stopped.
+    pub time_budget_s: Option<f64>,
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        TuneConfig {
+            metric: None,
+            mode: None,
+            num_samples: 1,
+            max_concurrent_trials: 0,
+            scheduler: Box::new(Fifo),
+            seed: 0,
+            time_budget_s: None,
+        }
+    }
+}
+
+/// Where and how long (Ray's `RunConfig`).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The experiment's name (default: the trainable's name and the time).
+    pub name: Option<String>,
+    /// The folder experiments go in.
+    pub storage_path: PathBuf,
+    /// When a trial stops by itself.
+    pub stop: Stop,
+    /// Times a failed trial is retried from its last checkpoint.
+    pub max_failures: usize,
+    /// 0: silent; 1: a line per trial ending and the final table; 2: also every result.
+    pub verbose: u8,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            name: None,
+            storage_path: PathBuf::from("ray_results"),
+            stop: Stop::Never,
+            max_failures: 0,
+            verbose: 1,
+        }
+    }
+}
+
+/// Runs a trainable over a search space (Ray's `tune.Tuner`).
+pub struct Tuner {
+    trainable: TrialFn,
+    trainable_name: String,
+    space: Space,
+    resources: Vec<(String, f64)>,
+    tune: TuneConfig,
+    run: RunConfig,
+    runtime: Option<ray::Runtime>,
+}
+
+impl std::fmt::Debug for Tuner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tuner")
+            .field("trainable", &self.trainable_name)
+            .field("space", &self.space)
+            .finish()
+    }
+}
+
+/// Where one trial stands while the experiment runs.
+struct Trial {
+    id: String,
+    config: Value,
+    dir: PathBuf,
+    writer: Option<TrialWriter>,
+    decisions: Option<crossbeam_channel::Sender<Decision>>,
+    last: Option<Metrics>,
+    iteration: u64,
+    started: Option<Instant>,
+    last_report: Option<Instant>,
+    time_total: f64,
+    checkpoint: Option<PathBuf>,
+    failures: usize,
+    status: TrialStatus,
+    error: Option<String>,
+    /// A failure no retry can mend (the experiment's metric missing from its results).
+    fatal: Option<String>,
+    stopped_early: bool,
+    running: bool,
+}
+
+impl Tuner {
+    /// A tuner of `trainable` (named `name` in folders and tables) over `param_space`.
+    pub fn new(name: &str, trainable: TrialFn, param_space: impl Into<Space>) -> Self {
+        Tuner {
+            trainable,
+            trainable_name: name.to_string(),
+            space: param_space.into(),
+            resources: vec![(ray::CPU.to_string(), 1.0)],
+            tune: TuneConfig::default(),
+            run: RunConfig::default(),
+            runtime: None,
+        }
+    }
+
+    /// The search settings.
+    pub fn tune_config(mut self, c: TuneConfig) -> Self {
+        self.tune = c;
+        self
+    }
+
+    /// The run settings.
+    pub fn run_config(mut self, c: RunConfig) -> Self {
+        self.run = c;
+        self
+    }
+
+    /// Each trial's resources (`tune.with_resources`; default one CPU), e.g.
+    /// `[("CPU", 0.5)]`.
+    pub fn with_resources<'a>(mut self, r: impl IntoIterator<Item = (&'a str, f64)>) -> Self {
+        self.resources = r.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        self
+    }
+
+    /// The runtime to run trials on (default: a new local one with this machine's CPUs).
+    pub fn runtime(mut self, rt: ray::Runtime) -> Self {
+        self.runtime = Some(rt);
+        self
+    }
+
+    /// Runs the experiment to its end and returns every trial.
+    pub fn fit(mut self) -> Result<ResultGrid, TuneError> {
+        self.tune
+            .scheduler
+            .set_search_properties(self.tune.metric.as_deref(), self.tune.mode);
+        self.tune.scheduler.validate()?;
+        if self.tune.num_samples == 0 {
+            return Err(TuneError::Config("num_samples must be >= 1".into()));
+        }
+        if let Some(b) = self.tune.time_budget_s
+            && !(b > 0.0 && b.is_finite())
+        {
+            return Err(TuneError::Config(format!(
+                "time_budget_s {b}: expected seconds > 0"
+            )));
+        }
+        for (k, v) in &self.resources {
+            if !(v.is_finite() && *v >= 0.0) {
+                return Err(TuneError::Config(format!(
+                    "with_resources: {k} = {v}, expected an amount >= 0"
+                )));
+            }
+        }
+        let configs = self.space.variants(self.tune.num_samples, self.tune.seed)?;
+        let rt = match self.runtime.take() {
+            Some(rt) => rt,
+            None => ray::init(ray::InitOptions::new()).map_err(TuneError::Runtime)?,
+        };
+        let name = self
+            .run
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}_{}", self.trainable_name, timestamp()));
+        check_name(&name)?;
+        let exp = self.run.storage_path.join(&name);
+        std::fs::create_dir_all(&exp).map_err(|e| TuneError::Io(exp.clone(), e))?;
+        // Unique per experiment, so that two runs under one name never share a trial folder.
+        let tag = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            format!("{:05x}", h.finish() & 0xfffff)
+        };
+        let mut trials: Vec<Trial> = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| {
+                let id = format!("{tag}_{i:05}");
+                let params: Vec<String> = varied(&self.space, &config)
+                    .into_iter()
+                    .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(&k), short(&v)))
+                    .collect();
+                let mut dir_name = format!("{}_{id}", self.trainable_name);
+                if !params.is_empty() {
+                    dir_name.push('_');
+                    dir_name.push_str(&sanitize(&params.join(",")));
+                }
+                Trial {
+                    id,
+                    config,
+                    dir: exp.join(dir_name),
+                    writer: None,
+                    decisions: None,
+                    last: None,
+                    iteration: 0,
+                    started: None,
+                    last_report: None,
+                    time_total: 0.0,
+                    checkpoint: None,
+                    failures: 0,
+                    status: TrialStatus::Pending,
+                    error: None,
+                    fatal: None,
+                    stopped_early: false,
+                    running: false,
+                }
+            })
+            .collect();
+        let (events_tx, events) = crossbeam_channel::unbounded::<(usize, Event)>();
+        let mut pending: VecDeque<usize> = (0..trials.len()).collect();
+        let mut running = 0usize;
+        let start = Instant::now();
+        let budget = self.tune.time_budget_s.map(Duration::from_secs_f64);
+        let mut out_of_time = false;
+        // Trials holding no CPU would all start at once, each on a thread of its own; a few per
+        // CPU keep the CPUs busy (as Ray caps its pending trials).
+        let cpus = rt.cluster_resources().get(ray::CPU).max(1.0);
+        let holds_cpu = self
+            .resources
+            .iter()
+            .any(|(k, v)| k == ray::CPU && *v > 0.0);
+        let cap = match self.tune.max_concurrent_trials {
+            0 if holds_cpu => usize::MAX,
+            0 => (4.0 * cpus) as usize,
+            n => n,
+        };
+        loop {
+            while !out_of_time && running < cap {
+                let Some(i) = pending.pop_front() else { break };
+                self.launch(&rt, &mut trials[i], i, &events_tx)?;
+                running += 1;
+            }
+            if running == 0 {
+                break;
+            }
+            let wait = match budget {
+                Some(b) => b
+                    .saturating_sub(start.elapsed())
+                    .max(Duration::from_millis(1)),
+                None => Duration::from_secs(3600),
+            };
+            let (i, ev) = match events.recv_timeout(wait) {
+                Ok(x) => x,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if budget.is_some_and(|b| start.elapsed() >= b) {
+                        out_of_time = true;
+                    }
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
+            if budget.is_some_and(|b| start.elapsed() >= b) {
+                out_of_time = true;
+            }
+            match ev {
+                Event::Result {
+                    metrics,
+                    checkpoint,
+                } => {
+                    let decision =
+                        self.on_result(&mut trials[i], i, metrics, checkpoint, out_of_time);
+                    if let Some(d) = &trials[i].decisions {
+                        let _ = d.send(decision);
+                    }
+                }
+                Event::Finished(outcome) => {
+                    running -= 1;
+                    let t = &mut trials[i];
+                    t.running = false;
+                    t.decisions = None;
+                    let retries_left = t.fatal.is_none() && t.failures < self.run.max_failures;
+                    let outcome = match t.fatal.take() {
+                        Some(e) => Err(e),
+                        None => outcome,
+                    };
+                    match outcome {
+                        Ok(()) => {
+                            t.status = TrialStatus::Terminated;
+                            self.tune.scheduler.on_complete(i);
+                            self.say(
+                                1,
+                                format!("Trial {} TERMINATED after {} results", t.id, t.iteration),
+                            );
+                        }
+                        Err(e) if retries_left => {
+                            t.failures += 1;
+                            self.say(
+                                1,
+                                format!(
+                                    "Trial {} failed ({}/{} retries), retrying{}: {e}",
+                                    t.id,
+                                    t.failures,
+                                    self.run.max_failures,
+                                    if t.checkpoint.is_some() {
+                                        " from its checkpoint"
+                                    } else {
+                                        ""
+                                    }
+                                ),
+                            );
+                            pending.push_front(i);
+                        }
+                        Err(e) => {
+                            t.status = TrialStatus::Error;
+                            let _ = std::fs::create_dir_all(&t.dir);
+                            let _ = std::fs::write(t.dir.join("error.txt"), format!("{e}\n"));
+                            self.tune.scheduler.on_complete(i);
+                            self.say(1, format!("Trial {} ERROR: {e}", t.id));
+                            t.error = Some(e);
+                        }
+                    }
+                }
+            }
+        }
+        let grid = ResultGrid {
+            results: trials
+                .into_iter()
+                .map(|t| TrialResult {
+                    trial_id: t.id,
+                    config: t.config,
+                    metrics: t.last,
+                    path: t.dir,
+                    status: t.status,
+                    error: t.error,
+                    checkpoint: t.checkpoint,
+                    num_results: t.iteration as usize,
+                    stopped_early: t.stopped_early,
+                })
+                .collect(),
+            experiment_path: exp.clone(),
+            metric: self.tune.metric.clone(),
+            mode: self.tune.mode,
+        };
+        grid.write_csv(&exp.join("results.csv"))
+            .map_err(|e| TuneError::Io(exp.join("results.csv"), e))?;
+        write_state(&grid).map_err(|e| TuneError::Io(exp.join("experiment_state.json"), e))?;
+        if self.run.verbose >= 1 {
+            self.print_table(&grid);
+        }
+        Ok(grid)
+    }
+
+    fn say(&self, level: u8, line: String) {
+        if self.run.verbose >= level {
+            println!("{line}");
+        }
+    }
+
+    /// Starts trial `i` as a runtime task holding its resources.
+    fn launch(
+        &self,
+        rt: &ray::Runtime,
+        t: &mut Trial,
+        i: usize,
+        events: &crossbeam_channel::Sender<(usize, Event)>,
+    ) -> Result<(), TuneError> {
+        if t.writer.is_none() {
+            t.writer = Some(
+                TrialWriter::open(&t.dir, &t.config)
+                    .map_err(|e| TuneError::Io(t.dir.clone(), e))?,
+            );
+        }
+        let (dtx, drx) = crossbeam_channel::bounded(1);
+        t.decisions = Some(dtx);
+        t.running = true;
+        if t.started.is_none() {
+            t.started = Some(Instant::now());
+        }
+        t.last_report = Some(Instant::now());
+        let session = parking_lot::Mutex::new(Some(Session {
+            trial_id: t.id.clone(),
+            trial_dir: t.dir.clone(),
+            restored: t.checkpoint.clone(),
+            events: events.clone(),
+            decisions: drx,
+            index: i,
+            staged: None,
+            stopped: false,
+        }));
+        let f = Arc::clone(&self.trainable);
+        let config = t.config.clone();
+        let events = events.clone();
+        let mut task = rt
+            .task(move || {
+                // The task runs once (no retries: Tune's own max_failures decides).
+                let Some(mut s) = session.lock().take() else {
+                    return;
+                };
+                let out = catch_unwind(AssertUnwindSafe(|| f(&config, &mut s)))
+                    .unwrap_or_else(|p| Err(format!("panicked: {}", ray::panic_message(&*p))));
+                let _ = events.send((i, Event::Finished(out)));
+            })
+            .name(format!("{}_{}", self.trainable_name, t.id))
+            .max_retries(0);
+        for (k, v) in &self.resources {
+            task = task.resource(k, *v);
+        }
+        task.remote().map_err(TuneError::Runtime)?;
+        Ok(())
+    }
+
+    /// Takes one result: fills Tune's own fields, writes it, and decides.
+    fn on_result(
+        &mut self,
+        t: &mut Trial,
+        i: usize,
+        mut metrics: Metrics,
+        checkpoint: Option<PathBuf>,
+        out_of_time: bool,
+    ) -> Decision {
+        let now = Instant::now();
+        let this_iter = t.last_report.map_or(0.0, |l| (now - l).as_secs_f64());
+        t.last_report = Some(now);
+        t.iteration += 1;
+        t.time_total += this_iter;
+        // Tune's auto-filled fields, where the trainable did not set them.
+        let auto = [
+            ("training_iteration", json!(t.iteration)),
+            ("time_this_iter_s", json!(this_iter)),
+            ("time_total_s", json!(t.time_total)),
+            ("trial_id", json!(t.id)),
+            ("timestamp", json!(unix_time())),
+        ];
+        for (k, v) in auto {
+            metrics.entry(k).or_insert(v);
+        }
+        if let Some(staged) = checkpoint {
+            let dest = t.dir.join(format!("checkpoint_{:06}", t.iteration));
+            let _ = std::fs::remove_dir_all(&dest);
+            if std::fs::rename(&staged, &dest).is_ok() {
+                t.checkpoint = Some(dest);
+            }
+        }
+        if let Some(w) = &mut t.writer
+            && let Err(e) = w.write(&metrics)
+        {
+            eprintln!("tune: cannot write results of trial {}: {e}", t.id);
+        }
+        // The experiment's metric must be reported: a trial without it cannot be compared.
+        if t.iteration == 1
+            && let Some(m) = &self.tune.metric
+            && !metrics.contains_key(m)
+        {
+            let keys: Vec<&str> = metrics.keys().map(String::as_str).collect();
+            t.fatal = Some(format!(
+                "the trial's result has no metric {m:?} (it reported: {})",
+                keys.join(", ")
+            ));
+        }
+        if self.run.verbose >= 2 {
+            println!(
+                "Trial {} result {}: {}",
+                t.id,
+                t.iteration,
+                Value::Object(metrics.clone())
+            );
+        }
+        let stop_by_criteria = self.run.stop.met(&t.id, &metrics);
+        let action = self.tune.scheduler.on_result(i, &metrics);
+        t.last = Some(metrics);
+        if t.fatal.is_some() {
+            // Ends as a failure once the trainable returns.
+            return Decision::Stop;
+        }
+        if out_of_time || action == Action::Stop {
+            t.stopped_early = true;
+            return Decision::Stop;
+        }
+        if stop_by_criteria {
+            return Decision::Stop;
+        }
+        Decision::Continue
+    }
+
+    fn print_table(&self, grid: &ResultGrid) {
+        let metric = self.tune.metric.clone();
+        println!(
+            "Experiment {} ({} trials) in {}",
+            grid.experiment_path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            grid.len(),
+            grid.experiment_path.display()
+        );
+        for r in &grid.results {
+            let params: Vec<String> = varied(&self.space, &r.config)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={}", short(&v)))
+                .collect();
+            let m = metric
+                .as_deref()
+                .and_then(|m| r.metric(m).map(|v| format!("{m}={v:.6}")))
+                .unwrap_or_default();
+            println!(
+                "  {:<12} {:<10} iter {:<5} {:<40} {m}",
+                r.trial_id,
+                r.status.to_string(),
+                r.num_results,
+                params.join(", ")
+            );
+        }
+        if let (Some(m), Some(_)) = (&metric, self.tune.mode)
+            && let Ok(best) = grid.get_best_result(None, None)
+        {
+            println!(
+                "Best trial {} ({m}={}): {} in {}",
+                best.trial_id,
+                best.metric(m).unwrap_or(f64::NAN),
+                best.config,
+                best.path.display()
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Trial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trial").field("id", &self.id).finish()
+    }
+}
+
+fn write_state(grid: &ResultGrid) -> std::io::Result<()> {
+    let trials: Vec<Value> = grid
+        .results
+        .iter()
+        .map(|r| {
+            json!({
+                "trial_id": r.trial_id,
+                "status": r.status,
+                "config": r.config,
+                "path": r.path,
+                "checkpoint": r.checkpoint,
+                "num_results": r.num_results,
+                "last_result": r.metrics,
+                "error": r.error,
+            })
+        })
+        .collect();
+    let p = grid.experiment_path.join("experiment_state.json");
+    let tmp = p.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_string_pretty(&json!({"trials": trials}))?,
+    )?;
+    std::fs::rename(tmp, p)
+}
+
+/// The short form of Ray's `tune.run(trainable, config=...)`: every trial to its end, then
+/// the analysis (whose `get_best_config` the tutorial calls).
+pub fn run(
+    name: &str,
+    trainable: TrialFn,
+    config: impl Into<Space>,
+) -> Result<ResultGrid, TuneError> {
+    Tuner::new(name, trainable, config).fit()
+}
+
+fn check_name(name: &str) -> Result<(), TuneError> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).components().count() == 1;
+    if ok {
+        Ok(())
+    } else {
+        Err(TuneError::Config(format!(
+            "experiment name {name:?}: expected one folder name (no '/', '..')"
+        )))
+    }
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() => format!("{x:.4}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "=,._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out.truncate(100);
+    out
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `2026-11-28_19-40-00`, as Tune names experiments (UTC).
+fn timestamp() -> String {
+    let s = unix_time();
+    let (days, rest) = (s / 86_400, s % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}_{:02}-{:02}-{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}

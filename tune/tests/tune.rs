@@ -1,0 +1,406 @@
+//! Tune's behaviour end to end: the tutorial's grid, ASHA against a hand calculation, failures
+//! and retries from checkpoints, stop criteria, bad spaces, resources.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+use tune::{
+    Asha, Mode, RunConfig, Space, Stop, TrialStatus, TuneConfig, TuneError, Tuner, grid_search,
+    uniform,
+};
+
+fn runtime(cpus: f64) -> ray::Runtime {
+    ray::init(ray::InitOptions::new().num_cpus(cpus).num_gpus(0.0)).expect("runtime")
+}
+
+fn run_config(dir: &Path) -> RunConfig {
+    RunConfig {
+        name: Some("exp".into()),
+        storage_path: dir.to_path_buf(),
+        verbose: 0,
+        ..RunConfig::default()
+    }
+}
+
+fn x(c: &Value, k: &str) -> f64 {
+    c[k].as_f64().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn the_tutorials_grid_finds_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainable = tune::function(|c, s: &mut tune::Session| {
+        s.report(json!({"score": ((x(c, "x").powi(2) + x(c, "y").powi(2)) / 2.0).sqrt()}))
+    });
+    let space = Space::new()
+        .set("x", grid_search([0, 1, 2, 3, 4]))
+        .set("y", grid_search([0, 1, 2, 3, 4]));
+    let grid = Tuner::new("my_func", trainable, space)
+        .run_config(run_config(dir.path()))
+        .runtime(runtime(2.0))
+        .fit()
+        .unwrap();
+    assert_eq!(grid.len(), 25);
+    assert!(
+        grid.results
+            .iter()
+            .all(|r| r.status == TrialStatus::Terminated)
+    );
+    assert_eq!(
+        grid.get_best_config("score", Mode::Min).unwrap(),
+        &json!({"x": 0, "y": 0})
+    );
+    assert_eq!(
+        grid.get_best_config("score", Mode::Max).unwrap(),
+        &json!({"x": 4, "y": 4})
+    );
+    // Files: every trial's folder, and the experiment's table of last results.
+    let exp = dir.path().join("exp");
+    let csv = std::fs::read_to_string(exp.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 26, "{csv}");
+    assert!(csv.lines().next().unwrap().contains("config/x"));
+    for r in &grid.results {
+        let params: Value =
+            serde_json::from_str(&std::fs::read_to_string(r.path.join("params.json")).unwrap())
+                .unwrap();
+        assert_eq!(params, r.config);
+        let progress = std::fs::read_to_string(r.path.join("progress.csv")).unwrap();
+        assert!(
+            progress.starts_with("score,training_iteration"),
+            "{progress}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.path.join("result.json"))
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
+    }
+    assert!(exp.join("experiment_state.json").exists());
+    // A metric no trial reported is an error naming what they did report.
+    let e = grid
+        .get_best_result(Some("nope"), Some(Mode::Max))
+        .unwrap_err();
+    assert!(e.to_string().contains("score"), "{e}");
+}
+
+/// `score = rate × t` for t = 1, 2, ... until Tune stops it.
+fn linear_curve() -> tune::TrialFn {
+    tune::function(|c, s: &mut tune::Session| -> Result<(), tune::Stopped> {
+        for t in 1.. {
+            s.report(json!({"score": x(c, "rate") * f64::from(t)}))?;
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn asha_stops_the_trials_a_hand_calculation_says() {
+    // One trial at a time, so that the order of results is known. Rungs at 1, 2, 4 (grace 1,
+    // reduction factor 2, max_t 8); a trial is stopped at a rung when its score is below the
+    // median of the scores recorded there before it.
+    //   rate 2:   rungs 1, 2, 4 empty or passed; stopped by max_t at 8     -> 8 results
+    //   rate 4:   4 >= 2 at 1, 8 >= 4 at 2, 16 >= 8 at 4; max_t           -> 8 results
+    //   rate 1:   1 < median(2, 4) = 3 at rung 1                          -> 1 result
+    //   rate 2.5: 2.5 >= median(1, 2, 4) = 2 at 1; 5 < median(4, 8) = 6   -> 2 results
+    let dir = tempfile::tempdir().unwrap();
+    let space = Space::new().set("rate", grid_search([2.0, 4.0, 1.0, 2.5]));
+    let grid = Tuner::new("curve", linear_curve(), space)
+        .tune_config(TuneConfig {
+            metric: Some("score".into()),
+            mode: Some(Mode::Max),
+            max_concurrent_trials: 1,
+            scheduler: Box::new(
+                Asha::new()
+                    .max_t(8.0)
+                    .grace_period(1.0)
+                    .reduction_factor(2.0),
+            ),
+            ..TuneConfig::default()
+        })
+        .run_config(run_config(dir.path()))
+        .runtime(runtime(2.0))
+        .fit()
+        .unwrap();
+    let n: Vec<usize> = grid.results.iter().map(|r| r.num_results).collect();
+    assert_eq!(n, [8, 8, 1, 2]);
+    let early: Vec<bool> = grid.results.iter().map(|r| r.stopped_early).collect();
+    assert_eq!(early, [true, true, true, true]);
+    assert!(
+        grid.results
+            .iter()
+            .all(|r| r.status == TrialStatus::Terminated)
+    );
+    assert_eq!(
+        grid.get_best_result(None, None).unwrap().config["rate"],
+        json!(4.0)
+    );
+}
+
+#[test]
+fn a_failing_trial_is_an_error_while_the_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainable = tune::function(|c, s: &mut tune::Session| -> Result<(), String> {
+        match c["x"].as_i64() {
+            Some(2) => return Err("x = 2 is not allowed".into()),
+            Some(3) => panic!("x = 3 panics"),
+            _ => {}
+        }
+        s.report(json!({"score": 1})).map_err(|e| e.to_string())
+    });
+    let grid = Tuner::new(
+        "flaky",
+        trainable,
+        Space::new().set("x", grid_search([1, 2, 3, 4])),
+    )
+    .run_config(run_config(dir.path()))
+    .runtime(runtime(2.0))
+    .fit()
+    .unwrap();
+    let status: Vec<TrialStatus> = grid.results.iter().map(|r| r.status).collect();
+    use TrialStatus::{Error, Terminated};
+    assert_eq!(status, [Terminated, Error, Error, Terminated]);
+    let errors = grid.errors();
+    assert!(errors[0].error.as_deref().unwrap().contains("x = 2"));
+    assert!(
+        errors[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("panicked: x = 3 panics")
+    );
+    let txt = std::fs::read_to_string(errors[1].path.join("error.txt")).unwrap();
+    assert!(txt.contains("x = 3 panics"), "{txt}");
+}
+
+/// Counts to `steps`, failing once at step 3 the first time it gets there; its state is its
+/// count, saved in every checkpoint.
+struct Counter {
+    count: u64,
+    failed: Arc<AtomicUsize>,
+}
+
+impl tune::Trainable for Counter {
+    fn step(&mut self) -> Result<Value, String> {
+        self.count += 1;
+        if self.count == 3 && self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("a transient failure".into());
+        }
+        Ok(json!({"count": self.count}))
+    }
+
+    fn save_checkpoint(&mut self, dir: &Path) -> Result<bool, String> {
+        std::fs::write(dir.join("count"), self.count.to_string()).map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<(), String> {
+        let s = std::fs::read_to_string(dir.join("count")).map_err(|e| e.to_string())?;
+        self.count = s.trim().parse().map_err(|e| format!("{e}"))?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_trial_retries_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let f2 = Arc::clone(&failed);
+    let trainable = tune::class(
+        move |_| {
+            Ok(Counter {
+                count: 0,
+                failed: Arc::clone(&f2),
+            })
+        },
+        1,
+    );
+    let grid = Tuner::new("counter", trainable, Space::new())
+        .run_config(RunConfig {
+            max_failures: 1,
+            stop: Stop::Criteria(vec![("count".into(), 5.0)]),
+            ..run_config(dir.path())
+        })
+        .runtime(runtime(1.0))
+        .fit()
+        .unwrap();
+    let r = &grid.results[0];
+    assert_eq!(r.status, TrialStatus::Terminated, "{:?}", r.error);
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        2,
+        "failed once, then passed step 3"
+    );
+    // Resumed from checkpoint 2 (count 2): counts 3, 4, 5 follow; five results in all.
+    assert_eq!(r.metrics.as_ref().unwrap()["count"], json!(5));
+    assert_eq!(r.num_results, 5);
+    assert!(
+        r.checkpoint
+            .as_ref()
+            .unwrap()
+            .ends_with("checkpoint_000005")
+    );
+    // Without retries the same failure is the trial's error.
+    let failed = Arc::new(AtomicUsize::new(0));
+    let trainable = tune::class(
+        move |_| {
+            Ok(Counter {
+                count: 0,
+                failed: Arc::clone(&failed),
+            })
+        },
+        1,
+    );
+    let grid = Tuner::new("counter", trainable, Space::new())
+        .run_config(RunConfig {
+            name: Some("exp2".into()),
+            stop: Stop::Criteria(vec![("count".into(), 5.0)]),
+            ..run_config(dir.path())
+        })
+        .runtime(runtime(1.0))
+        .fit()
+        .unwrap();
+    assert_eq!(grid.results[0].status, TrialStatus::Error);
+}
+
+#[test]
+fn stop_criteria_and_the_time_budget_end_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Tuner::new(
+        "curve",
+        linear_curve(),
+        Space::new().set("rate", uniform(0.5, 1.0)),
+    )
+    .tune_config(TuneConfig {
+        num_samples: 3,
+        ..TuneConfig::default()
+    })
+    .run_config(RunConfig {
+        stop: Stop::from_json(&json!({"training_iteration": 4})).unwrap(),
+        ..run_config(dir.path())
+    })
+    .runtime(runtime(2.0))
+    .fit()
+    .unwrap();
+    assert_eq!(grid.len(), 3);
+    assert!(
+        grid.results
+            .iter()
+            .all(|r| r.num_results == 4 && !r.stopped_early)
+    );
+    // An endless trainable with a 0.3 s budget: stopped, and the experiment returns.
+    let t = std::time::Instant::now();
+    let grid = Tuner::new("curve", linear_curve(), Space::new().set("rate", 1.0))
+        .tune_config(TuneConfig {
+            time_budget_s: Some(0.3),
+            ..TuneConfig::default()
+        })
+        .run_config(RunConfig {
+            name: Some("budget".into()),
+            ..run_config(dir.path())
+        })
+        .runtime(runtime(1.0))
+        .fit()
+        .unwrap();
+    assert!(t.elapsed().as_secs_f64() < 10.0);
+    assert!(grid.results[0].stopped_early && grid.results[0].num_results > 1);
+}
+
+#[test]
+fn bad_spaces_and_settings_are_errors_before_any_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainable = tune::function(|_, s: &mut tune::Session| s.report(json!({"score": 1})));
+    let cases: Vec<(Space, TuneConfig, &str)> = vec![
+        (
+            Space::new().set("x", grid_search(Vec::<i64>::new())),
+            TuneConfig::default(),
+            "`x`",
+        ),
+        (
+            Space::new().set("a.b", uniform(2.0, 1.0)),
+            TuneConfig::default(),
+            "`a.b`",
+        ),
+        (
+            Space::new().set("lr", tune::loguniform(-1.0, 1.0)),
+            TuneConfig::default(),
+            "`lr`",
+        ),
+        (
+            Space::new(),
+            TuneConfig {
+                scheduler: Box::new(Asha::default()),
+                ..TuneConfig::default()
+            },
+            "needs a metric and a mode",
+        ),
+        (
+            Space::new(),
+            TuneConfig {
+                metric: Some("score".into()),
+                mode: Some(Mode::Max),
+                scheduler: Box::new(Asha::new().reduction_factor(1.0)),
+                ..TuneConfig::default()
+            },
+            "reduction_factor",
+        ),
+    ];
+    for (space, tc, want) in cases {
+        let e = Tuner::new("t", Arc::clone(&trainable), space)
+            .tune_config(tc)
+            .run_config(run_config(dir.path()))
+            .fit()
+            .unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+    }
+    assert!(!dir.path().join("exp").exists(), "nothing was written");
+    // An experiment name that would leave the storage folder.
+    let e = Tuner::new("t", Arc::clone(&trainable), Space::new())
+        .run_config(RunConfig {
+            name: Some("../escape".into()),
+            ..run_config(dir.path())
+        })
+        .fit()
+        .unwrap_err();
+    assert!(matches!(e, TuneError::Config(_)), "{e}");
+    // A metric the trials do not report: each trial fails saying what it did report.
+    let grid = Tuner::new("t", trainable, Space::new())
+        .tune_config(TuneConfig {
+            metric: Some("loss".into()),
+            mode: Some(Mode::Min),
+            ..TuneConfig::default()
+        })
+        .run_config(run_config(dir.path()))
+        .runtime(runtime(1.0))
+        .fit()
+        .unwrap();
+    let err = grid.results[0].error.clone().unwrap_or_default();
+    assert!(err.contains("\"loss\"") && err.contains("score"), "{err}");
+}
+
+#[test]
+fn trials_run_as_many_at_once_as_their_resources_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (n2, m2) = (Arc::clone(&now), Arc::clone(&most));
+    let trainable = tune::function(move |_, s: &mut tune::Session| {
+        let k = n2.fetch_add(1, Ordering::SeqCst) + 1;
+        m2.fetch_max(k, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        n2.fetch_sub(1, Ordering::SeqCst);
+        s.report(json!({"k": k}))
+    });
+    // Half a CPU each on 2 CPUs: four at once, never more.
+    let grid = Tuner::new("par", trainable, Space::new().set("i", grid_search(0..12)))
+        .with_resources([("CPU", 0.5)])
+        .run_config(run_config(dir.path()))
+        .runtime(runtime(2.0))
+        .fit()
+        .unwrap();
+    assert_eq!(grid.len(), 12);
+    assert_eq!(most.load(Ordering::SeqCst), 4);
+}

@@ -17,6 +17,7 @@
 //! # Ok::<(), tune::TuneError>(())
 //! ```
 
+mod pbt;
 mod result;
 pub mod scheduler;
 pub mod space;
@@ -25,6 +26,7 @@ mod tuner;
 
 use std::path::PathBuf;
 
+pub use pbt::{Mutation, Pbt};
 pub use result::{ResultGrid, TrialResult, TrialStatus};
 pub use scheduler::{Action, Asha, Fifo, TrialScheduler};
 pub use space::{

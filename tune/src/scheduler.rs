@@ -16,6 +16,9 @@ pub enum Action {
     Continue,
     /// Stop it now (it ends TERMINATED, not ERROR).
     Stop,
+    /// Restart it from trial `.0`'s latest checkpoint with a config made by
+    /// [`TrialScheduler::explore`] from that trial's (PBT's exploit and explore).
+    Exploit(usize),
 }
 
 /// Decides after every result whether its trial goes on.
@@ -33,6 +36,11 @@ pub trait TrialScheduler: Send + std::fmt::Debug {
 
     /// Trial `trial` ended (finished, stopped or failed).
     fn on_complete(&mut self, _trial: usize) {}
+
+    /// The config a trial exploiting another one continues with (made from that one's).
+    fn explore(&mut self, config: &Value) -> Value {
+        config.clone()
+    }
 }
 
 /// Runs every trial to its end (Ray's default).

@@ -167,6 +167,8 @@ struct Trial {
     error: Option<String>,
     /// A failure no retry can mend (the experiment's metric missing from its results).
     fatal: Option<String>,
+    /// PBT: the checkpoint and config to go on with once the trainable has stopped.
+    exploit: Option<(PathBuf, Value)>,
     stopped_early: bool,
     running: bool,
 }
@@ -287,6 +289,7 @@ impl Tuner {
                     status: TrialStatus::Pending,
                     error: None,
                     fatal: None,
+                    exploit: None,
                     stopped_early: false,
                     running: false,
                 }
@@ -343,8 +346,27 @@ impl Tuner {
                     metrics,
                     checkpoint,
                 } => {
-                    let decision =
+                    let (mut decision, exploit) =
                         self.on_result(&mut trials[i], i, metrics, checkpoint, out_of_time);
+                    // PBT: continue from another trial's checkpoint with its config, perturbed.
+                    if let Some(src) = exploit.filter(|&s| s != i)
+                        && let Some(ck) = trials[src].checkpoint.clone()
+                    {
+                        let config = self.tune.scheduler.explore(&trials[src].config);
+                        let line = format!(
+                            "iteration {}: clone {} ({}) from {}, config {} -> {}\n",
+                            trials[i].iteration,
+                            trials[src].id,
+                            ck.display(),
+                            trials[i].id,
+                            trials[i].config,
+                            config
+                        );
+                        self.say(2, format!("Trial {} {line}", trials[i].id));
+                        append(&trials[i].dir.join("pbt_policy.txt"), &line);
+                        trials[i].exploit = Some((ck, config));
+                        decision = Decision::Stop;
+                    }
                     if let Some(d) = &trials[i].decisions {
                         let _ = d.send(decision);
                     }
@@ -359,6 +381,13 @@ impl Tuner {
                         Some(e) => Err(e),
                         None => outcome,
                     };
+                    if let (Ok(()), Some((ck, config))) = (&outcome, t.exploit.take()) {
+                        // Back in the queue, from the cloned checkpoint with the new config.
+                        t.config = config;
+                        t.checkpoint = Some(ck);
+                        pending.push_front(i);
+                        continue;
+                    }
                     match outcome {
                         Ok(()) => {
                             t.status = TrialStatus::Terminated;
@@ -493,7 +522,7 @@ impl Tuner {
         mut metrics: Metrics,
         checkpoint: Option<PathBuf>,
         out_of_time: bool,
-    ) -> Decision {
+    ) -> (Decision, Option<usize>) {
         let now = Instant::now();
         let this_iter = t.last_report.map_or(0.0, |l| (now - l).as_secs_f64());
         t.last_report = Some(now);
@@ -546,16 +575,19 @@ impl Tuner {
         t.last = Some(metrics);
         if t.fatal.is_some() {
             // Ends as a failure once the trainable returns.
-            return Decision::Stop;
+            return (Decision::Stop, None);
         }
         if out_of_time || action == Action::Stop {
             t.stopped_early = true;
-            return Decision::Stop;
+            return (Decision::Stop, None);
         }
         if stop_by_criteria {
-            return Decision::Stop;
+            return (Decision::Stop, None);
         }
-        Decision::Continue
+        match action {
+            Action::Exploit(src) => (Decision::Continue, Some(src)),
+            _ => (Decision::Continue, None),
+        }
     }
 
     fn print_table(&self, grid: &ResultGrid) {
@@ -603,6 +635,17 @@ impl Tuner {
 impl std::fmt::Debug for Trial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trial").field("id", &self.id).finish()
+    }
+}
+
+fn append(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
     }
 }
 

@@ -404,3 +404,99 @@ fn trials_run_as_many_at_once_as_their_resources_allow() {
     assert_eq!(grid.len(), 12);
     assert_eq!(most.load(Ordering::SeqCst), 4);
 }
+
+/// A problem where the best learning rate changes mid-run: each step adds `lr` to the score
+/// for the first 20 steps, then `1 − lr`. Any fixed `lr` ends at 20 after 40 steps; a
+/// population that moves `lr` up, then down, ends higher.
+struct Phases {
+    t: u64,
+    score: f64,
+    lr: f64,
+}
+
+impl tune::Trainable for Phases {
+    fn step(&mut self) -> Result<Value, String> {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        self.t += 1;
+        self.score += if self.t <= 20 { self.lr } else { 1.0 - self.lr };
+        Ok(json!({"score": self.score, "t": self.t, "lr": self.lr}))
+    }
+
+    fn save_checkpoint(&mut self, dir: &Path) -> Result<bool, String> {
+        std::fs::write(dir.join("state"), format!("{} {}", self.t, self.score))
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<(), String> {
+        let s = std::fs::read_to_string(dir.join("state")).map_err(|e| e.to_string())?;
+        let mut it = s.split_whitespace();
+        self.t = it.next().and_then(|x| x.parse().ok()).ok_or("bad t")?;
+        self.score = it.next().and_then(|x| x.parse().ok()).ok_or("bad score")?;
+        Ok(())
+    }
+}
+
+fn phases(dir: &Path, name: &str, scheduler: Box<dyn tune::TrialScheduler>) -> f64 {
+    let trainable = tune::class(
+        |c: &Value| {
+            Ok(Phases {
+                t: 0,
+                score: 0.0,
+                lr: c["lr"].as_f64().ok_or("lr")?,
+            })
+        },
+        1,
+    );
+    let grid = Tuner::new(
+        "phases",
+        trainable,
+        Space::new().set("lr", grid_search([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])),
+    )
+    .with_resources([("CPU", 0.25)])
+    .tune_config(TuneConfig {
+        metric: Some("score".into()),
+        mode: Some(Mode::Max),
+        scheduler,
+        ..TuneConfig::default()
+    })
+    .run_config(RunConfig {
+        name: Some(name.into()),
+        stop: Stop::Criteria(vec![("t".into(), 40.0)]),
+        ..run_config(dir)
+    })
+    .runtime(runtime(2.0))
+    .fit()
+    .unwrap();
+    assert!(grid.errors().is_empty(), "{:?}", grid.errors());
+    grid.get_best_result(None, None)
+        .unwrap()
+        .metric("score")
+        .unwrap()
+}
+
+#[test]
+fn pbt_beats_the_same_population_without_it_when_the_best_setting_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = phases(dir.path(), "fifo", Box::new(tune::Fifo));
+    assert!((fixed - 20.0).abs() < 1e-9, "{fixed}");
+    let pbt = tune::Pbt::new()
+        .perturbation_interval(2.0)
+        .mutate(
+            "lr",
+            tune::Mutation::Domain(tune::Domain::Uniform {
+                low: 0.0,
+                high: 1.0,
+            }),
+        )
+        .seed(3);
+    let best = phases(dir.path(), "pbt", Box::new(pbt));
+    assert!(best > fixed + 4.0, "PBT {best} vs fixed {fixed}");
+    // Its trials record where they cloned from.
+    let policies = std::fs::read_dir(dir.path().join("pbt"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("pbt_policy.txt").exists())
+        .count();
+    assert!(policies >= 1);
+}

@@ -442,3 +442,96 @@ fn algorithm_names_are_case_insensitive() {
     );
     assert!(eval.status.success(), "{}", stderr(&eval));
 }
+
+#[test]
+fn grid_search_in_a_yaml_runs_one_tune_trial_per_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("grid.yaml"),
+        "cartpole-grid:\n  env: CartPole-v1\n  run: PPO\n  stop:\n    training_iteration: 2\n  config:\n    lr: {grid_search: [0.001, 0.0003]}\n    num_env_runners: 1\n    model:\n      fcnet_hiddens: {grid_search: [[32, 32], [64, 64]]}\n",
+    )
+    .unwrap();
+    let o = rllib(
+        &[
+            "train",
+            "file",
+            "grid.yaml",
+            "--seed",
+            "1",
+            "--num-samples",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("8 trials") && out.contains("Best trial"),
+        "{out}"
+    );
+    let exp = dir.path().join("checkpoints/cartpole-grid");
+    let csv = std::fs::read_to_string(exp.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 9, "{csv}");
+    // Each trial is a whole RLlib run in its Tune folder, with its variant's config.
+    let mut seen = Vec::new();
+    for e in std::fs::read_dir(&exp).unwrap().flatten() {
+        let p = e.path();
+        if !p.is_dir() {
+            continue;
+        }
+        let params = std::fs::read_to_string(p.join("params.yaml")).unwrap();
+        let lr = params
+            .lines()
+            .find(|l| l.starts_with("lr:"))
+            .unwrap()
+            .to_string();
+        let h = params
+            .lines()
+            .find(|l| l.trim_start().starts_with("fcnet_hiddens:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        assert!(p.join("checkpoint_000002").is_dir(), "{}", p.display());
+        assert_eq!(
+            std::fs::read_to_string(p.join("progress.csv"))
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
+        seen.push(format!("{lr} {h}"));
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            "lr: 0.0003 fcnet_hiddens: [32, 32]",
+            "lr: 0.0003 fcnet_hiddens: [64, 64]",
+            "lr: 0.001 fcnet_hiddens: [32, 32]",
+            "lr: 0.001 fcnet_hiddens: [64, 64]",
+        ]
+    );
+    // A bad value anywhere in a grid is the usual error, with its line.
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "g:\n  env: CartPole-v1\n  run: PPO\n  config:\n    lr: {grid_search: [0.001, -1]}\n",
+    )
+    .unwrap();
+    let o = rllib(&["train", "file", "bad.yaml"], dir.path());
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("bad.yaml:5") && err.contains("lr"),
+        "{err}"
+    );
+    // Scheduler flags are checked before any trial runs.
+    let o = rllib(
+        &["train", "file", "grid.yaml", "--scheduler", "hyperband"],
+        dir.path(),
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("fifo or asha"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -15,6 +15,7 @@ pub mod learners;
 pub mod remote_runner;
 pub mod render;
 pub mod results;
+pub mod search;
 pub mod signals;
 pub mod state;
 pub mod trial;

@@ -164,7 +164,7 @@ enum ExampleCmd {
         /// The example id.
         id: String,
         #[command(flatten)]
-        run: RunArgs,
+        run: Box<RunArgs>,
     },
 }
 
@@ -203,6 +203,18 @@ struct RunArgs {
     /// Where the learner computes: cpu or cuda.
     #[arg(long, value_parser = ["cpu", "cuda"])]
     device: Option<String>,
+    /// Run the config's grid this many times, one Tune trial per variant (Tune's num_samples).
+    #[arg(long, allow_negative_numbers = true)]
+    num_samples: Option<usize>,
+    /// Trials of a search at once at most (default: as many as the CPUs allow).
+    #[arg(long, allow_negative_numbers = true)]
+    max_concurrent_trials: Option<usize>,
+    /// A search's trial scheduler: fifo (default) or asha.
+    #[arg(long)]
+    scheduler: Option<String>,
+    /// The scheduler's settings, a JSON mapping: '{"max_t": 50, "grace_period": 5}'.
+    #[arg(long)]
+    scheduler_config: Option<String>,
 }
 
 #[derive(Args)]
@@ -542,6 +554,22 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
     for w in &exp.warnings {
         warn!("warning: {w}");
     }
+    if run.num_samples == Some(0) {
+        return Err(Failure("--num-samples 0: expected at least 1".into()));
+    }
+    let searching = !exp.grid.is_empty() || run.num_samples.is_some_and(|n| n > 1);
+    if !searching
+        && (run.scheduler.is_some()
+            || run.scheduler_config.is_some()
+            || run.max_concurrent_trials.is_some())
+    {
+        warn!(
+            "warning: --scheduler, --scheduler-config and --max-concurrent-trials apply to searches (grid_search or --num-samples > 1); this run is one trial"
+        );
+    }
+    if searching {
+        return search(exp, run);
+    }
     let (mut trial, notes) = Trial::start(exp, &run.output_dir, restored)?;
     for n in notes {
         if n.starts_with("Restored") || n.starts_with("Env runners on the cluster") {
@@ -585,6 +613,46 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
         Stop::Signal(s) => ExitCode::from((128 + s) as u8),
         Stop::Criterion(_) => ExitCode::SUCCESS,
     })
+}
+
+/// A config that searches: one Tune trial per variant, the best one reported.
+fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
+    if run.restore.is_some() {
+        return Err(Failure(
+            "--restore with grid_search or --num-samples: restore one trial's checkpoint instead"
+                .into(),
+        ));
+    }
+    let args = rllib::search::SearchArgs {
+        num_samples: run.num_samples.unwrap_or(1),
+        max_concurrent_trials: run.max_concurrent_trials.unwrap_or(0),
+        scheduler: run.scheduler.clone(),
+        scheduler_config: run.scheduler_config.clone(),
+    };
+    let variants: usize =
+        exp.grid.iter().map(|g| g.shown.len()).product::<usize>() * args.num_samples;
+    say!(
+        "Searching {} ({} on {}): {variants} trials",
+        exp.name,
+        exp.run,
+        exp.config.env
+    );
+    let stop = StopRequest::install().map_err(Failure)?;
+    let grid = rllib::search::run(exp, &run.output_dir, &args, stop).map_err(Failure)?;
+    let errors = grid.errors();
+    if !errors.is_empty() {
+        let list: Vec<String> = errors
+            .iter()
+            .map(|r| format!("{} ({})", r.trial_id, r.error.as_deref().unwrap_or("")))
+            .collect();
+        return Err(Failure(format!(
+            "{} of {} trials failed: {}",
+            errors.len(),
+            grid.len(),
+            list.join("; ")
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {

@@ -32,6 +32,10 @@ pub trait Reporter {
     fn result(&mut self, r: &TrainResult, progress: f64);
     /// Something worth a line (a runner replaced).
     fn warning(&mut self, message: &str);
+    /// Why the run must stop now, if it must (Tune's scheduler stopped the trial).
+    fn stop(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// How a trial ended.
@@ -56,6 +60,15 @@ pub struct TrialEnd {
     pub counters: Counters,
     /// Wall time from the trial's start.
     pub wall_s: f64,
+}
+
+/// Where a trial's run folder goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Folder<'a> {
+    /// A new `<experiment>/<algo>_<env>_<time>` folder under this output folder.
+    Under(&'a Path),
+    /// This folder (a Tune trial's).
+    Exactly(&'a Path),
 }
 
 /// A training run in progress.
@@ -105,6 +118,16 @@ impl Trial {
         output_dir: &Path,
         restored: Option<Checkpoint>,
     ) -> Result<(Self, Vec<String>), TrialError> {
+        Self::start_at(exp, Folder::Under(output_dir), restored)
+    }
+
+    /// As [`start`](Trial::start), with the run folder given (`Folder::Exactly`: a Tune
+    /// trial's folder) or made under an output folder.
+    pub fn start_at(
+        exp: Experiment,
+        folder: Folder<'_>,
+        restored: Option<Checkpoint>,
+    ) -> Result<(Self, Vec<String>), TrialError> {
         let started = Instant::now();
         let mut notes = Vec::new();
         // A restored run keeps its seed (it seeds replacement env runners) unless one is given.
@@ -137,11 +160,20 @@ impl Trial {
                 ck.counters().env_steps
             ));
         }
-        let dir = new_trial_dir(output_dir, &exp.name, &exp.run, &exp.config.env).map_err(|e| {
+        let made = match folder {
+            Folder::Under(output_dir) => {
+                new_trial_dir(output_dir, &exp.name, &exp.run, &exp.config.env)
+                    .map_err(|e| (output_dir, e))
+            }
+            Folder::Exactly(dir) => std::fs::create_dir_all(dir)
+                .map(|()| dir.to_path_buf())
+                .map_err(|e| (dir, e)),
+        };
+        let dir = made.map_err(|(at, e)| {
             TrialError(format!(
                 "{}: cannot create the run folder: {}",
-                output_dir.display(),
-                fsio::describe(output_dir, &e)
+                at.display(),
+                fsio::describe(at, &e)
             ))
         })?;
         let config = config_json(algo.config(), seed);
@@ -232,6 +264,9 @@ impl Trial {
                 self.checkpoint()?;
             }
             if let Some(why) = stop_reason(&self.exp.stop, &r) {
+                break Stop::Criterion(why);
+            }
+            if let Some(why) = reporter.stop() {
                 break Stop::Criterion(why);
             }
             if let Some(sig) = stop.signal() {

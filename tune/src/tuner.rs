@@ -115,6 +115,9 @@ pub struct RunConfig {
     pub max_failures: usize,
     /// 0: silent; 1: a line per trial ending and the final table; 2: also every result.
     pub verbose: u8,
+    /// Whether Tune writes each trial's `params.json`, `progress.csv` and `result.json`
+    /// (off when the trainable writes its own, as RLlib's trials do).
+    pub write_trial_results: bool,
 }
 
 impl Default for RunConfig {
@@ -125,6 +128,7 @@ impl Default for RunConfig {
             stop: Stop::Never,
             max_failures: 0,
             verbose: 1,
+            write_trial_results: true,
         }
     }
 }
@@ -469,7 +473,7 @@ impl Tuner {
         i: usize,
         events: &crossbeam_channel::Sender<(usize, Event)>,
     ) -> Result<(), TuneError> {
-        if t.writer.is_none() {
+        if self.run.write_trial_results && t.writer.is_none() {
             t.writer = Some(
                 TrialWriter::open(&t.dir, &t.config)
                     .map_err(|e| TuneError::Io(t.dir.clone(), e))?,

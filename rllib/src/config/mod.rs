@@ -215,6 +215,41 @@ pub struct Experiment {
     /// Named from `--algo` and `--env` rather than a file (a restore then takes the
     /// checkpoint's experiment name).
     named_by_flags: bool,
+    /// Keys given as `{grid_search: [...]}`: one trial per combination (Tune's grid).
+    pub grid: Vec<GridKey>,
+}
+
+/// A config key searched over (`lr: {grid_search: [0.001, 0.0003]}`); every value has passed
+/// the key's checks, and the first is applied to the experiment itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridKey {
+    /// Its path (`config.lr`, `config.model.fcnet_hiddens`).
+    pub path: String,
+    /// Its values, as written (for trial names and tables).
+    pub shown: Vec<String>,
+    key: Key,
+    key_node: Node,
+    values: Vec<Node>,
+    origin: String,
+}
+
+/// A value as written, on one line: `0.001`, `[64, 64]`.
+fn show(n: &Node) -> String {
+    match &n.kind {
+        Kind::Seq(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
+        Kind::Map(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", show(k), show(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => n.scalar().unwrap_or_default().to_string(),
+    }
 }
 
 /// The algorithms this build runs, by RLlib's names.
@@ -323,6 +358,7 @@ impl Experiment {
             run_source: None,
             env_source: None,
             named_by_flags: false,
+            grid: Vec::new(),
         }
     }
 
@@ -674,6 +710,40 @@ impl Experiment {
                 }
             }
             kind => {
+                // `{grid_search: [...]}`: every value checked now, the first one applied.
+                if let Kind::Map(entries) = &v.kind
+                    && let [(gk, gv)] = entries.as_slice()
+                    && gk.scalar() == Some("grid_search")
+                {
+                    let Kind::Seq(values) = &gv.kind else {
+                        return Err(expected(origin, gv, path, "a list of values to search"));
+                    };
+                    let Some(first) = values.first() else {
+                        return Err(err(
+                            origin,
+                            Some(gv),
+                            Some(path),
+                            "grid_search([]) has no values".into(),
+                        ));
+                    };
+                    for item in values {
+                        apply::value(origin, item, path, kind)?;
+                    }
+                    let entry = GridKey {
+                        path: path.to_string(),
+                        shown: values.iter().map(show).collect(),
+                        key,
+                        key_node: k.clone(),
+                        values: values.clone(),
+                        origin: origin.to_string(),
+                    };
+                    // The first value first (it clears an earlier search over the key).
+                    self.apply_entry(key, k, first, origin, path)?;
+                    self.grid.push(entry);
+                    return Ok(());
+                }
+                // A value given later (`--config`) replaces a search over the key.
+                self.grid.retain(|g| g.path != path);
                 let value = apply::value(origin, v, path, kind)?;
                 if kind_is_env(kind) {
                     check_env_id(origin, Some(v), path, value.str())?;
@@ -683,6 +753,23 @@ impl Experiment {
             }
         }
         Ok(())
+    }
+
+    /// The experiment of one grid combination: `pick[i]` is the index of the value of
+    /// `grid[i]`; the result searches nothing.
+    pub fn variant(&self, pick: &[usize]) -> Result<Experiment, ConfigError> {
+        let mut e = self.clone();
+        e.grid.clear();
+        for (g, &i) in self.grid.iter().zip(pick) {
+            let v = g.values.get(i).ok_or_else(|| ConfigError {
+                origin: g.origin.clone(),
+                position: None,
+                key: Some(g.path.clone()),
+                message: format!("no value {i} in its grid_search"),
+            })?;
+            e.apply_entry(g.key, &g.key_node, v, &g.origin, &g.path)?;
+        }
+        Ok(e)
     }
 
     /// Applies a `--config` flag's text (a JSON or YAML mapping).

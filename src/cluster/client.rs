@@ -170,21 +170,28 @@ impl Cluster {
             .connect(&server, address)
             .await
             .map_err(|e| RayError::Cluster(format!("cannot reach the head at {address}: {e}")))?;
-        let head = wait_for(me.node_timeout.max(Duration::from_secs(5)), head_agent)
-            .await
-            .ok_or_else(|| {
+        let within = me.node_timeout.max(Duration::from_secs(5));
+        let started = Instant::now();
+        let nodes = loop {
+            let head = wait_for(within, head_agent).await.ok_or_else(|| {
                 RayError::Cluster(format!(
                     "the head at {address} did not let this driver in: wrong cluster secret \
                      (--token / RLLIB_CLUSTER_SECRET), a head that speaks TLS (RLLIB_TLS_CERT, \
                      RLLIB_TLS_KEY, RLLIB_TLS_CA), or not an rllib head"
                 ))
             })?;
-        let nodes = match rpc(&head, &Request::Nodes, me.call_timeout).await {
-            Ok(Response::Nodes(n)) => n,
-            other => {
-                return Err(RayError::Cluster(format!(
-                    "the head at {address} did not list its nodes: {other:?}"
-                )));
+            match rpc(&head, &Request::Nodes, me.call_timeout).await {
+                Ok(Response::Nodes(n)) => break n,
+                // The head's agent as an earlier driver of this process saw it, its session
+                // closing: look again once the engine has dropped it.
+                Err(_) if started.elapsed() < within => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => {
+                    return Err(RayError::Cluster(format!(
+                        "the head at {address} did not list its nodes: {other:?}"
+                    )));
+                }
             }
         };
         let head_id = nodes

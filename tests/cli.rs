@@ -512,6 +512,32 @@ fn grid_search_in_a_yaml_runs_one_tune_trial_per_variant() {
             "lr: 0.001 fcnet_hiddens: [64, 64]",
         ]
     );
+    // A value given on the command line replaces the file's search over that key.
+    let o = rllib(
+        &[
+            "train",
+            "file",
+            "grid.yaml",
+            "--config",
+            r#"{"lr": 0.01}"#,
+            "--stop",
+            r#"{"training_iteration": 1}"#,
+            "--output-dir",
+            "o2",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(": 2 trials"), "{}", stdout(&o));
+    for e in std::fs::read_dir(dir.path().join("o2/cartpole-grid"))
+        .unwrap()
+        .flatten()
+    {
+        if e.path().is_dir() {
+            let params = std::fs::read_to_string(e.path().join("params.yaml")).unwrap();
+            assert!(params.lines().any(|l| l == "lr: 0.01"), "{params}");
+        }
+    }
     // A bad value anywhere in a grid is the usual error, with its line.
     std::fs::write(
         dir.path().join("bad.yaml"),

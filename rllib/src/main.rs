@@ -629,8 +629,10 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         scheduler: run.scheduler.clone(),
         scheduler_config: run.scheduler_config.clone(),
     };
-    let variants: usize =
-        exp.grid.iter().map(|g| g.shown.len()).product::<usize>() * args.num_samples;
+    let variants = exp
+        .grid
+        .iter()
+        .fold(args.num_samples, |n, g| n.saturating_mul(g.shown.len()));
     say!(
         "Searching {} ({} on {}): {variants} trials",
         exp.name,
@@ -638,7 +640,14 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         exp.config.env
     );
     let stop = StopRequest::install().map_err(Failure)?;
-    let grid = rllib::search::run(exp, &run.output_dir, &args, stop).map_err(Failure)?;
+    let grid = rllib::search::run(exp, &run.output_dir, &args, &stop).map_err(Failure)?;
+    if let Some(s) = stop.signal() {
+        say!(
+            "Stopped: interrupted ({}); trials not yet started did not run",
+            signals::name(s)
+        );
+        return Ok(ExitCode::from((128 + s) as u8));
+    }
     let errors = grid.errors();
     if !errors.is_empty() {
         let list: Vec<String> = errors

@@ -133,10 +133,9 @@ fn metrics(r: &TrainResult) -> Value {
     Value::Object(m)
 }
 
-/// Hands each iteration to Tune and asks whether to go on; stops on a signal too.
+/// Hands each iteration to Tune and asks whether to go on.
 struct ToTune<'a> {
     session: &'a mut tune::Session,
-    signal: &'a StopRequest,
     stopped: Option<String>,
 }
 
@@ -157,26 +156,17 @@ impl Reporter for ToTune<'_> {
     }
 
     fn stop(&mut self) -> Option<String> {
-        if let Some(s) = self.signal.signal() {
-            return Some(format!("interrupted ({})", crate::signals::name(s)));
-        }
         self.stopped.take()
     }
 }
 
-/// `lr` of `cartpole-ppo.config.lr` (the file's) or `config.lr` (`--config`'s).
-fn search_key(path: &str, experiment: &str) -> String {
-    let p = path.strip_prefix(experiment).unwrap_or(path);
-    let p = p.strip_prefix('.').unwrap_or(p);
-    p.strip_prefix("config.").unwrap_or(p).to_string()
-}
-
-/// Runs `exp`'s search through Tune under `output_dir/<experiment>/`.
+/// Runs `exp`'s search through Tune under `output_dir/<experiment>/`; a stop signal (in
+/// `signal`) ends the running trials with a checkpoint and starts no more.
 pub fn run(
     exp: Experiment,
     output_dir: &std::path::Path,
     args: &SearchArgs,
-    signal: StopRequest,
+    signal: &StopRequest,
 ) -> Result<tune::ResultGrid, String> {
     if exp.address.is_some() {
         return Err(
@@ -187,25 +177,48 @@ pub fn run(
     let mut space = tune::Space::new();
     for g in &exp.grid {
         space = space.set(
-            &search_key(&g.path, &exp.name),
+            &g.setting,
             tune::grid_search(g.shown.iter().map(|s| Value::from(s.as_str()))),
         );
     }
-    // Each trial holds the CPUs its env runners ask for (at least one), at most the machine's.
+    // Each trial holds the CPUs its env runners ask for (at least one), at most the machine's;
+    // the most any variant asks for, when the grid changes it.
     let cpus = ray::detect_cpus() as f64;
-    let need = (exp.config.num_env_runners as f64 * exp.config.num_cpus_per_env_runner)
-        .max(1.0)
-        .min(cpus);
+    let mut need = exp.config.num_env_runners as f64 * exp.config.num_cpus_per_env_runner;
+    let combos = exp
+        .grid
+        .iter()
+        .fold(1usize, |n, g| n.saturating_mul(g.shown.len()));
+    if combos > 4096 {
+        need = cpus;
+    } else if !exp.grid.is_empty() {
+        let picks = exp.grid.iter().fold(vec![Vec::new()], |acc, g| {
+            acc.into_iter()
+                .flat_map(|p| {
+                    (0..g.shown.len()).map(move |i| {
+                        let mut q: Vec<usize> = p.clone();
+                        q.push(i);
+                        q
+                    })
+                })
+                .collect()
+        });
+        for p in picks {
+            if let Ok(v) = exp.variant(&p) {
+                need = need.max(v.config.num_env_runners as f64 * v.config.num_cpus_per_env_runner);
+            }
+        }
+    }
+    let need = need.max(1.0).min(cpus);
     let base = Arc::new(exp.clone());
-    let signal = Arc::new(signal);
-    let sig = Arc::clone(&signal);
+    let sig = signal.clone();
     let trainable = tune::function(move |config: &Value, session: &mut tune::Session| {
         let pick: Vec<usize> = base
             .grid
             .iter()
             .map(|g| {
-                let key = search_key(&g.path, &base.name);
-                let chosen = key
+                let chosen = g
+                    .setting
                     .split('.')
                     .try_fold(config, |c, k| c.get(k))
                     .and_then(Value::as_str)
@@ -213,18 +226,21 @@ pub fn run(
                 g.shown.iter().position(|s| s == chosen).unwrap_or(0)
             })
             .collect();
+        // After Ctrl-C, trials not yet started do not start.
+        if sig.signal().is_some() {
+            return Ok(());
+        }
         let e = base.variant(&pick).map_err(|e| e.to_string())?;
         let dir = session.trial_dir().to_path_buf();
         let (mut trial, _notes) =
             Trial::start_at(e, Folder::Exactly(&dir), None).map_err(|e| e.to_string())?;
         let mut to_tune = ToTune {
             session,
-            signal: &sig,
             stopped: None,
         };
-        // Stops come through the reporter; the trial's own signal check never fires.
+        // A signal ends the trial as a single run's: after this iteration, with a checkpoint.
         trial
-            .run(&StopRequest::manual(), &mut to_tune)
+            .run(&sig, &mut to_tune)
             .map(|_| ())
             .map_err(|e| e.to_string())
     });

@@ -234,8 +234,8 @@ impl TrialScheduler for Asha {
                 self.reduction_factor
             ));
         }
-        if self.brackets == 0 {
-            return bad("brackets must be >= 1".into());
+        if !(1..=100).contains(&self.brackets) {
+            return bad(format!("brackets {} must be in [1, 100]", self.brackets));
         }
         Ok(())
     }

@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::TuneError;
 
+/// The most trials one experiment may make.
+pub const MAX_TRIALS: usize = 1_000_000;
+
 /// A distribution to draw a value from (`tune.uniform`, `tune.choice`, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Domain {
@@ -62,6 +65,13 @@ impl Domain {
             Domain::QRandInt { low, high, q } if low > high || q <= 0 => Err(format!(
                 "qrandint({low}, {high}, {q}): needs low <= high and q > 0"
             )),
+            Domain::QRandInt { low, high, q }
+                if (low as f64 / q as f64).ceil() > (high as f64 / q as f64).floor() =>
+            {
+                Err(format!(
+                    "qrandint({low}, {high}, {q}): no multiple of {q} between {low} and {high}"
+                ))
+            }
             Domain::RandN { mean, sd } if !(finite(mean) && finite(sd) && sd > 0.0) => Err(
                 format!("randn({mean}, {sd}): needs a finite mean and sd > 0"),
             ),
@@ -353,7 +363,26 @@ impl Space {
     pub fn variants(&self, num_samples: usize, seed: u64) -> Result<Vec<Value>, TuneError> {
         self.validate()?;
         let sizes: Vec<usize> = self.grids().iter().map(|(_, g)| g.len()).collect();
-        let combos: usize = sizes.iter().product();
+        let too_many = || {
+            TuneError::Config(format!(
+                "num_samples {num_samples} × the grids ({}) is more than {MAX_TRIALS} trials",
+                sizes
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" × ")
+            ))
+        };
+        let combos: usize = sizes
+            .iter()
+            .try_fold(1usize, |n, &s| n.checked_mul(s))
+            .ok_or_else(too_many)?;
+        if combos
+            .checked_mul(num_samples)
+            .is_none_or(|n| n > MAX_TRIALS)
+        {
+            return Err(too_many());
+        }
         let mut rng = Rng::new(seed);
         let mut out = Vec::with_capacity(num_samples * combos);
         for _ in 0..num_samples {

@@ -30,6 +30,8 @@ pub(crate) enum Event {
         metrics: Metrics,
         checkpoint: Option<PathBuf>,
     },
+    /// The trial's task has started (its resources granted): its clock starts now.
+    Started,
     /// The trainable returned (`Ok`), or failed with this message (an error or a panic).
     Finished(Result<(), String>),
 }
@@ -175,7 +177,7 @@ where
 }
 
 /// A class trainable built by `setup(config)`: stepped, checkpointed every
-/// `checkpoint_frequency` steps (0: never) and at the end, restored from a checkpoint.
+/// `checkpoint_frequency` steps (0: never), restored from a checkpoint when resumed.
 pub fn class<T, F>(setup: F, checkpoint_frequency: usize) -> TrialFn
 where
     T: Trainable + 'static,

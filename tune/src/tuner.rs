@@ -320,17 +320,26 @@ impl Tuner {
         loop {
             while !out_of_time && running < cap {
                 let Some(i) = pending.pop_front() else { break };
-                self.launch(&rt, &mut trials[i], i, &events_tx)?;
-                running += 1;
+                match self.launch(&rt, &mut trials[i], i, &events_tx) {
+                    Ok(()) => running += 1,
+                    // This trial cannot start (its folder, the runtime); the others go on.
+                    Err(e) => {
+                        let t = &mut trials[i];
+                        t.status = TrialStatus::Error;
+                        self.say(1, format!("Trial {} ERROR: {e}", t.id));
+                        t.error = Some(e.to_string());
+                    }
+                }
             }
             if running == 0 {
                 break;
             }
             let wait = match budget {
-                Some(b) => b
+                // Out of time: the trials stop at their next report; wait for it.
+                Some(b) if !out_of_time => b
                     .saturating_sub(start.elapsed())
                     .max(Duration::from_millis(1)),
-                None => Duration::from_secs(3600),
+                _ => Duration::from_secs(3600),
             };
             let (i, ev) = match events.recv_timeout(wait) {
                 Ok(x) => x,
@@ -346,6 +355,11 @@ impl Tuner {
                 out_of_time = true;
             }
             match ev {
+                Event::Started => {
+                    let t = &mut trials[i];
+                    t.last_report = Some(Instant::now());
+                    t.started.get_or_insert_with(Instant::now);
+                }
                 Event::Result {
                     metrics,
                     checkpoint,
@@ -389,6 +403,12 @@ impl Tuner {
                         // Back in the queue, from the cloned checkpoint with the new config.
                         t.config = config;
                         t.checkpoint = Some(ck);
+                        if self.run.write_trial_results {
+                            let _ = std::fs::write(
+                                t.dir.join("params.json"),
+                                serde_json::to_string_pretty(&t.config).unwrap_or_default(),
+                            );
+                        }
                         pending.push_front(i);
                         continue;
                     }
@@ -482,10 +502,8 @@ impl Tuner {
         let (dtx, drx) = crossbeam_channel::bounded(1);
         t.decisions = Some(dtx);
         t.running = true;
-        if t.started.is_none() {
-            t.started = Some(Instant::now());
-        }
-        t.last_report = Some(Instant::now());
+        // A restarted trial counts on from its checkpoint (0 without one), as Ray's does.
+        t.iteration = checkpoint_iteration(t.checkpoint.as_deref());
         let session = parking_lot::Mutex::new(Some(Session {
             trial_id: t.id.clone(),
             trial_dir: t.dir.clone(),
@@ -498,16 +516,24 @@ impl Tuner {
         }));
         let f = Arc::clone(&self.trainable);
         let config = t.config.clone();
-        let events = events.clone();
+        // A task the runtime drops unrun (shut down) still tells the controller.
+        let finished = parking_lot::Mutex::new(Some(FinishGuard {
+            events: events.clone(),
+            index: i,
+            sent: false,
+        }));
         let mut task = rt
             .task(move || {
                 // The task runs once (no retries: Tune's own max_failures decides).
-                let Some(mut s) = session.lock().take() else {
+                let (Some(mut s), Some(mut done)) = (session.lock().take(), finished.lock().take())
+                else {
                     return;
                 };
+                let _ = done.events.send((i, Event::Started));
                 let out = catch_unwind(AssertUnwindSafe(|| f(&config, &mut s)))
                     .unwrap_or_else(|p| Err(format!("panicked: {}", ray::panic_message(&*p))));
-                let _ = events.send((i, Event::Finished(out)));
+                done.sent = true;
+                let _ = done.events.send((i, Event::Finished(out)));
             })
             .name(format!("{}_{}", self.trainable_name, t.id))
             .max_retries(0);
@@ -555,16 +581,23 @@ impl Tuner {
         {
             eprintln!("tune: cannot write results of trial {}: {e}", t.id);
         }
-        // The experiment's metric must be reported: a trial without it cannot be compared.
-        if t.iteration == 1
-            && let Some(m) = &self.tune.metric
-            && !metrics.contains_key(m)
-        {
-            let keys: Vec<&str> = metrics.keys().map(String::as_str).collect();
-            t.fatal = Some(format!(
-                "the trial's result has no metric {m:?} (it reported: {})",
-                keys.join(", ")
-            ));
+        // The experiment's metric and the stop keys must be reported: a trial without them
+        // cannot be compared, or would never stop (as Ray refuses such a result).
+        if t.fatal.is_none() && t.last.is_none() {
+            let mut needed: Vec<(&str, &str)> = Vec::new();
+            if let Some(m) = &self.tune.metric {
+                needed.push(("metric", m));
+            }
+            if let Stop::Criteria(c) = &self.run.stop {
+                needed.extend(c.iter().map(|(k, _)| ("stop key", k.as_str())));
+            }
+            if let Some((what, k)) = needed.into_iter().find(|(_, k)| !metrics.contains_key(*k)) {
+                let keys: Vec<&str> = metrics.keys().map(String::as_str).collect();
+                t.fatal = Some(format!(
+                    "the trial's result has no {what} {k:?} (it reported: {})",
+                    keys.join(", ")
+                ));
+            }
         }
         if self.run.verbose >= 2 {
             println!(
@@ -640,6 +673,33 @@ impl std::fmt::Debug for Trial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trial").field("id", &self.id).finish()
     }
+}
+
+/// Sends `Finished(Err)` for a trial whose task is dropped without running to its end.
+struct FinishGuard {
+    events: crossbeam_channel::Sender<(usize, Event)>,
+    index: usize,
+    sent: bool,
+}
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        if !self.sent {
+            let _ = self.events.send((
+                self.index,
+                Event::Finished(Err("the runtime dropped the trial's task".into())),
+            ));
+        }
+    }
+}
+
+/// The iteration of a `checkpoint_NNNNNN` folder (0 for none).
+fn checkpoint_iteration(ck: Option<&Path>) -> u64 {
+    ck.and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("checkpoint_"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn append(path: &Path, line: &str) {

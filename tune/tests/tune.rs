@@ -176,8 +176,8 @@ fn a_failing_trial_is_an_error_while_the_others_go_on() {
     assert!(txt.contains("x = 3 panics"), "{txt}");
 }
 
-/// Counts to `steps`, failing once at step 3 the first time it gets there; its state is its
-/// count, saved in every checkpoint.
+/// Counts up, failing once at step 4 the first time it gets there; its state is its count,
+/// saved in every other step's checkpoint.
 struct Counter {
     count: u64,
     failed: Arc<AtomicUsize>,
@@ -186,7 +186,7 @@ struct Counter {
 impl tune::Trainable for Counter {
     fn step(&mut self) -> Result<Value, String> {
         self.count += 1;
-        if self.count == 3 && self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
+        if self.count == 4 && self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
             return Err("a transient failure".into());
         }
         Ok(json!({"count": self.count}))
@@ -216,7 +216,7 @@ fn a_failed_trial_retries_from_its_last_checkpoint() {
                 failed: Arc::clone(&f2),
             })
         },
-        1,
+        2,
     );
     let grid = Tuner::new("counter", trainable, Space::new())
         .run_config(RunConfig {
@@ -232,16 +232,18 @@ fn a_failed_trial_retries_from_its_last_checkpoint() {
     assert_eq!(
         failed.load(Ordering::SeqCst),
         2,
-        "failed once, then passed step 3"
+        "failed once, then passed step 4"
     );
-    // Resumed from checkpoint 2 (count 2): counts 3, 4, 5 follow; five results in all.
-    assert_eq!(r.metrics.as_ref().unwrap()["count"], json!(5));
-    assert_eq!(r.num_results, 5);
+    // Reported 1, 2 (checkpoint), 3, then failed at 4; resumed from checkpoint 2 (count 2),
+    // counting iterations on from it: 3, 4 (checkpoint), 5.
+    let last = r.metrics.as_ref().unwrap();
+    assert_eq!(last["count"], json!(5));
+    assert_eq!(last["training_iteration"], json!(5));
     assert!(
         r.checkpoint
             .as_ref()
             .unwrap()
-            .ends_with("checkpoint_000005")
+            .ends_with("checkpoint_000004")
     );
     // Without retries the same failure is the trial's error.
     let failed = Arc::new(AtomicUsize::new(0));
@@ -252,7 +254,7 @@ fn a_failed_trial_retries_from_its_last_checkpoint() {
                 failed: Arc::clone(&failed),
             })
         },
-        1,
+        2,
     );
     let grid = Tuner::new("counter", trainable, Space::new())
         .run_config(RunConfig {
@@ -366,6 +368,41 @@ fn bad_spaces_and_settings_are_errors_before_any_trial() {
         .fit()
         .unwrap_err();
     assert!(matches!(e, TuneError::Config(_)), "{e}");
+    // Too many trials, and qrandint bounds without a multiple of q.
+    let e = Tuner::new(
+        "t",
+        Arc::clone(&trainable),
+        Space::new().set("x", grid_search(0..1000)),
+    )
+    .tune_config(TuneConfig {
+        num_samples: 10_000,
+        ..TuneConfig::default()
+    })
+    .run_config(run_config(dir.path()))
+    .fit()
+    .unwrap_err();
+    assert!(e.to_string().contains("more than"), "{e}");
+    let e = Tuner::new(
+        "t",
+        Arc::clone(&trainable),
+        Space::new().set("n", tune::qrandint(1, 4, 5)),
+    )
+    .run_config(run_config(dir.path()))
+    .fit()
+    .unwrap_err();
+    assert!(e.to_string().contains("no multiple of 5"), "{e}");
+    // A stop key the trials never report would never stop them: an error naming it.
+    let grid = Tuner::new("t", Arc::clone(&trainable), Space::new())
+        .run_config(RunConfig {
+            name: Some("stopkey".into()),
+            stop: Stop::Criteria(vec![("training_iteraton".into(), 3.0)]),
+            ..run_config(dir.path())
+        })
+        .runtime(runtime(1.0))
+        .fit()
+        .unwrap();
+    let err = grid.results[0].error.clone().unwrap_or_default();
+    assert!(err.contains("stop key \"training_iteraton\""), "{err}");
     // A metric the trials do not report: each trial fails saying what it did report.
     let grid = Tuner::new("t", trainable, Space::new())
         .tune_config(TuneConfig {
@@ -390,7 +427,12 @@ fn trials_run_as_many_at_once_as_their_resources_allow() {
     let trainable = tune::function(move |_, s: &mut tune::Session| {
         let k = n2.fetch_add(1, Ordering::SeqCst) + 1;
         m2.fetch_max(k, Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        // Wait (up to 5 s) until four run at once: they all can, and no fifth may join.
+        let t = std::time::Instant::now();
+        while n2.load(Ordering::SeqCst) < 4 && t.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
         n2.fetch_sub(1, Ordering::SeqCst);
         s.report(json!({"k": k}))
     });

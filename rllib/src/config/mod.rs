@@ -225,12 +225,23 @@ pub struct Experiment {
 pub struct GridKey {
     /// Its path (`config.lr`, `config.model.fcnet_hiddens`).
     pub path: String,
+    /// The setting it names, however it was given (`lr`, `model.fcnet_hiddens`).
+    pub setting: String,
     /// Its values, as written (for trial names and tables).
     pub shown: Vec<String>,
     key: Key,
     key_node: Node,
     values: Vec<Node>,
     origin: String,
+}
+
+/// See [`Experiment::setting`].
+fn setting_of(path: &str, experiment: &str) -> String {
+    let p = path
+        .strip_prefix(experiment)
+        .and_then(|p| p.strip_prefix('.'))
+        .unwrap_or(path);
+    p.strip_prefix("config.").unwrap_or(p).to_string()
 }
 
 /// A value as written, on one line: `0.001`, `[64, 64]`.
@@ -727,10 +738,14 @@ impl Experiment {
                         ));
                     };
                     for item in values {
-                        apply::value(origin, item, path, kind)?;
+                        let value = apply::value(origin, item, path, kind)?;
+                        if kind_is_env(kind) {
+                            check_env_id(origin, Some(item), path, value.str())?;
+                        }
                     }
                     let entry = GridKey {
                         path: path.to_string(),
+                        setting: self.setting(path),
                         shown: values.iter().map(show).collect(),
                         key,
                         key_node: k.clone(),
@@ -742,8 +757,10 @@ impl Experiment {
                     self.grid.push(entry);
                     return Ok(());
                 }
-                // A value given later (`--config`) replaces a search over the key.
-                self.grid.retain(|g| g.path != path);
+                // A value given later (`--config`, a flag) replaces a search over the key.
+                let id = self.setting(path);
+                let name = self.name.clone();
+                self.grid.retain(|g| setting_of(&g.path, &name) != id);
                 let value = apply::value(origin, v, path, kind)?;
                 if kind_is_env(kind) {
                     check_env_id(origin, Some(v), path, value.str())?;
@@ -753,6 +770,12 @@ impl Experiment {
             }
         }
         Ok(())
+    }
+
+    /// The setting a key path names, whichever way it was given: `lr` for
+    /// `<experiment>.config.lr` (the file), `config.lr` (`--config`) and `lr` (a flag).
+    fn setting(&self, path: &str) -> String {
+        setting_of(path, &self.name)
     }
 
     /// The experiment of one grid combination: `pick[i]` is the index of the value of

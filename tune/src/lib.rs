@@ -34,7 +34,7 @@ pub use space::{
     randn, sample_from, uniform,
 };
 pub use trainable::{Metrics, Session, Stopped, Trainable, TrialFn, class, function};
-pub use tuner::{RunConfig, Stop, TuneConfig, Tuner, run};
+pub use tuner::{RunConfig, Stop, StopFn, TuneConfig, Tuner, run, timestamp};
 
 /// Whether a higher or a lower metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

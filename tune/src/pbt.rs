@@ -60,23 +60,7 @@ impl Pbt {
         Pbt::default()
     }
 
-    /// The result key that measures progress.
-    pub fn time_attr(mut self, key: &str) -> Self {
-        self.time_attr = key.to_string();
-        self
-    }
-
-    /// The metric to compare (default: the experiment's).
-    pub fn metric(mut self, metric: &str) -> Self {
-        self.metric = Some(metric.to_string());
-        self
-    }
-
-    /// Whether higher or lower is better (default: the experiment's).
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = Some(mode);
-        self
-    }
+    crate::scheduler::search_properties!();
 
     /// How much `time_attr` passes between perturbations of a trial.
     pub fn perturbation_interval(mut self, t: f64) -> Self {

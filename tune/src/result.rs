@@ -163,24 +163,9 @@ impl ResultGrid {
             rows.push(row);
         }
         let mut w = BufWriter::new(File::create(path)?);
-        writeln!(
-            w,
-            "{}",
-            cols.iter()
-                .map(|c| csv_field(c))
-                .collect::<Vec<_>>()
-                .join(",")
-        )?;
+        writeln!(w, "{}", csv_header(&cols))?;
         for row in rows {
-            let line: Vec<String> = cols
-                .iter()
-                .map(|c| {
-                    row.iter()
-                        .find(|(k, _)| k == c)
-                        .map_or(String::new(), |(_, v)| csv_field(v))
-                })
-                .collect();
-            writeln!(w, "{}", line.join(","))?;
+            writeln!(w, "{}", csv_row(&cols, &row))?;
         }
         w.flush()
     }
@@ -198,6 +183,25 @@ pub(crate) fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) 
         Value::Null => out.push((prefix.to_string(), String::new())),
         other => out.push((prefix.to_string(), other.to_string())),
     }
+}
+
+fn csv_header(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One CSV line: `flat`'s value under each column, empty where it has none.
+fn csv_row(cols: &[String], flat: &[(String, String)]) -> String {
+    cols.iter()
+        .map(|c| {
+            flat.iter()
+                .find(|(k, _)| k == c)
+                .map_or(String::new(), |(_, v)| csv_field(v))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(crate) fn csv_field(s: &str) -> String {
@@ -245,26 +249,11 @@ impl TrialWriter {
         }
         if self.columns.is_none() {
             let cols: Vec<String> = flat.iter().map(|(k, _)| k.clone()).collect();
-            writeln!(
-                csv,
-                "{}",
-                cols.iter()
-                    .map(|c| csv_field(c))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )?;
+            writeln!(csv, "{}", csv_header(&cols))?;
             self.columns = Some(cols);
         }
-        let cols = self.columns.as_ref().expect("set above");
-        let line: Vec<String> = cols
-            .iter()
-            .map(|c| {
-                flat.iter()
-                    .find(|(k, _)| k == c)
-                    .map_or(String::new(), |(_, v)| csv_field(v))
-            })
-            .collect();
-        writeln!(csv, "{}", line.join(","))?;
+        let cols = self.columns.as_deref().unwrap_or_default();
+        writeln!(csv, "{}", csv_row(cols, &flat))?;
         writeln!(json, "{}", serde_json::to_string(m).unwrap_or_default())?;
         csv.flush()?;
         json.flush()

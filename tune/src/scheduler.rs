@@ -114,6 +114,30 @@ pub(crate) fn percentile(values: &[f64], q: f64) -> Option<f64> {
     Some(v[lo] + (v[hi] - v[lo]) * (rank - lo as f64))
 }
 
+/// The builder methods every scheduler with a metric has: `time_attr`, `metric`, `mode`.
+macro_rules! search_properties {
+    () => {
+        /// The result key that measures progress (default `training_iteration`).
+        pub fn time_attr(mut self, key: &str) -> Self {
+            self.time_attr = key.to_string();
+            self
+        }
+
+        /// The metric compared (default: the experiment's).
+        pub fn metric(mut self, metric: &str) -> Self {
+            self.metric = Some(metric.to_string());
+            self
+        }
+
+        /// Whether higher or lower is better (default: the experiment's).
+        pub fn mode(mut self, mode: Mode) -> Self {
+            self.mode = Some(mode);
+            self
+        }
+    };
+}
+pub(crate) use search_properties;
+
 macro_rules! setter {
     ($(#[$doc:meta] $name:ident: $t:ty),* $(,)?) => {$(
         #[$doc]
@@ -143,23 +167,7 @@ impl Asha {
         seed: u64,
     );
 
-    /// The result key that measures progress (default `training_iteration`).
-    pub fn time_attr(mut self, key: &str) -> Self {
-        self.time_attr = key.to_string();
-        self
-    }
-
-    /// The metric compared at each rung (default: the experiment's).
-    pub fn metric(mut self, metric: &str) -> Self {
-        self.metric = Some(metric.to_string());
-        self
-    }
-
-    /// Whether higher or lower is better (default: the experiment's).
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = Some(mode);
-        self
-    }
+    search_properties!();
 
     /// The rungs of bracket `s`, highest milestone first (as Ray's `_Bracket`).
     fn rungs(&self, s: usize) -> Vec<(f64, HashMap<usize, f64>)> {

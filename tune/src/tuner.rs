@@ -796,8 +796,8 @@ fn unix_time() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `2026-11-28_19-40-00`, as Tune names experiments (UTC).
-fn timestamp() -> String {
+/// `2026-11-28_19-40-00`, as Tune names experiments and trials (UTC).
+pub fn timestamp() -> String {
     let s = unix_time();
     let (days, rest) = (s / 86_400, s % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

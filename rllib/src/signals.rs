@@ -60,13 +60,6 @@ impl StopRequest {
         Ok(StopRequest { signal })
     }
 
-    /// A request no signal sets (a run stopped some other way, as Tune's trials are).
-    pub fn manual() -> Self {
-        StopRequest {
-            signal: Arc::new(AtomicI32::new(0)),
-        }
-    }
-
     /// The signal that asked the run to stop, if one did.
     pub fn signal(&self) -> Option<i32> {
         match self.signal.load(Ordering::SeqCst) {

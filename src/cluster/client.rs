@@ -145,24 +145,22 @@ impl Cluster {
         let (server, _) = ractor::Actor::spawn(None, server, ()).await.map_err(|e| {
             RayError::Cluster(format!("cannot start this driver's node server: {e}"))
         })?;
-        let secret: Arc<str> = Arc::from(secret);
-        // The data port, on the address this machine reaches the head from (nodes fetch the
-        // driver's large arguments and puts there).
-        if let Some(host) = local_ip_towards(address) {
-            let (listener, data_addr) = super::data::bind(host).await.map_err(RayError::Cluster)?;
-            let _ = me.data.set(data_addr);
-            tokio::spawn(super::data::serve(
-                listener,
-                Arc::clone(&me),
-                Arc::clone(&secret),
-                tls_acceptor,
-            ));
-        }
-        let _ = me.link.set(node::Link {
+        let link = node::Link {
             server: server.clone(),
             dialer: dialer.clone(),
-            secret,
-        });
+            secret: Arc::from(secret),
+        };
+        // The data port, on the address this machine reaches the head from (nodes fetch the
+        // driver's large arguments and puts there); without a route, no port.
+        match local_ip_towards(address) {
+            Some(host) => me
+                .open(host, link, tls_acceptor)
+                .await
+                .map_err(RayError::Cluster)?,
+            None => {
+                let _ = me.link.set(link);
+            }
+        }
         ractor::Actor::spawn(None, node::Agent, Arc::clone(&me))
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start this driver's agent: {e}")))?;

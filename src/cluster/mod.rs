@@ -195,20 +195,15 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
                 .map_err(|e| RayError::Cluster(format!("cannot listen on {address}: {e}")))?;
             tokio::spawn(tls::serve(listener, acceptor.clone(), server.clone()));
         }
-        let secret: Arc<str> = Arc::from(o2.secret.as_str());
-        let (listener, data_addr) = data::bind(o2.host).await.map_err(RayError::Cluster)?;
-        let _ = state.data.set(data_addr);
-        tokio::spawn(data::serve(
-            listener,
-            Arc::clone(&state),
-            Arc::clone(&secret),
-            acceptor,
-        ));
-        let _ = state.link.set(node::Link {
+        let link = node::Link {
             server: server.clone(),
             dialer: dialer.clone(),
-            secret,
-        });
+            secret: Arc::from(o2.secret.as_str()),
+        };
+        state
+            .open(o2.host, link, acceptor)
+            .await
+            .map_err(RayError::Cluster)?;
         ractor::Actor::spawn(None, node::Agent, Arc::clone(&state))
             .await
             .map_err(|e| RayError::Cluster(format!("cannot start the node agent: {e}")))?;

@@ -312,6 +312,26 @@ impl NodeState {
         }
     }
 
+    /// Opens this process's data port on `host` (serving its objects to holders of
+    /// `secret`, over TLS when `tls` is given) and records how it reaches other nodes.
+    pub(crate) async fn open(
+        self: &Arc<Self>,
+        host: std::net::IpAddr,
+        link: Link,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Result<(), String> {
+        let (listener, data_addr) = super::data::bind(host).await?;
+        let _ = self.data.set(data_addr);
+        tokio::spawn(super::data::serve(
+            listener,
+            Arc::clone(self),
+            Arc::clone(&link.secret),
+            tls,
+        ));
+        let _ = self.link.set(link);
+        Ok(())
+    }
+
     /// A kept object's bytes.
     pub(crate) fn object(&self, id: u64) -> Option<Arc<Vec<u8>>> {
         self.objects.lock().get(&id).map(|(o, _)| Arc::clone(o))

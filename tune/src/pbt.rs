@@ -131,19 +131,12 @@ fn set(v: &mut Value, key: &str, x: Value) {
 
 impl TrialScheduler for Pbt {
     fn set_search_properties(&mut self, metric: Option<&str>, mode: Option<Mode>) {
-        if self.metric.is_none() {
-            self.metric = metric.map(str::to_string);
-        }
-        if self.mode.is_none() {
-            self.mode = mode;
-        }
+        crate::scheduler::adopt((&mut self.metric, &mut self.mode), metric, mode);
     }
 
     fn validate(&self) -> Result<(), TuneError> {
         let bad = |p: String| Err(TuneError::Scheduler(format!("PBT: {p}")));
-        if self.metric.is_none() || self.mode.is_none() {
-            return bad("needs a metric and a mode (on the scheduler or in TuneConfig)".into());
-        }
+        crate::scheduler::need_metric("PBT", &self.metric, &self.mode)?;
         if self.mutations.is_empty() {
             return bad("needs at least one hyperparameter to mutate".into());
         }

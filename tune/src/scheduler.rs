@@ -212,21 +212,42 @@ fn number(r: &Metrics, key: &str) -> Option<f64> {
     }
 }
 
+/// Takes the experiment's metric and mode where the scheduler has none of its own.
+pub(crate) fn adopt(
+    own: (&mut Option<String>, &mut Option<Mode>),
+    metric: Option<&str>,
+    mode: Option<Mode>,
+) {
+    if own.0.is_none() {
+        *own.0 = metric.map(str::to_string);
+    }
+    if own.1.is_none() {
+        *own.1 = mode;
+    }
+}
+
+/// The error of a scheduler `name` that has no metric or mode.
+pub(crate) fn need_metric(
+    name: &str,
+    metric: &Option<String>,
+    mode: &Option<Mode>,
+) -> Result<(), TuneError> {
+    if metric.is_none() || mode.is_none() {
+        return Err(TuneError::Scheduler(format!(
+            "{name}: needs a metric and a mode (on the scheduler or in TuneConfig)"
+        )));
+    }
+    Ok(())
+}
+
 impl TrialScheduler for Asha {
     fn set_search_properties(&mut self, metric: Option<&str>, mode: Option<Mode>) {
-        if self.metric.is_none() {
-            self.metric = metric.map(str::to_string);
-        }
-        if self.mode.is_none() {
-            self.mode = mode;
-        }
+        adopt((&mut self.metric, &mut self.mode), metric, mode);
     }
 
     fn validate(&self) -> Result<(), TuneError> {
         let bad = |problem: String| Err(TuneError::Scheduler(format!("ASHA: {problem}")));
-        if self.metric.is_none() || self.mode.is_none() {
-            return bad("needs a metric and a mode (on the scheduler or in TuneConfig)".into());
-        }
+        need_metric("ASHA", &self.metric, &self.mode)?;
         if !(self.grace_period > 0.0 && self.grace_period.is_finite()) {
             return bad(format!("grace_period {} must be > 0", self.grace_period));
         }

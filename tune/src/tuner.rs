@@ -162,7 +162,6 @@ struct Trial {
     decisions: Option<crossbeam_channel::Sender<Decision>>,
     last: Option<Metrics>,
     iteration: u64,
-    started: Option<Instant>,
     last_report: Option<Instant>,
     time_total: f64,
     checkpoint: Option<PathBuf>,
@@ -174,7 +173,6 @@ struct Trial {
     /// PBT: the checkpoint and config to go on with once the trainable has stopped.
     exploit: Option<(PathBuf, Value)>,
     stopped_early: bool,
-    running: bool,
 }
 
 impl Tuner {
@@ -285,7 +283,6 @@ impl Tuner {
                     decisions: None,
                     last: None,
                     iteration: 0,
-                    started: None,
                     last_report: None,
                     time_total: 0.0,
                     checkpoint: None,
@@ -295,7 +292,6 @@ impl Tuner {
                     fatal: None,
                     exploit: None,
                     stopped_early: false,
-                    running: false,
                 }
             })
             .collect();
@@ -358,7 +354,6 @@ impl Tuner {
                 Event::Started => {
                     let t = &mut trials[i];
                     t.last_report = Some(Instant::now());
-                    t.started.get_or_insert_with(Instant::now);
                 }
                 Event::Result {
                     metrics,
@@ -392,7 +387,6 @@ impl Tuner {
                 Event::Finished(outcome) => {
                     running -= 1;
                     let t = &mut trials[i];
-                    t.running = false;
                     t.decisions = None;
                     let retries_left = t.fatal.is_none() && t.failures < self.run.max_failures;
                     let outcome = match t.fatal.take() {
@@ -501,7 +495,6 @@ impl Tuner {
         }
         let (dtx, drx) = crossbeam_channel::bounded(1);
         t.decisions = Some(dtx);
-        t.running = true;
         // A restarted trial counts on from its checkpoint (0 without one), as Ray's does.
         t.iteration = checkpoint_iteration(t.checkpoint.as_deref());
         let session = parking_lot::Mutex::new(Some(Session {

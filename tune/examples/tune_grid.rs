@@ -36,7 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let result = Tuner::new("my_func", my_func, space)
         .run_config(RunConfig {
             storage_path: std::env::temp_dir().join("tune_grid"),
-            verbose: 0,
+            // Ctrl-C stops the trials and keeps the experiment resumable (Tuner::restore).
+            interrupt: Some(tune::Interrupt::on_signals()?),
             ..RunConfig::default()
         })
         .fit()?;

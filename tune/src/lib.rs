@@ -20,6 +20,7 @@
 mod pbt;
 mod result;
 pub mod scheduler;
+mod search;
 pub mod space;
 mod trainable;
 mod tuner;
@@ -28,13 +29,16 @@ use std::path::PathBuf;
 
 pub use pbt::{Mutation, Pbt};
 pub use result::{ResultGrid, TrialResult, TrialStatus};
-pub use scheduler::{Action, Asha, Fifo, TrialScheduler};
+pub use scheduler::{Action, Asha, Fifo, MedianStopping, TrialScheduler};
+pub use search::{ConcurrencyLimiter, Searcher, Suggestion, Tpe};
 pub use space::{
     Domain, Rng, Space, choice, grid_search, loguniform, qloguniform, qrandint, quniform, randint,
     randn, sample_from, uniform,
 };
 pub use trainable::{Metrics, Session, Stopped, Trainable, TrialFn, class, function};
-pub use tuner::{RunConfig, Stop, StopFn, TuneConfig, Tuner, run, timestamp};
+pub use tuner::{
+    Interrupt, RunConfig, STATE_FILE, Stop, StopFn, TuneConfig, Tuner, run, timestamp,
+};
 
 /// Whether a higher or a lower metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

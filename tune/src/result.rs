@@ -15,8 +15,10 @@ use crate::{Mode, TuneError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TrialStatus {
-    /// Not started (the experiment's time ran out first).
+    /// Not started, or stopped by an interrupt to be resumed.
     Pending,
+    /// Running now.
+    Running,
     /// Ran to its end, or was stopped by a scheduler or a stop criterion.
     Terminated,
     /// Failed (more often than `max_failures` allows).
@@ -27,6 +29,7 @@ impl std::fmt::Display for TrialStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             TrialStatus::Pending => "PENDING",
+            TrialStatus::Running => "RUNNING",
             TrialStatus::Terminated => "TERMINATED",
             TrialStatus::Error => "ERROR",
         })
@@ -72,6 +75,8 @@ pub struct ResultGrid {
     pub experiment_path: PathBuf,
     pub(crate) metric: Option<String>,
     pub(crate) mode: Option<Mode>,
+    /// Whether an interrupt ended the experiment early (resume it with `Tuner::restore`).
+    pub interrupted: bool,
 }
 
 impl ResultGrid {
@@ -204,6 +209,25 @@ fn csv_row(cols: &[String], flat: &[(String, String)]) -> String {
         .join(",")
 }
 
+/// The fields of one CSV line written by [`csv_field`].
+fn split_csv_line(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
 pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -228,9 +252,13 @@ impl TrialWriter {
             dir.join("params.json"),
             serde_json::to_string_pretty(config).unwrap_or_default(),
         )?;
+        // A resumed trial appends under the columns it began with.
+        let columns = std::fs::read_to_string(dir.join("progress.csv"))
+            .ok()
+            .and_then(|text| text.lines().next().map(split_csv_line));
         Ok(TrialWriter {
             dir: dir.to_path_buf(),
-            columns: None,
+            columns,
         })
     }
 

@@ -325,6 +325,106 @@ impl TrialScheduler for Asha {
     }
 }
 
+/// Ray's `MedianStoppingRule`: a trial past `grace_period` of `time_attr` stops when its best
+/// result is worse than the median of the other trials' running means at the same time,
+/// once at least `min_samples_required` other trials have got that far.
+#[derive(Debug, Clone)]
+pub struct MedianStopping {
+    time_attr: String,
+    metric: Option<String>,
+    mode: Option<Mode>,
+    grace_period: f64,
+    min_samples_required: usize,
+    /// Per trial, its (time, score) results, higher scores better.
+    results: HashMap<usize, Vec<(f64, f64)>>,
+}
+
+impl Default for MedianStopping {
+    fn default() -> Self {
+        MedianStopping {
+            time_attr: "time_total_s".into(),
+            metric: None,
+            mode: None,
+            grace_period: 60.0,
+            min_samples_required: 3,
+            results: HashMap::new(),
+        }
+    }
+}
+
+impl MedianStopping {
+    /// Ray's defaults: `time_total_s`, grace period 60, 3 other trials needed.
+    pub fn new() -> Self {
+        MedianStopping::default()
+    }
+
+    setter!(
+        /// No trial stops before this much `time_attr`.
+        grace_period: f64,
+        /// Other trials needed at the same time before a median counts.
+        min_samples_required: usize,
+    );
+
+    search_properties!();
+}
+
+impl TrialScheduler for MedianStopping {
+    fn set_search_properties(&mut self, metric: Option<&str>, mode: Option<Mode>) {
+        adopt((&mut self.metric, &mut self.mode), metric, mode);
+    }
+
+    fn validate(&self) -> Result<(), TuneError> {
+        need_metric("median stopping", &self.metric, &self.mode)?;
+        if !(self.grace_period >= 0.0 && self.grace_period.is_finite()) {
+            return Err(TuneError::Scheduler(format!(
+                "median stopping: grace_period {} must be >= 0",
+                self.grace_period
+            )));
+        }
+        Ok(())
+    }
+
+    fn on_result(&mut self, trial: usize, result: &Metrics) -> Action {
+        let (Some(metric), Some(mode)) = (self.metric.as_deref(), self.mode) else {
+            return Action::Continue;
+        };
+        let (Some(t), Some(v)) = (number(result, &self.time_attr), number(result, metric)) else {
+            return Action::Continue;
+        };
+        let score = match mode {
+            Mode::Max => v,
+            Mode::Min => -v,
+        };
+        self.results.entry(trial).or_default().push((t, score));
+        if t < self.grace_period {
+            return Action::Continue;
+        }
+        // The other trials that have got as far, each by its mean score up to `t`.
+        let means: Vec<f64> = self
+            .results
+            .iter()
+            .filter(|&(&o, r)| o != trial && r.last().is_some_and(|&(ot, _)| ot >= t))
+            .map(|(_, r)| {
+                let upto: Vec<f64> = r.iter().filter(|(ot, _)| *ot <= t).map(|p| p.1).collect();
+                upto.iter().sum::<f64>() / upto.len().max(1) as f64
+            })
+            .collect();
+        if means.len() < self.min_samples_required.max(1) {
+            return Action::Continue;
+        }
+        let median = percentile(&means, 50.0).unwrap_or(f64::NEG_INFINITY);
+        let best = self.results[&trial]
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if best < median {
+            Action::Stop
+        } else {
+            Action::Continue
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +435,29 @@ mod tests {
             .as_object()
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn median_stopping_compares_with_the_others_running_means() {
+        let mut m = MedianStopping::new()
+            .time_attr("training_iteration")
+            .metric("score")
+            .mode(Mode::Max)
+            .grace_period(2.0)
+            .min_samples_required(2);
+        // Trials 0 and 1 score 10 and 20 at t = 1..3 (running means 10 and 20).
+        for t in 1..=3 {
+            assert_eq!(m.on_result(0, &r(t as f64, 10.0)), Action::Continue);
+            assert_eq!(m.on_result(1, &r(t as f64, 20.0)), Action::Continue);
+        }
+        // Trial 2 at 16: within the grace period at 1, then 16 >= median(10, 20) = 15.
+        assert_eq!(m.on_result(2, &r(1.0, 16.0)), Action::Continue);
+        assert_eq!(m.on_result(2, &r(2.0, 16.0)), Action::Continue);
+        // Trial 3 at 14: below median(10, 20, 16) = 16 once past the grace period.
+        assert_eq!(m.on_result(3, &r(1.0, 14.0)), Action::Continue);
+        assert_eq!(m.on_result(3, &r(2.0, 14.0)), Action::Stop);
+        // Trial 4 alone beyond t = 3: too few others to judge.
+        assert_eq!(m.on_result(4, &r(5.0, 0.0)), Action::Continue);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (Ray's basic variant generator: every grid combination, `num_samples` times, random domains
 //! drawn anew for each, seeded).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -297,6 +298,18 @@ impl Space {
         out
     }
 
+    /// The random domains, in order of appearance: (dotted key, domain).
+    pub fn domains(&self) -> Vec<(String, Domain)> {
+        let mut out = Vec::new();
+        let _ = self.walk("", &mut |path, s| {
+            if let Space::Domain(d) = s {
+                out.push((path.to_string(), d.clone()));
+            }
+            Ok(())
+        });
+        out
+    }
+
     /// How many variants one sample makes (the product of the grid sizes).
     pub fn grid_size(&self) -> usize {
         self.grids().iter().map(|(_, g)| g.len()).product()
@@ -305,9 +318,20 @@ impl Space {
     /// The config of grid combination `pick` (one index per grid, in [`grids`] order), random
     /// domains drawn from `rng`, then `sample_from` functions over the result.
     fn resolve(&self, pick: &[usize], rng: &mut Rng) -> Value {
+        self.resolve_with(pick, &HashMap::new(), rng)
+    }
+
+    /// As [`resolve`](Space::resolve), with the domains at the dotted paths of `fixed` taking
+    /// those values instead of a draw (a searcher's suggestion).
+    pub(crate) fn resolve_with(
+        &self,
+        pick: &[usize],
+        fixed: &HashMap<String, Value>,
+        rng: &mut Rng,
+    ) -> Value {
         let mut next = 0;
         let mut fns: Vec<(Vec<String>, SampleFn)> = Vec::new();
-        let mut v = self.resolve_inner(pick, &mut next, rng, &mut Vec::new(), &mut fns);
+        let mut v = self.resolve_inner(pick, fixed, &mut next, rng, &mut Vec::new(), &mut fns);
         for (path, f) in fns {
             let x = f(&v, rng);
             set_path(&mut v, &path, x);
@@ -318,6 +342,7 @@ impl Space {
     fn resolve_inner(
         &self,
         pick: &[usize],
+        fixed: &HashMap<String, Value>,
         next: &mut usize,
         rng: &mut Rng,
         path: &mut Vec<String>,
@@ -329,7 +354,10 @@ impl Space {
                 let mut out = Map::new();
                 for (k, s) in m {
                     path.push(k.clone());
-                    out.insert(k.clone(), s.resolve_inner(pick, next, rng, path, fns));
+                    out.insert(
+                        k.clone(),
+                        s.resolve_inner(pick, fixed, next, rng, path, fns),
+                    );
                     path.pop();
                 }
                 Value::Object(out)
@@ -339,7 +367,7 @@ impl Space {
                     .enumerate()
                     .map(|(i, s)| {
                         path.push(i.to_string());
-                        let v = s.resolve_inner(pick, next, rng, path, fns);
+                        let v = s.resolve_inner(pick, fixed, next, rng, path, fns);
                         path.pop();
                         v
                     })
@@ -350,7 +378,13 @@ impl Space {
                 *next += 1;
                 v
             }
-            Space::Domain(d) => d.sample(rng),
+            Space::Domain(d) => match fixed.is_empty() {
+                true => d.sample(rng),
+                false => fixed
+                    .get(&path.join("."))
+                    .cloned()
+                    .unwrap_or_else(|| d.sample(rng)),
+            },
             Space::SampleFrom(f) => {
                 fns.push((path.clone(), Arc::clone(f)));
                 Value::Null

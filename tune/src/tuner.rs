@@ -3,19 +3,64 @@
 //! runtime has one), takes their results, applies stop criteria and the scheduler, retries
 //! failures from the last checkpoint, and writes every trial's files.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::result::{ResultGrid, TrialResult, TrialStatus, TrialWriter};
 use crate::scheduler::{Action, Fifo, TrialScheduler};
+use crate::search::{Searcher, Suggestion};
 use crate::space::{Space, varied};
 use crate::trainable::{Decision, Event, Metrics, Session, TrialFn};
 use crate::{Mode, TuneError};
+
+/// The experiment's state file, rewritten as it runs (Ray's `experiment_state.json`).
+pub const STATE_FILE: &str = "experiment_state.json";
+
+/// A request to stop the experiment early and keep it resumable (Ctrl-C): running trials stop
+/// at their next result, no more start, and [`Tuner::restore`] resumes them.
+#[derive(Clone)]
+pub struct Interrupt(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interrupt({})", self.is_set())
+    }
+}
+
+impl Interrupt {
+    /// Set when `f` says so (polled a few times a second).
+    pub fn new(f: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Interrupt(Arc::new(f))
+    }
+
+    /// Set with `flag`.
+    pub fn flag(flag: Arc<AtomicBool>) -> Self {
+        Interrupt::new(move || flag.load(Ordering::SeqCst))
+    }
+
+    /// Set by SIGINT or SIGTERM, as Ray's Tuner takes Ctrl-C (the process's own handling of
+    /// those signals is replaced).
+    pub fn on_signals() -> std::io::Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&flag))?;
+        }
+        Ok(Interrupt::flag(flag))
+    }
+
+    /// Whether the experiment has been asked to stop.
+    pub fn is_set(&self) -> bool {
+        (self.0)()
+    }
+}
 
 /// A stop function: `f(trial_id, result)`.
 pub type StopFn = Arc<dyn Fn(&str, &Metrics) -> bool + Send + Sync>;
@@ -58,6 +103,48 @@ impl Stop {
         Ok(Stop::Criteria(c))
     }
 
+    /// Ray's `TrialPlateauStopper`: a trial stops when the standard deviation of its last
+    /// `num_results` values of `metric` is below `std`, after at least `grace_period` results
+    /// (and, with a threshold, once the metric is past it: at least it in `max` mode, at most
+    /// in `min`).
+    pub fn plateau(
+        metric: &str,
+        std: f64,
+        num_results: usize,
+        grace_period: usize,
+        threshold: Option<(f64, Mode)>,
+    ) -> Stop {
+        let metric = metric.to_string();
+        let window = num_results.max(1);
+        let seen = parking_lot::Mutex::new(std::collections::HashMap::<
+            String,
+            (usize, VecDeque<f64>),
+        >::new());
+        Stop::Fn(Arc::new(move |trial: &str, r: &Metrics| {
+            let Some(v) = r.get(&metric).and_then(Value::as_f64) else {
+                return false;
+            };
+            let mut seen = seen.lock();
+            let (n, last) = seen.entry(trial.to_string()).or_default();
+            *n += 1;
+            last.push_back(v);
+            if last.len() > window {
+                last.pop_front();
+            }
+            if *n < grace_period || last.len() < window {
+                return false;
+            }
+            let past = match threshold {
+                None => true,
+                Some((t, Mode::Max)) => v >= t,
+                Some((t, Mode::Min)) => v <= t,
+            };
+            let mean = last.iter().sum::<f64>() / last.len() as f64;
+            let var = last.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / last.len() as f64;
+            past && var.sqrt() < std
+        }))
+    }
+
     fn met(&self, trial_id: &str, r: &Metrics) -> bool {
         match self {
             Stop::Never => false,
@@ -86,6 +173,9 @@ pub struct TuneConfig {
     pub seed: u64,
     /// The whole experiment's time; trials still running then are stopped.
     pub time_budget_s: Option<f64>,
+    /// Where configs come from (default: every variant of the space up front); with a
+    /// searcher, `num_samples` is the number of trials.
+    pub search_alg: Option<Box<dyn Searcher>>,
 }
 
 impl Default for TuneConfig {
@@ -98,6 +188,7 @@ impl Default for TuneConfig {
             scheduler: Box::new(Fifo),
             seed: 0,
             time_budget_s: None,
+            search_alg: None,
         }
     }
 }
@@ -118,6 +209,11 @@ pub struct RunConfig {
     /// Whether Tune writes each trial's `params.json`, `progress.csv` and `result.json`
     /// (off when the trainable writes its own, as RLlib's trials do).
     pub write_trial_results: bool,
+    /// Stops the experiment early and keeps it resumable (see [`Interrupt::on_signals`]).
+    pub interrupt: Option<Interrupt>,
+    /// Seconds between status tables (default: 1 on a terminal, where it is redrawn in place;
+    /// 30 otherwise).
+    pub status_interval_s: Option<f64>,
 }
 
 impl Default for RunConfig {
@@ -129,6 +225,8 @@ impl Default for RunConfig {
             max_failures: 0,
             verbose: 1,
             write_trial_results: true,
+            interrupt: None,
+            status_interval_s: None,
         }
     }
 }
@@ -142,6 +240,58 @@ pub struct Tuner {
     tune: TuneConfig,
     run: RunConfig,
     runtime: Option<ray::Runtime>,
+    restored: Option<Restored>,
+    /// Lines of the status table on the terminal now.
+    drawn: Cell<usize>,
+}
+
+/// What a restored experiment had made.
+struct Restored {
+    trials: Vec<Trial>,
+    tag: String,
+}
+
+/// `experiment_state.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedExperiment {
+    trainable: String,
+    tag: String,
+    /// Whether the experiment ran to its end (false while running or after an interrupt).
+    finished: bool,
+    settings: Settings,
+    trials: Vec<SavedTrial>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Settings {
+    metric: Option<String>,
+    mode: Option<Mode>,
+    num_samples: usize,
+    max_concurrent_trials: usize,
+    seed: u64,
+    time_budget_s: Option<f64>,
+    stop: Option<Vec<(String, f64)>>,
+    max_failures: usize,
+    verbose: u8,
+    write_trial_results: bool,
+    resources: Vec<(String, f64)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedTrial {
+    trial_id: String,
+    status: TrialStatus,
+    config: Value,
+    /// The trial's folder, relative to the experiment's.
+    path: PathBuf,
+    /// Its latest checkpoint, relative to its folder.
+    checkpoint: Option<PathBuf>,
+    num_results: u64,
+    time_total_s: f64,
+    failures: usize,
+    stopped_early: bool,
+    last_result: Option<Metrics>,
+    error: Option<String>,
 }
 
 impl std::fmt::Debug for Tuner {
@@ -173,6 +323,14 @@ struct Trial {
     /// PBT: the checkpoint and config to go on with once the trainable has stopped.
     exploit: Option<(PathBuf, Value)>,
     stopped_early: bool,
+    /// Stopped by an interrupt: pending again, for a restore.
+    interrupted: bool,
+}
+
+impl Trial {
+    fn ended(&self) -> bool {
+        matches!(self.status, TrialStatus::Terminated | TrialStatus::Error)
+    }
 }
 
 impl Tuner {
@@ -186,6 +344,8 @@ impl Tuner {
             tune: TuneConfig::default(),
             run: RunConfig::default(),
             runtime: None,
+            restored: None,
+            drawn: Cell::new(0),
         }
     }
 
@@ -214,7 +374,99 @@ impl Tuner {
         self
     }
 
-    /// Runs the experiment to its end and returns every trial.
+    /// Resumes the experiment in `path` (a folder with `experiment_state.json`, left by an
+    /// interrupted or crashed `fit`), as Ray's `Tuner.restore(path, trainable)`: trials that
+    /// ended keep their results; the others run again from their latest checkpoints (from the
+    /// start without one). The settings are the experiment's (its stop mapping, metric,
+    /// resources, ...); a stop function, a scheduler or a searcher cannot be saved: give them
+    /// again with [`run_config`](Tuner::run_config) / [`tune_config`](Tuner::tune_config)
+    /// (and the searcher's space with [`param_space`](Tuner::param_space)).
+    pub fn restore(path: impl AsRef<Path>, trainable: TrialFn) -> Result<Tuner, TuneError> {
+        let exp = path.as_ref().to_path_buf();
+        let file = exp.join(STATE_FILE);
+        let text = std::fs::read_to_string(&file).map_err(|e| TuneError::Io(file.clone(), e))?;
+        let bad = |what: String| {
+            TuneError::Config(format!(
+                "{}: not an experiment state: {what}",
+                file.display()
+            ))
+        };
+        let st: SavedExperiment = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let name = exp
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .ok_or_else(|| bad("the folder has no name".into()))?;
+        let s = st.settings;
+        let trials = st
+            .trials
+            .into_iter()
+            .map(|t| {
+                let dir = exp.join(&t.path);
+                Trial {
+                    id: t.trial_id,
+                    config: t.config,
+                    writer: None,
+                    decisions: None,
+                    last: t.last_result,
+                    iteration: t.num_results,
+                    last_report: None,
+                    time_total: t.time_total_s,
+                    checkpoint: t.checkpoint.map(|c| dir.join(c)),
+                    dir,
+                    failures: t.failures,
+                    status: match t.status {
+                        TrialStatus::Running => TrialStatus::Pending,
+                        other => other,
+                    },
+                    error: t.error,
+                    fatal: None,
+                    exploit: None,
+                    stopped_early: t.stopped_early,
+                    interrupted: false,
+                }
+            })
+            .collect();
+        let tune = TuneConfig {
+            metric: s.metric,
+            mode: s.mode,
+            num_samples: s.num_samples,
+            max_concurrent_trials: s.max_concurrent_trials,
+            seed: s.seed,
+            time_budget_s: s.time_budget_s,
+            ..TuneConfig::default()
+        };
+        let run = RunConfig {
+            name: Some(name),
+            storage_path: exp.parent().map(Path::to_path_buf).unwrap_or_default(),
+            stop: s.stop.map_or(Stop::Never, Stop::Criteria),
+            max_failures: s.max_failures,
+            verbose: s.verbose,
+            write_trial_results: s.write_trial_results,
+            ..RunConfig::default()
+        };
+        Ok(Tuner {
+            trainable,
+            trainable_name: st.trainable,
+            space: Space::new(),
+            resources: s.resources,
+            tune,
+            run,
+            runtime: None,
+            restored: Some(Restored {
+                trials,
+                tag: st.tag,
+            }),
+            drawn: Cell::new(0),
+        })
+    }
+
+    /// The space a searcher searches (on a restored experiment: the one it was given).
+    pub fn param_space(mut self, space: impl Into<Space>) -> Self {
+        self.space = space.into();
+        self
+    }
+
+    /// Runs the experiment to its end (or until interrupted) and returns every trial.
     pub fn fit(mut self) -> Result<ResultGrid, TuneError> {
         self.tune
             .scheduler
@@ -237,7 +489,19 @@ impl Tuner {
                 )));
             }
         }
-        let configs = self.space.variants(self.tune.num_samples, self.tune.seed)?;
+        let restored = self.restored.take();
+        let mut searcher = self.tune.search_alg.take();
+        // Without a searcher, every variant up front (Ray's basic variant generator); with
+        // one, `num_samples` trials asked for one at a time.
+        let configs = match (&mut searcher, &restored) {
+            (_, Some(_)) => Vec::new(),
+            (None, None) => self.space.variants(self.tune.num_samples, self.tune.seed)?,
+            (Some(s), None) => {
+                s.set_search_properties(self.tune.metric.as_deref(), self.tune.mode);
+                s.setup(&self.space, self.tune.num_samples, self.tune.seed)?;
+                Vec::new()
+            }
+        };
         let rt = match self.runtime.take() {
             Some(rt) => rt,
             None => ray::init(ray::InitOptions::new()).map_err(TuneError::Runtime)?,
@@ -250,57 +514,36 @@ impl Tuner {
         check_name(&name)?;
         let exp = self.run.storage_path.join(&name);
         std::fs::create_dir_all(&exp).map_err(|e| TuneError::Io(exp.clone(), e))?;
-        // Unique per experiment, so that two runs under one name never share a trial folder.
-        let tag = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
-            format!("{:05x}", h.finish() & 0xfffff)
+        let (tag, mut trials) = match restored {
+            Some(r) => (r.tag, r.trials),
+            // Unique per experiment, so that two runs under one name never share a folder.
+            None => (new_tag(), Vec::new()),
         };
-        let mut trials: Vec<Trial> = configs
-            .into_iter()
-            .enumerate()
-            .map(|(i, config)| {
-                let id = format!("{tag}_{i:05}");
-                let params: Vec<String> = varied(&self.space, &config)
-                    .into_iter()
-                    .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(&k), short(&v)))
-                    .collect();
-                let mut dir_name = format!("{}_{id}", self.trainable_name);
-                if !params.is_empty() {
-                    dir_name.push('_');
-                    dir_name.push_str(&sanitize(&params.join(",")));
-                }
-                Trial {
-                    id,
-                    config,
-                    dir: exp.join(dir_name),
-                    writer: None,
-                    decisions: None,
-                    last: None,
-                    iteration: 0,
-                    last_report: None,
-                    time_total: 0.0,
-                    checkpoint: None,
-                    failures: 0,
-                    status: TrialStatus::Pending,
-                    error: None,
-                    fatal: None,
-                    exploit: None,
-                    stopped_early: false,
-                }
-            })
-            .collect();
+        if let Some(s) = &mut searcher
+            && !trials.is_empty()
+        {
+            // A restored experiment's searcher goes on from the trials it had made.
+            s.set_search_properties(self.tune.metric.as_deref(), self.tune.mode);
+            s.setup(&self.space, self.tune.num_samples, self.tune.seed)?;
+            let made: Vec<(Value, Option<Metrics>, bool)> = trials
+                .iter()
+                .map(|t| (t.config.clone(), t.last.clone(), t.ended()))
+                .collect();
+            s.restore(&made);
+        }
+        for config in configs {
+            let t = self.new_trial(&exp, &tag, trials.len(), config);
+            trials.push(t);
+        }
         let (events_tx, events) = crossbeam_channel::unbounded::<(usize, Event)>();
-        let mut pending: VecDeque<usize> = (0..trials.len()).collect();
+        let mut pending: VecDeque<usize> =
+            (0..trials.len()).filter(|&i| !trials[i].ended()).collect();
         let mut running = 0usize;
         let start = Instant::now();
         let budget = self.tune.time_budget_s.map(Duration::from_secs_f64);
         let mut out_of_time = false;
+        let mut interrupted = false;
+        let mut searcher_done = searcher.is_none();
         // Trials holding no CPU would all start at once, each on a thread of its own; a few per
         // CPU keep the CPUs busy (as Ray caps its pending trials).
         let cpus = rt.cluster_resources().get(ray::CPU).max(1.0);
@@ -313,9 +556,42 @@ impl Tuner {
             0 => (4.0 * cpus) as usize,
             n => n,
         };
+        let tty = std::io::stdout().is_terminal();
+        let table_every = Duration::from_secs_f64(match self.run.status_interval_s {
+            Some(s) => s.max(0.05),
+            None if tty => 1.0,
+            None => 30.0,
+        });
+        let mut last_table = Instant::now();
+        let mut last_saved = Instant::now();
         loop {
-            while !out_of_time && running < cap {
-                let Some(i) = pending.pop_front() else { break };
+            if !interrupted && self.run.interrupt.as_ref().is_some_and(Interrupt::is_set) {
+                interrupted = true;
+                self.say(
+                    1,
+                    format!(
+                        "Interrupted: the running trials stop at their next result; resume with Tuner::restore({:?})",
+                        exp.display().to_string()
+                    ),
+                );
+            }
+            while !out_of_time && !interrupted && running < cap {
+                let i = match pending.pop_front() {
+                    Some(i) => i,
+                    None if searcher_done => break,
+                    None => match searcher.as_mut().map(|s| s.suggest(trials.len())) {
+                        Some(Suggestion::Config(c)) => {
+                            let t = self.new_trial(&exp, &tag, trials.len(), c);
+                            trials.push(t);
+                            trials.len() - 1
+                        }
+                        Some(Suggestion::Wait) => break,
+                        Some(Suggestion::Done) | None => {
+                            searcher_done = true;
+                            break;
+                        }
+                    },
+                };
                 match self.launch(&rt, &mut trials[i], i, &events_tx) {
                     Ok(()) => running += 1,
                     // This trial cannot start (its folder, the runtime); the others go on.
@@ -324,20 +600,37 @@ impl Tuner {
                         t.status = TrialStatus::Error;
                         self.say(1, format!("Trial {} ERROR: {e}", t.id));
                         t.error = Some(e.to_string());
+                        if let Some(s) = &mut searcher {
+                            s.on_trial_complete(i, None, true);
+                        }
                     }
                 }
             }
             if running == 0 {
                 break;
             }
-            let wait = match budget {
+            if self.run.verbose >= 1 && last_table.elapsed() >= table_every {
+                self.draw_table(&trials, start, tty);
+                last_table = Instant::now();
+            }
+            if last_saved.elapsed() >= Duration::from_secs(1) {
+                let _ = self.save_state(&exp, &tag, &trials, false);
+                last_saved = Instant::now();
+            }
+            let mut wait = match budget {
                 // Out of time: the trials stop at their next report; wait for it.
                 Some(b) if !out_of_time => b
                     .saturating_sub(start.elapsed())
                     .max(Duration::from_millis(1)),
                 _ => Duration::from_secs(3600),
             };
-            let (i, ev) = match events.recv_timeout(wait) {
+            if self.run.verbose >= 1 {
+                wait = wait.min(table_every.saturating_sub(last_table.elapsed()));
+            }
+            if self.run.interrupt.is_some() && !interrupted {
+                wait = wait.min(Duration::from_millis(100));
+            }
+            let (i, ev) = match events.recv_timeout(wait.max(Duration::from_millis(1))) {
                 Ok(x) => x,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     if budget.is_some_and(|b| start.elapsed() >= b) {
@@ -353,6 +646,7 @@ impl Tuner {
             match ev {
                 Event::Started => {
                     let t = &mut trials[i];
+                    t.status = TrialStatus::Running;
                     t.last_report = Some(Instant::now());
                 }
                 Event::Result {
@@ -380,6 +674,10 @@ impl Tuner {
                         trials[i].exploit = Some((ck, config));
                         decision = Decision::Stop;
                     }
+                    if interrupted && decision == Decision::Continue {
+                        trials[i].interrupted = true;
+                        decision = Decision::Stop;
+                    }
                     if let Some(d) = &trials[i].decisions {
                         let _ = d.send(decision);
                     }
@@ -397,6 +695,7 @@ impl Tuner {
                         // Back in the queue, from the cloned checkpoint with the new config.
                         t.config = config;
                         t.checkpoint = Some(ck);
+                        t.status = TrialStatus::Pending;
                         if self.run.write_trial_results {
                             let _ = std::fs::write(
                                 t.dir.join("params.json"),
@@ -404,6 +703,11 @@ impl Tuner {
                             );
                         }
                         pending.push_front(i);
+                        continue;
+                    }
+                    if t.interrupted && outcome.is_ok() {
+                        // Stopped for the interrupt: pending again, resumed by a restore.
+                        t.status = TrialStatus::Pending;
                         continue;
                     }
                     match outcome {
@@ -414,9 +718,13 @@ impl Tuner {
                                 1,
                                 format!("Trial {} TERMINATED after {} results", t.id, t.iteration),
                             );
+                            if let Some(s) = &mut searcher {
+                                s.on_trial_complete(i, t.last.as_ref(), false);
+                            }
                         }
-                        Err(e) if retries_left => {
+                        Err(e) if retries_left && !interrupted => {
                             t.failures += 1;
+                            t.status = TrialStatus::Pending;
                             self.say(
                                 1,
                                 format!(
@@ -440,11 +748,18 @@ impl Tuner {
                             self.tune.scheduler.on_complete(i);
                             self.say(1, format!("Trial {} ERROR: {e}", t.id));
                             t.error = Some(e);
+                            if let Some(s) = &mut searcher {
+                                s.on_trial_complete(i, t.last.as_ref(), true);
+                            }
                         }
                     }
                 }
             }
         }
+        self.erase_table();
+        let finished = !interrupted;
+        self.save_state(&exp, &tag, &trials, finished)
+            .map_err(|e| TuneError::Io(exp.join(STATE_FILE), e))?;
         let grid = ResultGrid {
             results: trials
                 .into_iter()
@@ -463,19 +778,175 @@ impl Tuner {
             experiment_path: exp.clone(),
             metric: self.tune.metric.clone(),
             mode: self.tune.mode,
+            interrupted,
         };
         grid.write_csv(&exp.join("results.csv"))
             .map_err(|e| TuneError::Io(exp.join("results.csv"), e))?;
-        write_state(&grid).map_err(|e| TuneError::Io(exp.join("experiment_state.json"), e))?;
         if self.run.verbose >= 1 {
             self.print_table(&grid);
         }
         Ok(grid)
     }
 
+    /// A new trial numbered `i`, named after the values its config varies.
+    fn new_trial(&self, exp: &Path, tag: &str, i: usize, config: Value) -> Trial {
+        let id = format!("{tag}_{i:05}");
+        let params: Vec<String> = varied(&self.space, &config)
+            .into_iter()
+            .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(&k), short(&v)))
+            .collect();
+        let mut dir_name = format!("{}_{id}", self.trainable_name);
+        if !params.is_empty() {
+            dir_name.push('_');
+            dir_name.push_str(&sanitize(&params.join(",")));
+        }
+        Trial {
+            id,
+            config,
+            dir: exp.join(dir_name),
+            writer: None,
+            decisions: None,
+            last: None,
+            iteration: 0,
+            last_report: None,
+            time_total: 0.0,
+            checkpoint: None,
+            failures: 0,
+            status: TrialStatus::Pending,
+            error: None,
+            fatal: None,
+            exploit: None,
+            stopped_early: false,
+            interrupted: false,
+        }
+    }
+
+    /// Writes `experiment_state.json` (atomically): the settings and every trial, so that
+    /// [`Tuner::restore`] can resume the experiment.
+    fn save_state(
+        &self,
+        exp: &Path,
+        tag: &str,
+        trials: &[Trial],
+        finished: bool,
+    ) -> std::io::Result<()> {
+        let rel = |p: &Path, base: &Path| {
+            p.strip_prefix(base)
+                .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
+        };
+        let saved = SavedExperiment {
+            trainable: self.trainable_name.clone(),
+            tag: tag.to_string(),
+            finished,
+            settings: Settings {
+                metric: self.tune.metric.clone(),
+                mode: self.tune.mode,
+                num_samples: self.tune.num_samples,
+                max_concurrent_trials: self.tune.max_concurrent_trials,
+                seed: self.tune.seed,
+                time_budget_s: self.tune.time_budget_s,
+                stop: match &self.run.stop {
+                    Stop::Criteria(c) => Some(c.clone()),
+                    _ => None,
+                },
+                max_failures: self.run.max_failures,
+                verbose: self.run.verbose,
+                write_trial_results: self.run.write_trial_results,
+                resources: self.resources.clone(),
+            },
+            trials: trials
+                .iter()
+                .map(|t| SavedTrial {
+                    trial_id: t.id.clone(),
+                    status: t.status,
+                    config: t.config.clone(),
+                    path: rel(&t.dir, exp),
+                    checkpoint: t.checkpoint.as_deref().map(|c| rel(c, &t.dir)),
+                    num_results: t.iteration,
+                    time_total_s: t.time_total,
+                    failures: t.failures,
+                    stopped_early: t.stopped_early,
+                    last_result: t.last.clone(),
+                    error: t.error.clone(),
+                })
+                .collect(),
+        };
+        let p = exp.join(STATE_FILE);
+        let tmp = exp.join(format!(".{STATE_FILE}.tmp"));
+        std::fs::write(&tmp, serde_json::to_string_pretty(&saved)?)?;
+        std::fs::rename(tmp, p)
+    }
+
     fn say(&self, level: u8, line: String) {
         if self.run.verbose >= level {
+            self.erase_table();
             println!("{line}");
+        }
+    }
+
+    /// Takes the live status table off the terminal (before other lines are printed).
+    fn erase_table(&self) {
+        let n = self.drawn.replace(0);
+        if n > 0 {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\x1b[{n}F\x1b[J");
+            let _ = out.flush();
+        }
+    }
+
+    /// Tune's status table: counts by status, then a row per trial (its varied parameters,
+    /// iterations and metric), redrawn in place on a terminal and printed plainly otherwise.
+    fn draw_table(&self, trials: &[Trial], start: Instant, tty: bool) {
+        use std::io::Write;
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for t in trials {
+            *counts.entry(t.status.to_string()).or_default() += 1;
+        }
+        let mut lines = vec![format!(
+            "== Status: {} trials ({}) | {:.0} s ==",
+            trials.len(),
+            counts
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            start.elapsed().as_secs_f64()
+        )];
+        let metric = self.tune.metric.as_deref();
+        // Running trials first, then the others, at most 20 rows.
+        let mut order: Vec<&Trial> = trials.iter().collect();
+        order.sort_by_key(|t| t.status != TrialStatus::Running);
+        for t in order.iter().take(20) {
+            let params: Vec<String> = varied(&self.space, &t.config)
+                .into_iter()
+                .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(&k), short(&v)))
+                .collect();
+            let m = metric
+                .and_then(|m| {
+                    let v = t.last.as_ref()?.get(m)?.as_f64()?;
+                    Some(format!("{m}={v:.4}"))
+                })
+                .unwrap_or_default();
+            lines.push(format!(
+                "  {:<12} {:<10} iter {:<5} {:<40} {m}",
+                t.id,
+                t.status.to_string(),
+                t.iteration,
+                params.join(", ")
+            ));
+        }
+        if trials.len() > 20 {
+            lines.push(format!("  ... and {} more", trials.len() - 20));
+        }
+        self.erase_table();
+        let mut out = std::io::stdout().lock();
+        for l in &lines {
+            let _ = writeln!(out, "{l}");
+        }
+        let _ = out.flush();
+        if tty {
+            self.drawn.set(lines.len());
         }
     }
 
@@ -706,30 +1177,16 @@ fn append(path: &Path, line: &str) {
     }
 }
 
-fn write_state(grid: &ResultGrid) -> std::io::Result<()> {
-    let trials: Vec<Value> = grid
-        .results
-        .iter()
-        .map(|r| {
-            json!({
-                "trial_id": r.trial_id,
-                "status": r.status,
-                "config": r.config,
-                "path": r.path,
-                "checkpoint": r.checkpoint,
-                "num_results": r.num_results,
-                "last_result": r.metrics,
-                "error": r.error,
-            })
-        })
-        .collect();
-    let p = grid.experiment_path.join("experiment_state.json");
-    let tmp = p.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_string_pretty(&json!({"trials": trials}))?,
-    )?;
-    std::fs::rename(tmp, p)
+/// A tag unique per experiment (its trials' ids begin with it).
+fn new_tag() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:05x}", h.finish() & 0xfffff)
 }
 
 /// The short form of Ray's `tune.run(trainable, config=...)`: every trial to its end, then

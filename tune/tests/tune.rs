@@ -542,3 +542,249 @@ fn pbt_beats_the_same_population_without_it_when_the_best_setting_changes() {
         .count();
     assert!(policies >= 1);
 }
+
+/// Best at x = 0.8, lr = 0.01.
+fn bowl(c: &Value) -> f64 {
+    -(x(c, "x") - 0.8).powi(2) - (x(c, "lr").log10() + 2.0).powi(2) / 25.0
+}
+
+#[test]
+fn tpe_suggests_from_the_results_so_far_and_beats_random_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (l2, m2) = (Arc::clone(&live), Arc::clone(&most));
+    let trainable = tune::function(move |c, s: &mut tune::Session| {
+        let now = l2.fetch_add(1, Ordering::SeqCst) + 1;
+        m2.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        l2.fetch_sub(1, Ordering::SeqCst);
+        s.report(json!({"score": bowl(c)}))
+    });
+    let space = || {
+        Space::new()
+            .set("x", uniform(0.0, 1.0))
+            .set("lr", tune::loguniform(1e-5, 1.0))
+    };
+    let run = |name: &str, searcher: Option<Box<dyn tune::Searcher>>, seed: u64| {
+        Tuner::new("bowl", Arc::clone(&trainable), space())
+            .tune_config(TuneConfig {
+                metric: Some("score".into()),
+                mode: Some(Mode::Max),
+                num_samples: 40,
+                seed,
+                search_alg: searcher,
+                ..TuneConfig::default()
+            })
+            .run_config(RunConfig {
+                name: Some(name.into()),
+                ..run_config(dir.path())
+            })
+            .with_resources([("CPU", 0.25)])
+            .runtime(runtime(2.0))
+            .fit()
+            .unwrap()
+    };
+    // The mean score of the last 20 trials: TPE's concentrate near the optimum.
+    let tail = |g: &tune::ResultGrid| {
+        g.results[20..]
+            .iter()
+            .map(|r| r.metric("score").unwrap())
+            .sum::<f64>()
+            / 20.0
+    };
+    let (mut tpe, mut random) = (0.0, 0.0);
+    for seed in 0..3 {
+        let limited = tune::ConcurrencyLimiter::new(tune::Tpe::new(), 2);
+        let g = run(&format!("tpe{seed}"), Some(Box::new(limited)), seed);
+        assert_eq!(g.len(), 40);
+        assert!(
+            g.results
+                .iter()
+                .all(|r| r.status == TrialStatus::Terminated)
+        );
+        tpe += tail(&g) / 3.0;
+        random += tail(&run(&format!("random{seed}"), None, seed)) / 3.0;
+    }
+    assert!(
+        most.load(Ordering::SeqCst) <= 8,
+        "8 trials of 0.25 CPU on 2 CPUs"
+    );
+    assert!(
+        tpe > random + 0.05,
+        "TPE's last 20 trials average {tpe:.4}, random search's {random:.4}"
+    );
+}
+
+#[test]
+fn the_plateau_stopper_ends_a_converged_trial() {
+    // 1 - 0.5^t: the last four values' standard deviation first drops below 0.01 at t = 9.
+    let dir = tempfile::tempdir().unwrap();
+    let trainable = tune::function(|_, s: &mut tune::Session| -> Result<(), tune::Stopped> {
+        for t in 1..1000 {
+            s.report(json!({"acc": 1.0 - 0.5f64.powi(t)}))?;
+        }
+        Ok(())
+    });
+    let grid = Tuner::new("plateau", trainable, Space::new())
+        .run_config(RunConfig {
+            stop: Stop::plateau("acc", 0.01, 4, 4, None),
+            ..run_config(dir.path())
+        })
+        .runtime(runtime(1.0))
+        .fit()
+        .unwrap();
+    assert_eq!(grid.results[0].num_results, 9);
+}
+
+#[test]
+fn median_stopping_ends_the_worse_trials() {
+    // Rates 1..=6, one at a time: once three others have got as far, a trial whose best is
+    // below their median running mean stops. Rates 1, 2, 3 have no three others before them
+    // and run to 10; 4, 5, 6 beat the median of the ones before them and run to 10 too; then
+    // rates 0.5 and 1.5 stop at their grace period.
+    let dir = tempfile::tempdir().unwrap();
+    let space = Space::new().set(
+        "rate",
+        grid_search([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, 1.5]),
+    );
+    let grid = Tuner::new("curve", linear_curve(), space)
+        .tune_config(TuneConfig {
+            metric: Some("score".into()),
+            mode: Some(Mode::Max),
+            max_concurrent_trials: 1,
+            scheduler: Box::new(
+                tune::MedianStopping::new()
+                    .time_attr("training_iteration")
+                    .grace_period(3.0),
+            ),
+            ..TuneConfig::default()
+        })
+        .run_config(RunConfig {
+            stop: Stop::from_json(&json!({"training_iteration": 10})).unwrap(),
+            ..run_config(dir.path())
+        })
+        .runtime(runtime(1.0))
+        .fit()
+        .unwrap();
+    let n: Vec<usize> = grid.results.iter().map(|r| r.num_results).collect();
+    assert_eq!(n, [10, 10, 10, 10, 10, 10, 3, 3]);
+}
+
+/// Counts up to `count` in steps of 15 ms, a checkpoint every step.
+struct Slow {
+    count: u64,
+    steps: Arc<AtomicUsize>,
+}
+
+impl tune::Trainable for Slow {
+    fn step(&mut self) -> Result<Value, String> {
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        self.count += 1;
+        self.steps.fetch_add(1, Ordering::SeqCst);
+        Ok(json!({"count": self.count}))
+    }
+
+    fn save_checkpoint(&mut self, dir: &Path) -> Result<bool, String> {
+        std::fs::write(dir.join("count"), self.count.to_string()).map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<(), String> {
+        let s = std::fs::read_to_string(dir.join("count")).map_err(|e| e.to_string())?;
+        self.count = s.trim().parse().map_err(|e| format!("{e}"))?;
+        Ok(())
+    }
+}
+
+#[test]
+fn an_interrupted_experiment_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = Arc::new(AtomicUsize::new(0));
+    let make = |steps: Arc<AtomicUsize>| {
+        tune::class(
+            move |_| {
+                Ok(Slow {
+                    count: 0,
+                    steps: Arc::clone(&steps),
+                })
+            },
+            1,
+        )
+    };
+    // Four trials of 20 steps, two at a time; interrupted after 10 steps in all.
+    let s2 = Arc::clone(&steps);
+    let interrupt = tune::Interrupt::new(move || s2.load(Ordering::SeqCst) >= 10);
+    let space = Space::new().set("k", grid_search([1, 2, 3, 4]));
+    let rc = RunConfig {
+        stop: Stop::from_json(&json!({"count": 20})).unwrap(),
+        interrupt: Some(interrupt),
+        ..run_config(dir.path())
+    };
+    let grid = Tuner::new("slow", make(Arc::clone(&steps)), space)
+        .tune_config(TuneConfig {
+            max_concurrent_trials: 2,
+            ..TuneConfig::default()
+        })
+        .run_config(rc)
+        .runtime(runtime(2.0))
+        .fit()
+        .unwrap();
+    assert!(grid.interrupted);
+    let status: Vec<TrialStatus> = grid.results.iter().map(|r| r.status).collect();
+    assert_eq!(status, [TrialStatus::Pending; 4], "nothing ended");
+    let done: Vec<usize> = grid.results.iter().map(|r| r.num_results).collect();
+    assert!(
+        done[0] >= 4 && done[1] >= 4 && done[2] == 0 && done[3] == 0,
+        "{done:?}"
+    );
+    let exp = dir.path().join("exp");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join(tune::STATE_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(state["finished"], json!(false));
+
+    // Restored: the first two go on from their checkpoints, the others start; each ends at
+    // 20 with 20 rows in its progress.csv (none repeated, one header).
+    let before = steps.load(Ordering::SeqCst);
+    let grid = Tuner::restore(&exp, make(Arc::clone(&steps)))
+        .unwrap()
+        .runtime(runtime(2.0))
+        .fit()
+        .unwrap();
+    assert!(!grid.interrupted);
+    for (r, was) in grid.results.iter().zip(&done) {
+        assert_eq!(r.status, TrialStatus::Terminated, "{:?}", r.error);
+        assert_eq!(r.metrics.as_ref().unwrap()["count"], json!(20));
+        assert_eq!(r.num_results, 20);
+        let csv = std::fs::read_to_string(r.path.join("progress.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 21, "{csv}");
+        let _ = was;
+    }
+    assert_eq!(
+        steps.load(Ordering::SeqCst) - before,
+        80 - done.iter().sum::<usize>(),
+        "resumed trials do not redo their steps"
+    );
+    // A finished experiment restores to itself: nothing runs again.
+    let again = Tuner::restore(&exp, make(Arc::clone(&steps)))
+        .unwrap()
+        .runtime(runtime(2.0))
+        .fit()
+        .unwrap();
+    assert!(
+        again
+            .results
+            .iter()
+            .all(|r| r.status == TrialStatus::Terminated)
+    );
+    assert_eq!(
+        steps.load(Ordering::SeqCst) - before,
+        80 - done.iter().sum::<usize>()
+    );
+    // Not an experiment: a clear error naming the file.
+    let e = Tuner::restore(dir.path(), make(steps))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(tune::STATE_FILE), "{e}");
+}

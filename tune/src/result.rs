@@ -262,7 +262,10 @@ impl TrialWriter {
         })
     }
 
-    pub(crate) fn write(&mut self, m: &Metrics) -> std::io::Result<()> {
+}
+
+impl crate::tuner::TrialLogger for TrialWriter {
+    fn result(&mut self, m: &Metrics) -> std::io::Result<()> {
         let append = |name: &str| {
             std::fs::OpenOptions::new()
                 .create(true)

@@ -32,6 +32,8 @@ pub(crate) enum Event {
     },
     /// The trial's task has started (its resources granted): its clock starts now.
     Started,
+    /// A checkpoint written after Tune stopped the trial (at the end, or for an interrupt).
+    Checkpoint(PathBuf),
     /// The trainable returned (`Ok`), or failed with this message (an error or a panic).
     Finished(Result<(), String>),
 }
@@ -41,6 +43,8 @@ pub(crate) enum Event {
 pub(crate) enum Decision {
     Continue,
     Stop,
+    /// Stop, and write a last checkpoint first (`checkpoint_at_end`, an interrupt).
+    StopAndSave,
 }
 
 /// A running trial's link to Tune.
@@ -54,6 +58,10 @@ pub struct Session {
     pub(crate) index: usize,
     pub(crate) staged: Option<PathBuf>,
     pub(crate) stopped: bool,
+    pub(crate) save_at_stop: bool,
+    pub(crate) checkpoint_frequency: usize,
+    /// Results of this trial so far (from its checkpoint's iteration when resumed).
+    pub(crate) iteration: u64,
 }
 
 impl Session {
@@ -86,6 +94,7 @@ impl Session {
         if self.stopped {
             return Err(Stopped);
         }
+        self.iteration += 1;
         let metrics = match metrics {
             Value::Object(m) => m,
             other => {
@@ -110,11 +119,44 @@ impl Session {
         }
         match self.decisions.recv() {
             Ok(Decision::Continue) => Ok(()),
+            Ok(Decision::StopAndSave) => {
+                self.stopped = true;
+                self.save_at_stop = true;
+                Err(Stopped)
+            }
             Ok(Decision::Stop) | Err(_) => {
                 self.stopped = true;
                 Err(Stopped)
             }
         }
+    }
+
+    /// Whether Tune wants a last checkpoint now that it has stopped the trial (the run's
+    /// `checkpoint_at_end`, or an interrupt to resume from): write it to
+    /// [`checkpoint_dir`](Session::checkpoint_dir) and hand it over with
+    /// [`final_checkpoint`](Session::final_checkpoint).
+    pub fn should_checkpoint_at_stop(&self) -> bool {
+        self.stopped && self.save_at_stop
+    }
+
+    /// Hands over the checkpoint written to [`checkpoint_dir`](Session::checkpoint_dir) after
+    /// the trial was stopped.
+    pub fn final_checkpoint(&mut self) {
+        if let Some(staged) = self.staged.take() {
+            let _ = self.events.send((self.index, Event::Checkpoint(staged)));
+        }
+    }
+
+    /// Every how many results the run wants a checkpoint (`RunConfig::checkpoint_frequency`,
+    /// 0: never).
+    pub fn checkpoint_frequency(&self) -> usize {
+        self.checkpoint_frequency
+    }
+
+    /// How many results this trial has reported (counted on from the checkpoint it resumed
+    /// from, as Tune's `training_iteration`).
+    pub fn iteration(&self) -> u64 {
+        self.iteration
     }
 
     /// The checkpoint this trial resumes from (after a failure with `max_failures`, or a
@@ -176,34 +218,40 @@ where
     })
 }
 
-/// A class trainable built by `setup(config)`: stepped, checkpointed every
-/// `checkpoint_frequency` steps (0: never), restored from a checkpoint when resumed.
-pub fn class<T, F>(setup: F, checkpoint_frequency: usize) -> TrialFn
+/// A class trainable built by `setup(config, session)` (the session gives the trial's
+/// folder and id): restored from the checkpoint it resumes from, stepped until Tune stops
+/// it, checkpointed every `RunConfig::checkpoint_frequency` results and when Tune asks at the
+/// end (`checkpoint_at_end`, an interrupt).
+pub fn class<T, F>(setup: F) -> TrialFn
 where
     T: Trainable + 'static,
-    F: Fn(&Value) -> Result<T, String> + Send + Sync + 'static,
+    F: Fn(&Value, &Session) -> Result<T, String> + Send + Sync + 'static,
 {
     Arc::new(move |config, session| {
-        let mut t = setup(config)?;
+        let mut t = setup(config, session)?;
         if let Some(dir) = session.get_checkpoint().map(Path::to_path_buf) {
             t.load_checkpoint(&dir)?;
         }
-        let mut steps = 0usize;
+        let every = session.checkpoint_frequency() as u64;
         loop {
             let metrics = t.step()?;
-            steps += 1;
-            let save = checkpoint_frequency > 0 && steps.is_multiple_of(checkpoint_frequency);
-            let sent = if save {
+            let mut saved = false;
+            if every > 0 && (session.iteration() + 1).is_multiple_of(every) {
                 let dir = session.checkpoint_dir().map_err(|e| e.to_string())?;
-                if t.save_checkpoint(&dir)? {
-                    session.report_with_checkpoint(metrics)
-                } else {
-                    session.report(metrics)
-                }
+                saved = t.save_checkpoint(&dir)?;
+            }
+            let sent = if saved {
+                session.report_with_checkpoint(metrics)
             } else {
                 session.report(metrics)
             };
             if sent.is_err() {
+                if session.should_checkpoint_at_stop() && !saved {
+                    let dir = session.checkpoint_dir().map_err(|e| e.to_string())?;
+                    if t.save_checkpoint(&dir)? {
+                        session.final_checkpoint();
+                    }
+                }
                 return Ok(());
             }
         }

@@ -62,6 +62,41 @@ impl Interrupt {
     }
 }
 
+/// A trial as callbacks and loggers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialInfo<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its folder.
+    pub dir: &'a Path,
+    /// Its config.
+    pub config: &'a Value,
+}
+
+/// Hooks into an experiment's progress (Ray Tune's `Callback`), called on the controller's
+/// thread in the order things happen.
+pub trait Callback: Send + Sync {
+    /// A trial's task has started (its resources granted).
+    fn on_trial_start(&self, _trial: &TrialInfo<'_>) {}
+    /// A trial reported a result (with Tune's fields filled in).
+    fn on_trial_result(&self, _trial: &TrialInfo<'_>, _result: &Metrics) {}
+    /// A trial ended: `None` when it finished or was stopped, else its error.
+    fn on_trial_complete(&self, _trial: &TrialInfo<'_>, _error: Option<&str>) {}
+}
+
+/// Writes a trial's results (Ray Tune's logger callbacks: CSV, JSON, TensorBoard).
+pub trait TrialLogger: Send {
+    /// One result.
+    fn result(&mut self, result: &Metrics) -> std::io::Result<()>;
+}
+
+/// Makes a trial's logger when it starts: `RunConfig::logger`.
+pub type LoggerFactory =
+    Arc<dyn Fn(&TrialInfo<'_>) -> std::io::Result<Box<dyn TrialLogger>> + Send + Sync>;
+
+/// Names a trial's folder from its id and config: `RunConfig::trial_dirname`.
+pub type DirNameFn = Arc<dyn Fn(&str, &Value) -> String + Send + Sync>;
+
 /// A stop function: `f(trial_id, result)`.
 pub type StopFn = Arc<dyn Fn(&str, &Metrics) -> bool + Send + Sync>;
 
@@ -194,7 +229,7 @@ impl Default for TuneConfig {
 }
 
 /// Where and how long (Ray's `RunConfig`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunConfig {
     /// The experiment's name (default: the trainable's name and the time).
     pub name: Option<String>,
@@ -214,6 +249,30 @@ pub struct RunConfig {
     /// Seconds between status tables (default: 1 on a terminal, where it is redrawn in place;
     /// 30 otherwise).
     pub status_interval_s: Option<f64>,
+    /// A class trainable's checkpoint every this many results (0: none; Ray's
+    /// `CheckpointConfig.checkpoint_frequency`).
+    pub checkpoint_frequency: usize,
+    /// A last checkpoint when a trial is stopped (Ray's `checkpoint_at_end`).
+    pub checkpoint_at_end: bool,
+    /// Writes each trial's results instead of Tune's `progress.csv`/`result.json`.
+    pub logger: Option<LoggerFactory>,
+    /// Names trial folders instead of `<trainable>_<id>_<varied params>`.
+    pub trial_dirname: Option<DirNameFn>,
+    /// Hooks called as trials start, report and end.
+    pub callbacks: Vec<Arc<dyn Callback>>,
+}
+
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("name", &self.name)
+            .field("storage_path", &self.storage_path)
+            .field("stop", &self.stop)
+            .field("max_failures", &self.max_failures)
+            .field("checkpoint_frequency", &self.checkpoint_frequency)
+            .field("checkpoint_at_end", &self.checkpoint_at_end)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RunConfig {
@@ -227,6 +286,11 @@ impl Default for RunConfig {
             write_trial_results: true,
             interrupt: None,
             status_interval_s: None,
+            checkpoint_frequency: 0,
+            checkpoint_at_end: false,
+            logger: None,
+            trial_dirname: None,
+            callbacks: Vec::new(),
         }
     }
 }
@@ -275,6 +339,10 @@ struct Settings {
     verbose: u8,
     write_trial_results: bool,
     resources: Vec<(String, f64)>,
+    #[serde(default)]
+    checkpoint_frequency: usize,
+    #[serde(default)]
+    checkpoint_at_end: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -308,7 +376,7 @@ struct Trial {
     id: String,
     config: Value,
     dir: PathBuf,
-    writer: Option<TrialWriter>,
+    writer: Option<Box<dyn TrialLogger>>,
     decisions: Option<crossbeam_channel::Sender<Decision>>,
     last: Option<Metrics>,
     iteration: u64,
@@ -328,6 +396,14 @@ struct Trial {
 }
 
 impl Trial {
+    fn info(&self) -> TrialInfo<'_> {
+        TrialInfo {
+            id: &self.id,
+            dir: &self.dir,
+            config: &self.config,
+        }
+    }
+
     fn ended(&self) -> bool {
         matches!(self.status, TrialStatus::Terminated | TrialStatus::Error)
     }
@@ -442,6 +518,8 @@ impl Tuner {
             max_failures: s.max_failures,
             verbose: s.verbose,
             write_trial_results: s.write_trial_results,
+            checkpoint_frequency: s.checkpoint_frequency,
+            checkpoint_at_end: s.checkpoint_at_end,
             ..RunConfig::default()
         };
         Ok(Tuner {
@@ -648,6 +726,17 @@ impl Tuner {
                     let t = &mut trials[i];
                     t.status = TrialStatus::Running;
                     t.last_report = Some(Instant::now());
+                    for c in &self.run.callbacks {
+                        c.on_trial_start(&t.info());
+                    }
+                }
+                Event::Checkpoint(staged) => {
+                    let t = &mut trials[i];
+                    let dest = t.dir.join(format!("checkpoint_{:06}", t.iteration));
+                    let _ = std::fs::remove_dir_all(&dest);
+                    if std::fs::rename(&staged, &dest).is_ok() {
+                        t.checkpoint = Some(dest);
+                    }
                 }
                 Event::Result {
                     metrics,
@@ -675,8 +764,9 @@ impl Tuner {
                         decision = Decision::Stop;
                     }
                     if interrupted && decision == Decision::Continue {
+                        // A last checkpoint to resume from.
                         trials[i].interrupted = true;
-                        decision = Decision::Stop;
+                        decision = Decision::StopAndSave;
                     }
                     if let Some(d) = &trials[i].decisions {
                         let _ = d.send(decision);
@@ -713,6 +803,9 @@ impl Tuner {
                     match outcome {
                         Ok(()) => {
                             t.status = TrialStatus::Terminated;
+                            for c in &self.run.callbacks {
+                                c.on_trial_complete(&t.info(), None);
+                            }
                             self.tune.scheduler.on_complete(i);
                             self.say(
                                 1,
@@ -747,6 +840,9 @@ impl Tuner {
                             let _ = std::fs::write(t.dir.join("error.txt"), format!("{e}\n"));
                             self.tune.scheduler.on_complete(i);
                             self.say(1, format!("Trial {} ERROR: {e}", t.id));
+                            for c in &self.run.callbacks {
+                                c.on_trial_complete(&t.info(), Some(&e));
+                            }
                             t.error = Some(e);
                             if let Some(s) = &mut searcher {
                                 s.on_trial_complete(i, t.last.as_ref(), true);
@@ -795,11 +891,20 @@ impl Tuner {
             .into_iter()
             .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(&k), short(&v)))
             .collect();
-        let mut dir_name = format!("{}_{id}", self.trainable_name);
-        if !params.is_empty() {
-            dir_name.push('_');
-            dir_name.push_str(&sanitize(&params.join(",")));
-        }
+        let dir_name = match &self.run.trial_dirname {
+            Some(f) => match sanitize(&f(&id, &config)) {
+                n if n.is_empty() || n.chars().all(|c| c == '.') => {
+                    format!("{}_{id}", self.trainable_name)
+                }
+                n => n,
+            },
+            None if params.is_empty() => format!("{}_{id}", self.trainable_name),
+            None => format!(
+                "{}_{id}_{}",
+                self.trainable_name,
+                sanitize(&params.join(","))
+            ),
+        };
         Trial {
             id,
             config,
@@ -853,6 +958,8 @@ impl Tuner {
                 verbose: self.run.verbose,
                 write_trial_results: self.run.write_trial_results,
                 resources: self.resources.clone(),
+                checkpoint_frequency: self.run.checkpoint_frequency,
+                checkpoint_at_end: self.run.checkpoint_at_end,
             },
             trials: trials
                 .iter()
@@ -958,11 +1065,19 @@ impl Tuner {
         i: usize,
         events: &crossbeam_channel::Sender<(usize, Event)>,
     ) -> Result<(), TuneError> {
-        if self.run.write_trial_results && t.writer.is_none() {
-            t.writer = Some(
-                TrialWriter::open(&t.dir, &t.config)
-                    .map_err(|e| TuneError::Io(t.dir.clone(), e))?,
-            );
+        if t.writer.is_none() {
+            let info = TrialInfo {
+                id: &t.id,
+                dir: &t.dir,
+                config: &t.config,
+            };
+            let opened = match &self.run.logger {
+                Some(make) => std::fs::create_dir_all(&t.dir).and_then(|()| make(&info)).map(Some),
+                None if self.run.write_trial_results => TrialWriter::open(&t.dir, &t.config)
+                    .map(|w| Some(Box::new(w) as Box<dyn TrialLogger>)),
+                None => Ok(None),
+            };
+            t.writer = opened.map_err(|e| TuneError::Io(t.dir.clone(), e))?;
         }
         let (dtx, drx) = crossbeam_channel::bounded(1);
         t.decisions = Some(dtx);
@@ -977,6 +1092,9 @@ impl Tuner {
             index: i,
             staged: None,
             stopped: false,
+            save_at_stop: false,
+            checkpoint_frequency: self.run.checkpoint_frequency,
+            iteration: t.iteration,
         }));
         let f = Arc::clone(&self.trainable);
         let config = t.config.clone();
@@ -1041,7 +1159,7 @@ impl Tuner {
             }
         }
         if let Some(w) = &mut t.writer
-            && let Err(e) = w.write(&metrics)
+            && let Err(e) = w.result(&metrics)
         {
             eprintln!("tune: cannot write results of trial {}: {e}", t.id);
         }
@@ -1071,7 +1189,15 @@ impl Tuner {
                 Value::Object(metrics.clone())
             );
         }
+        for c in &self.run.callbacks {
+            c.on_trial_result(&t.info(), &metrics);
+        }
         let stop_by_criteria = self.run.stop.met(&t.id, &metrics);
+        let stop = if self.run.checkpoint_at_end {
+            Decision::StopAndSave
+        } else {
+            Decision::Stop
+        };
         let action = self.tune.scheduler.on_result(i, &metrics);
         t.last = Some(metrics);
         if t.fatal.is_some() {
@@ -1080,10 +1206,10 @@ impl Tuner {
         }
         if out_of_time || action == Action::Stop {
             t.stopped_early = true;
-            return (Decision::Stop, None);
+            return (stop, None);
         }
         if stop_by_criteria {
-            return (Decision::Stop, None);
+            return (stop, None);
         }
         match action {
             Action::Exploit(src) => (Decision::Continue, Some(src)),

@@ -210,17 +210,17 @@ fn a_failed_trial_retries_from_its_last_checkpoint() {
     let failed = Arc::new(AtomicUsize::new(0));
     let f2 = Arc::clone(&failed);
     let trainable = tune::class(
-        move |_| {
+        move |_, _: &tune::Session| {
             Ok(Counter {
                 count: 0,
                 failed: Arc::clone(&f2),
             })
         },
-        2,
     );
     let grid = Tuner::new("counter", trainable, Space::new())
         .run_config(RunConfig {
             max_failures: 1,
+            checkpoint_frequency: 2,
             stop: Stop::Criteria(vec![("count".into(), 5.0)]),
             ..run_config(dir.path())
         })
@@ -248,17 +248,17 @@ fn a_failed_trial_retries_from_its_last_checkpoint() {
     // Without retries the same failure is the trial's error.
     let failed = Arc::new(AtomicUsize::new(0));
     let trainable = tune::class(
-        move |_| {
+        move |_, _: &tune::Session| {
             Ok(Counter {
                 count: 0,
                 failed: Arc::clone(&failed),
             })
         },
-        2,
     );
     let grid = Tuner::new("counter", trainable, Space::new())
         .run_config(RunConfig {
             name: Some("exp2".into()),
+            checkpoint_frequency: 2,
             stop: Stop::Criteria(vec![("count".into(), 5.0)]),
             ..run_config(dir.path())
         })
@@ -481,14 +481,13 @@ impl tune::Trainable for Phases {
 
 fn phases(dir: &Path, name: &str, scheduler: Box<dyn tune::TrialScheduler>) -> f64 {
     let trainable = tune::class(
-        |c: &Value| {
+        |c: &Value, _: &tune::Session| {
             Ok(Phases {
                 t: 0,
                 score: 0.0,
                 lr: c["lr"].as_f64().ok_or("lr")?,
             })
         },
-        1,
     );
     let grid = Tuner::new(
         "phases",
@@ -504,6 +503,7 @@ fn phases(dir: &Path, name: &str, scheduler: Box<dyn tune::TrialScheduler>) -> f
     })
     .run_config(RunConfig {
         name: Some(name.into()),
+        checkpoint_frequency: 1,
         stop: Stop::Criteria(vec![("t".into(), 40.0)]),
         ..run_config(dir)
     })
@@ -703,13 +703,12 @@ fn an_interrupted_experiment_resumes_where_it_stopped() {
     let steps = Arc::new(AtomicUsize::new(0));
     let make = |steps: Arc<AtomicUsize>| {
         tune::class(
-            move |_| {
+            move |_, _: &tune::Session| {
                 Ok(Slow {
                     count: 0,
                     steps: Arc::clone(&steps),
                 })
             },
-            1,
         )
     };
     // Four trials of 20 steps, two at a time; interrupted after 10 steps in all.
@@ -719,6 +718,7 @@ fn an_interrupted_experiment_resumes_where_it_stopped() {
     let rc = RunConfig {
         stop: Stop::from_json(&json!({"count": 20})).unwrap(),
         interrupt: Some(interrupt),
+        checkpoint_frequency: 1,
         ..run_config(dir.path())
     };
     let grid = Tuner::new("slow", make(Arc::clone(&steps)), space)

@@ -798,12 +798,13 @@ fn good_checkpoint(d: &Path) -> PathBuf {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The run's folder (beside it: Tune's experiment files).
     std::fs::read_dir(d.join("runs/cartpole-ppo"))
         .unwrap()
         .flatten()
-        .next()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
         .unwrap()
-        .path()
         .join("checkpoint_000001")
 }
 

@@ -289,7 +289,10 @@ fn trials(root: &Path) -> Vec<(String, PathBuf)> {
             .flatten()
             .flatten()
         {
-            out.push((exp.file_name().to_string_lossy().into_owned(), t.path()));
+            // Beside the trial folders: Tune's experiment files.
+            if t.path().is_dir() {
+                out.push((exp.file_name().to_string_lossy().into_owned(), t.path()));
+            }
         }
     }
     out.sort();
@@ -556,7 +559,7 @@ fn grid_search_in_a_yaml_runs_one_tune_trial_per_variant() {
         dir.path(),
     );
     assert!(
-        !o.status.success() && stderr(&o).contains("fifo or asha"),
+        !o.status.success() && stderr(&o).contains("fifo, asha or pbt"),
         "{}",
         stderr(&o)
     );

@@ -870,9 +870,9 @@ fn train_on(c: &TestCluster, sig: &str) {
     let trial = std::fs::read_dir(out_dir.join("cartpole-ppo"))
         .expect("the experiment folder")
         .flatten()
-        .next()
-        .expect("a trial")
-        .path();
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("a trial");
     let csv = std::fs::read_to_string(trial.join("progress.csv")).expect("progress.csv");
     let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
     let col = header

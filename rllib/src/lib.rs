@@ -18,4 +18,5 @@ pub mod results;
 pub mod search;
 pub mod signals;
 pub mod state;
+pub mod trainable;
 pub mod trial;

@@ -1,8 +1,8 @@
 //! `rllib`: train PPO from RLlib-format configs, run the tuned examples, evaluate checkpoints.
 //!
-//! A thin front end: configs are parsed by `rllib::config`, the training loop is
-//! `rllib::trial::Trial`, and everything printed goes through `rllib::console`, so that a
-//! closed or full stdout never stops a run.
+//! A thin front end: configs are parsed by `rllib::config`, runs are Tune experiments
+//! (`rllib::search::run`: one trial, or one per variant of a search), and everything printed
+//! goes through `rllib::console`, so that a closed or full stdout never stops a run.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,14 +12,14 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use algorithms::Algo;
-use rllib::algorithm::TrainResult;
 use rllib::checkpoint;
 use rllib::config::{ConfigError, Experiment};
 use rllib::console;
 use rllib::evaluate::evaluate_episodes;
 use rllib::examples;
+use rllib::search::METRIC;
 use rllib::signals::{self, StopRequest};
-use rllib::trial::{Reporter, Stop, Trial, TrialError};
+use rllib::trial::TrialError;
 
 /// Prints a line to stdout for a run in progress (never fails the run).
 macro_rules! say {
@@ -438,33 +438,50 @@ fn fmt_metric(v: Option<f64>) -> String {
     }
 }
 
-/// The training table on stdout, with a progress bar on a terminal's stderr.
+/// The training table on stdout, with a progress bar on a terminal's stderr: a Tune callback
+/// of the run's one trial.
 struct Console {
+    header: String,
+    stop: Vec<rllib::config::StopCriterion>,
+    state: parking_lot::Mutex<ConsoleState>,
+}
+
+#[derive(Default)]
+struct ConsoleState {
     bar: Option<ProgressBar>,
+    best: Option<f64>,
 }
 
 impl Console {
-    fn line(&self, line: String) {
-        match &self.bar {
+    fn line(&self, st: &ConsoleState, line: String) {
+        match &st.bar {
             Some(b) => b.println(line),
             None => say!("{line}"),
         }
     }
+
+    /// Ends the progress bar (cleared after a run that ended well).
+    fn finish(&self, ok: bool) {
+        if let Some(b) = self.state.lock().bar.take() {
+            if ok {
+                b.finish_and_clear();
+            } else {
+                b.abandon();
+            }
+        }
+    }
 }
 
-impl Reporter for Console {
-    fn started(&mut self, trial: &Trial) {
-        let exp = trial.experiment();
-        let algo = trial.algorithm();
-        say!(
-            "Training {} on {} ({}), seed {}",
-            exp.run,
-            exp.config.env,
-            exp.name,
-            algo.seed()
-        );
-        say!("Results: {}", trial.dir().display());
-        if std::io::stderr().is_terminal() && !exp.stop.is_empty() {
+impl tune::Callback for Console {
+    fn on_trial_start(&self, trial: &tune::TrialInfo<'_>) {
+        let mut st = self.state.lock();
+        if st.bar.is_some() {
+            // Restarted after a failure: the table goes on.
+            return;
+        }
+        say!("{}", self.header);
+        say!("Results: {}", trial.dir.display());
+        if std::io::stderr().is_terminal() && !self.stop.is_empty() {
             let b = ProgressBar::new(1000);
             b.set_style(
                 ProgressStyle::with_template(
@@ -472,36 +489,39 @@ impl Reporter for Console {
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            self.bar = Some(b);
+            st.bar = Some(b);
         }
-        self.line(format!(
-            "{:>6} {:>12} {:>12} {:>10} {:>9} {:>11}",
-            "iter", "env_steps", "return_mean", "len_mean", "time_s", "env_steps/s"
-        ));
+        self.line(
+            &st,
+            format!(
+                "{:>6} {:>12} {:>12} {:>10} {:>9} {:>11}",
+                "iter", "env_steps", "return_mean", "len_mean", "time_s", "env_steps/s"
+            ),
+        );
     }
 
-    fn result(&mut self, r: &TrainResult, progress: f64) {
-        let ret = r.get("env_runners/episode_return_mean");
-        self.line(format!(
-            "{:>6} {:>12} {:>12} {:>10} {:>9.2} {:>11.0}",
-            r.get("training_iteration").unwrap_or(0.0),
-            fmt_metric(r.get("num_env_steps_sampled_lifetime")).trim_end_matches(".0"),
-            fmt_metric(ret),
-            fmt_metric(r.get("env_runners/episode_len_mean")),
-            r.get("time_total_s").unwrap_or(0.0),
-            r.get("num_env_steps_sampled_lifetime_throughput")
-                .unwrap_or(0.0),
-        ));
-        if let Some(b) = &self.bar {
-            b.set_position((progress * 1000.0) as u64);
+    fn on_trial_result(&self, _trial: &tune::TrialInfo<'_>, r: &tune::Metrics) {
+        let get = |k: &str| r.get(k).and_then(serde_json::Value::as_f64);
+        let ret = get(METRIC);
+        let mut st = self.state.lock();
+        if let Some(v) = ret.filter(|v| v.is_finite()) {
+            st.best = Some(st.best.map_or(v, |b: f64| b.max(v)));
+        }
+        self.line(
+            &st,
+            format!(
+                "{:>6} {:>12} {:>12} {:>10} {:>9.2} {:>11.0}",
+                get("training_iteration").unwrap_or(0.0),
+                fmt_metric(get("num_env_steps_sampled_lifetime")).trim_end_matches(".0"),
+                fmt_metric(ret),
+                fmt_metric(get("env_runners/episode_len_mean")),
+                get("time_total_s").unwrap_or(0.0),
+                get("num_env_steps_sampled_lifetime_throughput").unwrap_or(0.0),
+            ),
+        );
+        if let Some(b) = &st.bar {
+            b.set_position((rllib::trial::progress(&self.stop, r) * 1000.0) as u64);
             b.set_message(format!("return {}", fmt_metric(ret)));
-        }
-    }
-
-    fn warning(&mut self, message: &str) {
-        match &self.bar {
-            Some(b) => b.println(format!("warning: {message}")),
-            None => warn!("warning: {message}"),
         }
     }
 }
@@ -570,7 +590,8 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
     if searching {
         return search(exp, run);
     }
-    let (mut trial, notes) = Trial::start(exp, &run.output_dir, restored)?;
+    let started = std::time::Instant::now();
+    let (prepared, notes) = rllib::trial::prepare(&exp, &run.output_dir, restored)?;
     for n in notes {
         if n.starts_with("Restored") || n.starts_with("Env runners on the cluster") {
             say!("{n}");
@@ -578,40 +599,73 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
             warn!("warning: {n}");
         }
     }
+    let console = std::sync::Arc::new(Console {
+        header: format!(
+            "Training {} on {} ({}), seed {}",
+            exp.run,
+            exp.config.env,
+            exp.name,
+            prepared.algo.seed()
+        ),
+        stop: exp.stop.clone(),
+        state: parking_lot::Mutex::default(),
+    });
     let stop = StopRequest::install().map_err(Failure)?;
-    let mut console = Console { bar: None };
-    let result = trial.run(&stop, &mut console);
-    if let Some(b) = &console.bar {
-        match &result {
-            Ok(_) => b.finish_and_clear(),
-            Err(_) => b.abandon(),
-        }
+    let args = rllib::search::SearchArgs::default();
+    let stop_rules = exp.stop.clone();
+    let grid = rllib::search::run(
+        exp,
+        &run.output_dir,
+        &args,
+        &stop,
+        Some(prepared),
+        vec![console.clone() as std::sync::Arc<dyn tune::Callback>],
+    );
+    let trial = grid.as_ref().ok().and_then(|g| g.results.first());
+    console.finish(trial.is_some_and(|t| t.error.is_none()));
+    let grid = grid.map_err(Failure)?;
+    let Some(trial) = grid.results.first() else {
+        return Err(Failure("the run made no trial".into()));
+    };
+    let kept = |ck: &Option<PathBuf>| {
+        ck.as_ref()
+            .map(|p| format!("; the last good checkpoint is {}", p.display()))
+            .unwrap_or_default()
+    };
+    if let Some(e) = &trial.error {
+        return Err(Failure(format!("{e}{}", kept(&trial.checkpoint))));
     }
-    let end = result?;
-    let c = end.counters;
+    let last = trial.metrics.clone().unwrap_or_default();
+    let count = |k: &str| {
+        last.get(k)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
     say!("");
-    match &end.stop {
-        Stop::Criterion(why) => say!("Stopped: {why}"),
-        Stop::Signal(s) => say!("Stopped: interrupted ({})", signals::name(*s)),
+    let signal = stop.signal();
+    match (signal, rllib::trial::stop_reason(&stop_rules, &last)) {
+        (Some(s), _) => say!("Stopped: interrupted ({})", signals::name(s)),
+        (None, Some(why)) => say!("Stopped: {why}"),
+        (None, None) => say!("Stopped: by Tune"),
     }
     say!(
         "Iterations: {}, env steps: {}, episodes: {}, wall time: {:.2} s",
-        c.iteration,
-        c.env_steps,
-        c.episodes,
-        end.wall_s
+        count("training_iteration"),
+        count("num_env_steps_sampled_lifetime"),
+        count("env_runners/num_episodes_lifetime"),
+        started.elapsed().as_secs_f64()
     );
     say!(
         "Best episode_return_mean: {}",
-        fmt_metric(Some(end.best_return))
+        fmt_metric(console.state.lock().best)
     );
-    match &end.checkpoint {
+    match &trial.checkpoint {
         Some(p) => say!("Checkpoint: {}", p.display()),
         None => say!("Checkpoint: none written (use --checkpoint-at-end or --checkpoint-freq)"),
     }
-    Ok(match end.stop {
-        Stop::Signal(s) => ExitCode::from((128 + s) as u8),
-        Stop::Criterion(_) => ExitCode::SUCCESS,
+    Ok(match signal {
+        Some(s) => ExitCode::from((128 + s) as u8),
+        None => ExitCode::SUCCESS,
     })
 }
 
@@ -640,7 +694,8 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         exp.config.env
     );
     let stop = StopRequest::install().map_err(Failure)?;
-    let grid = rllib::search::run(exp, &run.output_dir, &args, &stop).map_err(Failure)?;
+    let grid = rllib::search::run(exp, &run.output_dir, &args, &stop, None, Vec::new())
+        .map_err(Failure)?;
     if let Some(s) = stop.signal() {
         say!(
             "Stopped: interrupted ({}); trials not yet started did not run",

@@ -85,8 +85,15 @@ impl ResultWriter {
 
     /// Writes one iteration; files are flushed so that a crash loses nothing already reported.
     pub fn write(&mut self, r: &TrainResult, config: &Value) -> std::io::Result<()> {
+        let pairs: Vec<(&str, f64)> = r.metrics.iter().map(|(k, v)| (*k, *v)).collect();
+        self.write_pairs(&pairs, config)
+    }
+
+    /// Writes one iteration given as (metric, value) pairs, NaN where undefined.
+    pub fn write_pairs(&mut self, r: &[(&str, f64)], config: &Value) -> std::io::Result<()> {
+        let get = |c: &str| r.iter().find(|(k, _)| *k == c).map(|(_, v)| *v);
         if self.columns.is_none() {
-            let cols: Vec<String> = r.metrics.keys().map(|k| k.to_string()).collect();
+            let cols: Vec<String> = r.iter().map(|(k, _)| k.to_string()).collect();
             if fs::metadata(self.dir.join("progress.csv")).map_or(true, |m| m.len() == 0) {
                 writeln!(self.csv, "{}", cols.join(","))?;
             }
@@ -96,7 +103,7 @@ impl ResultWriter {
         let row: Vec<String> = cols
             .iter()
             .map(|c| {
-                r.get(c).map_or(String::new(), |v| {
+                get(c).map_or(String::new(), |v| {
                     if v.is_nan() {
                         String::new()
                     } else {
@@ -109,7 +116,7 @@ impl ResultWriter {
         self.csv.flush()?;
 
         let mut obj = Map::new();
-        for (k, v) in &r.metrics {
+        for (k, v) in r {
             let value = if !v.is_finite() {
                 Value::Null
             } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
@@ -123,12 +130,11 @@ impl ResultWriter {
         writeln!(self.json, "{}", Value::Object(obj))?;
         self.json.flush()?;
 
-        let step = r.get("training_iteration").unwrap_or(0.0) as i64;
+        let step = get("training_iteration").unwrap_or(0.0) as i64;
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let scalars: Vec<(String, f32)> = r
-            .metrics
             .iter()
             .filter(|(_, v)| v.is_finite())
             .map(|(k, v)| (format!("ray/tune/{k}"), *v as f32))

@@ -4,14 +4,16 @@
 //! TensorBoard events and checkpoints), scheduled by Tune's FIFO or ASHA, with the best trial
 //! reported at the end.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::algorithm::TrainResult;
+use crate::algorithm::Algorithm;
 use crate::config::Experiment;
+use crate::config::export::{config_json, to_yaml};
 use crate::signals::StopRequest;
-use crate::trial::{Folder, Reporter, Trial};
+use crate::trainable::{RunLogger, TrialConfigs};
 
 /// What `rllib train` adds for a search.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +31,63 @@ pub struct SearchArgs {
 /// The metric RLlib's searches compare, as its tuned examples do.
 pub const METRIC: &str = "env_runners/episode_return_mean";
 
-fn scheduler(a: &SearchArgs) -> Result<Box<dyn tune::TrialScheduler>, String> {
+/// The scheduler a search asked for, PBT with its mutated keys.
+enum Sched {
+    Fifo,
+    Asha(tune::Asha),
+    Pbt(tune::Pbt, Vec<(String, tune::Mutation)>),
+}
+
+/// `--scheduler-config`'s settings: each known, each of its type.
+struct Settings<'a> {
+    name: &'a str,
+    cfg: &'a Map<String, Value>,
+}
+
+impl Settings<'_> {
+    fn check_known(&self, known: &[&str]) -> Result<(), String> {
+        match self.cfg.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(format!(
+                "--scheduler-config: unknown {} setting {k:?} (known: {})",
+                self.name,
+                known.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn num(&self, k: &str) -> Result<Option<f64>, String> {
+        match self.cfg.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| format!("--scheduler-config: {k}: expected a number, got {v}")),
+        }
+    }
+
+    fn text(&self, k: &str) -> Result<Option<&str>, String> {
+        match self.cfg.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| format!("--scheduler-config: {k}: expected a string, got {v}")),
+        }
+    }
+
+    fn mode(&self) -> Result<Option<tune::Mode>, String> {
+        self.text("mode")?
+            .map(|m| {
+                m.parse()
+                    .map_err(|e: tune::TuneError| format!("--scheduler-config: {e}"))
+            })
+            .transpose()
+    }
+}
+
+/// Builds the scheduler `--scheduler` names from `--scheduler-config`.
+fn scheduler(a: &SearchArgs) -> Result<Sched, String> {
     let cfg: Map<String, Value> = match &a.scheduler_config {
         None => Map::new(),
         Some(text) => match serde_json::from_str(text) {
@@ -41,24 +99,22 @@ fn scheduler(a: &SearchArgs) -> Result<Box<dyn tune::TrialScheduler>, String> {
             }
         },
     };
-    let num = |k: &str| -> Result<Option<f64>, String> {
-        match cfg.get(k) {
-            None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| format!("--scheduler-config: {k}: expected a number, got {v}")),
-        }
+    let kind = a.scheduler.as_deref().unwrap_or("fifo");
+    let s = Settings {
+        name: match kind {
+            "asha" => "ASHA",
+            "pbt" => "PBT",
+            _ => "FIFO",
+        },
+        cfg: &cfg,
     };
-    match a.scheduler.as_deref().unwrap_or("fifo") {
+    match kind {
         "fifo" => {
-            if let Some(k) = cfg.keys().next() {
-                return Err(format!("--scheduler-config: {k}: FIFO takes no settings"));
-            }
-            Ok(Box::new(tune::Fifo))
+            s.check_known(&[])?;
+            Ok(Sched::Fifo)
         }
         "asha" => {
-            let known = [
+            s.check_known(&[
                 "time_attr",
                 "metric",
                 "mode",
@@ -66,109 +122,132 @@ fn scheduler(a: &SearchArgs) -> Result<Box<dyn tune::TrialScheduler>, String> {
                 "grace_period",
                 "reduction_factor",
                 "brackets",
-            ];
-            if let Some(k) = cfg.keys().find(|k| !known.contains(&k.as_str())) {
-                return Err(format!(
-                    "--scheduler-config: unknown ASHA setting {k:?} (known: {})",
-                    known.join(", ")
-                ));
+            ])?;
+            let mut x = tune::Asha::new();
+            if let Some(v) = s.text("time_attr")? {
+                x = x.time_attr(v);
             }
-            let mut s = tune::Asha::new();
-            if let Some(v) = cfg.get("time_attr") {
-                s = s.time_attr(
-                    v.as_str()
-                        .ok_or("--scheduler-config: time_attr: expected a string")?,
-                );
+            if let Some(v) = s.text("metric")? {
+                x = x.metric(v);
             }
-            if let Some(v) = cfg.get("metric") {
-                s = s.metric(
-                    v.as_str()
-                        .ok_or("--scheduler-config: metric: expected a string")?,
-                );
+            if let Some(m) = s.mode()? {
+                x = x.mode(m);
             }
-            if let Some(v) = cfg.get("mode") {
-                let m = v
-                    .as_str()
-                    .ok_or("--scheduler-config: mode: expected \"max\" or \"min\"")?;
-                s = s.mode(m.parse().map_err(|e: tune::TuneError| e.to_string())?);
+            if let Some(v) = s.num("max_t")? {
+                x = x.max_t(v);
             }
-            if let Some(x) = num("max_t")? {
-                s = s.max_t(x);
+            if let Some(v) = s.num("grace_period")? {
+                x = x.grace_period(v);
             }
-            if let Some(x) = num("grace_period")? {
-                s = s.grace_period(x);
+            if let Some(v) = s.num("reduction_factor")? {
+                x = x.reduction_factor(v);
             }
-            if let Some(x) = num("reduction_factor")? {
-                s = s.reduction_factor(x);
-            }
-            if let Some(x) = num("brackets")? {
-                if !(x >= 1.0 && x.fract() == 0.0) {
+            if let Some(v) = s.num("brackets")? {
+                if !(v >= 1.0 && v.fract() == 0.0) {
                     return Err(format!(
-                        "--scheduler-config: brackets {x}: expected an integer >= 1"
+                        "--scheduler-config: brackets {v}: expected an integer >= 1"
                     ));
                 }
-                s = s.brackets(x as usize);
+                x = x.brackets(v as usize);
             }
-            Ok(Box::new(s))
+            Ok(Sched::Asha(x))
         }
-        other => Err(format!(
-            "--scheduler {other:?}: expected fifo or asha (pbt from the library: tune::Pbt)"
-        )),
-    }
-}
-
-/// A result as Tune's metrics: flat names, NaN as null.
-fn metrics(r: &TrainResult) -> Value {
-    let mut m = Map::new();
-    for (k, v) in &r.metrics {
-        m.insert(
-            (*k).to_string(),
-            if v.is_finite() {
-                Value::from(*v)
-            } else {
-                Value::Null
-            },
-        );
-    }
-    Value::Object(m)
-}
-
-/// Hands each iteration to Tune and asks whether to go on.
-struct ToTune<'a> {
-    session: &'a mut tune::Session,
-    stopped: Option<String>,
-}
-
-impl Reporter for ToTune<'_> {
-    fn started(&mut self, _trial: &Trial) {}
-
-    fn result(&mut self, r: &TrainResult, _progress: f64) {
-        if self.session.report(metrics(r)).is_err() {
-            self.stopped = Some("stopped by Tune".into());
+        "pbt" => {
+            s.check_known(&[
+                "time_attr",
+                "metric",
+                "mode",
+                "perturbation_interval",
+                "hyperparam_mutations",
+                "quantile_fraction",
+                "resample_probability",
+                "seed",
+            ])?;
+            let mut x = tune::Pbt::new();
+            if let Some(v) = s.text("time_attr")? {
+                x = x.time_attr(v);
+            }
+            if let Some(v) = s.text("metric")? {
+                x = x.metric(v);
+            }
+            if let Some(m) = s.mode()? {
+                x = x.mode(m);
+            }
+            if let Some(v) = s.num("perturbation_interval")? {
+                x = x.perturbation_interval(v);
+            }
+            if let Some(v) = s.num("quantile_fraction")? {
+                x = x.quantile_fraction(v);
+            }
+            if let Some(v) = s.num("resample_probability")? {
+                x = x.resample_probability(v);
+            }
+            if let Some(v) = s.num("seed")? {
+                x = x.seed(v as u64);
+            }
+            let Some(Value::Object(m)) = cfg.get("hyperparam_mutations") else {
+                return Err(
+                    "--scheduler-config: PBT needs hyperparam_mutations, a mapping of config keys to a list of values or a domain such as {\"uniform\": [0.1, 0.3]}".into(),
+                );
+            };
+            let mut keys = Vec::new();
+            for (k, v) in m {
+                let mutation = match v {
+                    Value::Array(list) if !list.is_empty() => tune::Mutation::List(list.clone()),
+                    other => {
+                        tune::Mutation::Domain(tune::Domain::from_json(other).map_err(|e| {
+                            format!("--scheduler-config: hyperparam_mutations.{k}: {e}")
+                        })?)
+                    }
+                };
+                x = x.mutate(k, mutation.clone());
+                keys.push((k.clone(), mutation));
+            }
+            Ok(Sched::Pbt(x, keys))
         }
-    }
-
-    fn warning(&mut self, message: &str) {
-        crate::console::warn(format_args!(
-            "warning: trial {}: {message}",
-            self.session.trial_id()
-        ));
-    }
-
-    fn stop(&mut self) -> Option<String> {
-        self.stopped.take()
+        other => Err(format!("--scheduler {other:?}: expected fifo, asha or pbt")),
     }
 }
 
-/// Runs `exp`'s search through Tune under `output_dir/<experiment>/`; a stop signal (in
-/// `signal`) ends the running trials with a checkpoint and starts no more.
+/// A single run's algorithm, built (and restored) before anything was written, and its
+/// folder: Tune's one trial starts from it.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The algorithm.
+    pub algo: Algorithm,
+    /// The run folder, already made (`<output>/<experiment>/<algo>_<env>_<time>`).
+    pub dir: PathBuf,
+}
+
+/// The grid indices of a trial's Tune config (the values as shown, per grid key).
+fn picks(grid: &[crate::config::GridKey], config: &Value) -> Vec<usize> {
+    grid.iter()
+        .map(|g| {
+            let chosen = g
+                .setting
+                .split('.')
+                .try_fold(config, |c, k| c.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            g.shown.iter().position(|s| s == chosen).unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Runs `exp` through Tune under `output_dir/<experiment>/`: one trial per variant of its
+/// grid (× `--num-samples`), or the one trial of `single`. Each trial is an [`Algorithm`]
+/// stepped by Tune's trial runner, which applies the stop criteria and the checkpoint cadence,
+/// writes the result files (through [`RunLogger`]) and, on a stop signal in `signal`, ends
+/// the running trials after their iteration with a checkpoint and starts no more.
 pub fn run(
     exp: Experiment,
-    output_dir: &std::path::Path,
+    output_dir: &Path,
     args: &SearchArgs,
     signal: &StopRequest,
+    single: Option<Prepared>,
+    callbacks: Vec<Arc<dyn tune::Callback>>,
 ) -> Result<tune::ResultGrid, String> {
-    if exp.address.is_some() {
+    if exp.address.is_some() && single.is_none() {
         return Err(
             "grid_search and --num-samples with --address: not yet; run the search on one machine"
                 .into(),
@@ -181,8 +260,131 @@ pub fn run(
             tune::grid_search(g.shown.iter().map(|s| Value::from(s.as_str()))),
         );
     }
+    let scheduler = scheduler(args)?;
+    // PBT's mutated keys are in the trials' configs, first drawn from their mutations (as
+    // Ray fills keys a config lacks).
+    let mutated: Vec<String> = match &scheduler {
+        Sched::Pbt(_, keys) => keys.iter().map(|(k, _)| k.clone()).collect(),
+        _ => Vec::new(),
+    };
+    if let Sched::Pbt(_, keys) = &scheduler {
+        for (k, m) in keys {
+            check_mutation(&exp, k, m)?;
+            space = space.set(
+                k,
+                match m {
+                    tune::Mutation::List(v) => tune::choice(v.clone()),
+                    tune::Mutation::Domain(d) => tune::Space::Domain(d.clone()),
+                },
+            );
+        }
+    }
     // Each trial holds the CPUs its env runners ask for (at least one), at most the machine's;
-    // the most any variant asks for, when the grid changes it.
+    // the most any variant asks for, when the grid changes it. A single run holds none: it
+    // has the machine to itself (and its runners may be on a cluster).
+    let need = if single.is_some() {
+        0.0
+    } else {
+        trial_cpus(&exp)
+    };
+    let trial_dir = single.as_ref().map(|p| p.dir.clone());
+    let first = parking_lot::Mutex::new(single.map(|p| p.algo));
+    let configs = TrialConfigs::default();
+    let base = Arc::new(exp.clone());
+    let sig = signal.clone();
+    let seen = configs.clone();
+    let setup = move |config: &Value, session: &tune::Session| -> Result<Algorithm, String> {
+        // After Ctrl-C, trials not yet started do not start.
+        if sig.signal().is_some() {
+            return Err("interrupted before it started".into());
+        }
+        let algo = match first.lock().take() {
+            Some(a) => a,
+            None => {
+                let mut e = base
+                    .variant(&picks(&base.grid, config))
+                    .map_err(|e| e.to_string())?;
+                if !mutated.is_empty() {
+                    let mut m = Value::Object(Default::default());
+                    for k in &mutated {
+                        if let Some(v) = k.split('.').try_fold(config, |c, p| c.get(p)) {
+                            set_dotted(&mut m, k, v.clone());
+                        }
+                    }
+                    e.apply_config_text(&m.to_string())
+                        .map_err(|e| e.to_string())?;
+                }
+                let seed = e
+                    .config
+                    .seed
+                    .unwrap_or_else(|| envs::NpRandom::from_entropy().next_u64() >> 1);
+                Algorithm::new_on(e.config.clone(), seed, e.address.as_deref())
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let mut algo = algo;
+        algo.set_experiment(&base.name);
+        let dir = session.trial_dir();
+        let full = config_json(algo.config(), algo.seed());
+        let params = dir.join("params.yaml");
+        std::fs::write(&params, to_yaml(&full))
+            .map_err(|e| format!("{}: {e}", params.display()))?;
+        seen.set(dir, full);
+        Ok(algo)
+    };
+    let logged = configs.clone();
+    let logger: tune::LoggerFactory = Arc::new(move |t: &tune::TrialInfo<'_>| {
+        Ok(Box::new(RunLogger::open(t.dir, logged.clone())?) as Box<dyn tune::TrialLogger>)
+    });
+    let mut tc = tune::TuneConfig {
+        metric: Some(METRIC.into()),
+        mode: Some(tune::Mode::Max),
+        num_samples: args.num_samples.max(1),
+        max_concurrent_trials: args.max_concurrent_trials,
+        seed: exp.config.seed.unwrap_or(0),
+        ..tune::TuneConfig::default()
+    };
+    tc.scheduler = match scheduler {
+        Sched::Fifo => Box::new(tune::Fifo),
+        Sched::Asha(a) => Box::new(a),
+        Sched::Pbt(p, _) => Box::new(p),
+    };
+    let sig = signal.clone();
+    let rc = tune::RunConfig {
+        name: Some(exp.name.clone()),
+        storage_path: output_dir.to_path_buf(),
+        stop: tune::Stop::Criteria(
+            exp.stop
+                .iter()
+                .map(|c| (c.metric().to_string(), c.threshold()))
+                .collect(),
+        ),
+        verbose: if trial_dir.is_some() { 0 } else { 1 },
+        checkpoint_frequency: exp.checkpoint_frequency as usize,
+        checkpoint_at_end: exp.checkpoint_at_end,
+        interrupt: Some(tune::Interrupt::new(move || sig.signal().is_some())),
+        logger: Some(logger),
+        trial_dirname: trial_dir.map(|d| {
+            let name = d
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            Arc::new(move |_: &str, _: &Value| name.clone()) as tune::DirNameFn
+        }),
+        callbacks,
+        ..tune::RunConfig::default()
+    };
+    tune::Tuner::new(&exp.run, tune::class(setup), space)
+        .with_resources([(ray::CPU, need)])
+        .tune_config(tc)
+        .run_config(rc)
+        .fit()
+        .map_err(|e| e.to_string())
+}
+
+/// The CPUs one trial of a search holds: its env runners' (at least one), at most the
+/// machine's; the most any variant of the grid asks for.
+fn trial_cpus(exp: &Experiment) -> f64 {
     let cpus = ray::detect_cpus() as f64;
     let mut need = exp.config.num_env_runners as f64 * exp.config.num_cpus_per_env_runner;
     let combos = exp
@@ -209,60 +411,45 @@ pub fn run(
             }
         }
     }
-    let need = need.max(1.0).min(cpus);
-    let base = Arc::new(exp.clone());
-    let sig = signal.clone();
-    let trainable = tune::function(move |config: &Value, session: &mut tune::Session| {
-        let pick: Vec<usize> = base
-            .grid
-            .iter()
-            .map(|g| {
-                let chosen = g
-                    .setting
-                    .split('.')
-                    .try_fold(config, |c, k| c.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                g.shown.iter().position(|s| s == chosen).unwrap_or(0)
-            })
-            .collect();
-        // After Ctrl-C, trials not yet started do not start.
-        if sig.signal().is_some() {
-            return Ok(());
+    need.max(1.0).min(cpus)
+}
+
+fn set_dotted(v: &mut Value, key: &str, x: Value) {
+    match key.split_once('.') {
+        None => {
+            if let Value::Object(m) = v {
+                m.insert(key.to_string(), x);
+            }
         }
-        let e = base.variant(&pick).map_err(|e| e.to_string())?;
-        let dir = session.trial_dir().to_path_buf();
-        let (mut trial, _notes) =
-            Trial::start_at(e, Folder::Exactly(&dir), None).map_err(|e| e.to_string())?;
-        let mut to_tune = ToTune {
-            session,
-            stopped: None,
-        };
-        // A signal ends the trial as a single run's: after this iteration, with a checkpoint.
-        trial
-            .run(&sig, &mut to_tune)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
-    let tc = tune::TuneConfig {
-        metric: Some(METRIC.into()),
-        mode: Some(tune::Mode::Max),
-        num_samples: args.num_samples.max(1),
-        max_concurrent_trials: args.max_concurrent_trials,
-        scheduler: scheduler(args)?,
-        seed: exp.config.seed.unwrap_or(0),
-        time_budget_s: None,
+        Some((head, rest)) => {
+            if let Value::Object(m) = v {
+                let child = m
+                    .entry(head.to_string())
+                    .or_insert_with(|| Value::Object(Default::default()));
+                set_dotted(child, rest, x);
+            }
+        }
+    }
+}
+
+/// Every value a PBT mutation of `key` can give must be one the key takes.
+fn check_mutation(exp: &Experiment, key: &str, m: &tune::Mutation) -> Result<(), String> {
+    let values: Vec<Value> = match m {
+        tune::Mutation::List(v) => v.clone(),
+        tune::Mutation::Domain(d) => {
+            // The bounds of the domain (and a value perturbed beyond them stays a number of
+            // the same kind).
+            let mut rng = tune::Rng::new(0);
+            (0..8).map(|_| d.sample(&mut rng)).collect()
+        }
     };
-    let rc = tune::RunConfig {
-        name: Some(exp.name.clone()),
-        storage_path: output_dir.to_path_buf(),
-        write_trial_results: false,
-        ..tune::RunConfig::default()
-    };
-    tune::Tuner::new(&exp.run, trainable, space)
-        .with_resources([(ray::CPU, need)])
-        .tune_config(tc)
-        .run_config(rc)
-        .fit()
-        .map_err(|e| e.to_string())
+    for v in values {
+        let mut probe = exp.clone();
+        let mut m = Value::Object(Default::default());
+        set_dotted(&mut m, key, v.clone());
+        probe.apply_config_text(&m.to_string()).map_err(|e| {
+            format!("--scheduler-config: hyperparam_mutations.{key}: value {v}: {e}")
+        })?;
+    }
+    Ok(())
 }

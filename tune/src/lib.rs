@@ -37,7 +37,8 @@ pub use space::{
 };
 pub use trainable::{Metrics, Session, Stopped, Trainable, TrialFn, class, function};
 pub use tuner::{
-    Interrupt, RunConfig, STATE_FILE, Stop, StopFn, TuneConfig, Tuner, run, timestamp,
+    Callback, DirNameFn, Interrupt, LoggerFactory, RunConfig, STATE_FILE, Stop, StopFn, TrialInfo,
+    TrialLogger, TuneConfig, Tuner, run, timestamp,
 };
 
 /// Whether a higher or a lower metric is better.

@@ -261,7 +261,6 @@ impl TrialWriter {
             columns,
         })
     }
-
 }
 
 impl crate::tuner::TrialLogger for TrialWriter {

@@ -80,6 +80,79 @@ impl Domain {
         }
     }
 
+    /// A domain written as JSON, one key naming it: `{"uniform": [0.1, 0.3]}`,
+    /// `{"loguniform": [1e-5, 1e-3]}`, `{"quniform": [lo, hi, q]}`, `{"qloguniform": [lo, hi,
+    /// q]}`, `{"randint": [lo, hi]}`, `{"qrandint": [lo, hi, q]}`, `{"randn": [mean, sd]}` or
+    /// `{"choice": [...]}`; checked as [`validate`](Domain::validate) does.
+    pub fn from_json(v: &Value) -> Result<Domain, String> {
+        let form = "a mapping of one domain to its arguments, such as {\"uniform\": [0.1, 0.3]}";
+        let Some((name, args)) = v
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+        else {
+            return Err(format!("expected {form}, got {v}"));
+        };
+        let list = args
+            .as_array()
+            .ok_or_else(|| format!("{name}: expected a list of arguments, got {args}"))?;
+        let nums = |n: usize| -> Result<Vec<f64>, String> {
+            let x: Option<Vec<f64>> = list.iter().map(Value::as_f64).collect();
+            match x {
+                Some(x) if x.len() == n => Ok(x),
+                _ => Err(format!("{name}: expected {n} numbers, got {args}")),
+            }
+        };
+        let ints = |n: usize| -> Result<Vec<i64>, String> {
+            let x: Option<Vec<i64>> = list.iter().map(Value::as_i64).collect();
+            match x {
+                Some(x) if x.len() == n => Ok(x),
+                _ => Err(format!("{name}: expected {n} integers, got {args}")),
+            }
+        };
+        let d = match name.as_str() {
+            "choice" => Domain::Choice(list.clone()),
+            "uniform" => nums(2).map(|x| Domain::Uniform {
+                low: x[0],
+                high: x[1],
+            })?,
+            "quniform" => nums(3).map(|x| Domain::QUniform {
+                low: x[0],
+                high: x[1],
+                q: x[2],
+            })?,
+            "loguniform" => nums(2).map(|x| Domain::LogUniform {
+                low: x[0],
+                high: x[1],
+            })?,
+            "qloguniform" => nums(3).map(|x| Domain::QLogUniform {
+                low: x[0],
+                high: x[1],
+                q: x[2],
+            })?,
+            "randint" => ints(2).map(|x| Domain::RandInt {
+                low: x[0],
+                high: x[1],
+            })?,
+            "qrandint" => ints(3).map(|x| Domain::QRandInt {
+                low: x[0],
+                high: x[1],
+                q: x[2],
+            })?,
+            "randn" => nums(2).map(|x| Domain::RandN {
+                mean: x[0],
+                sd: x[1],
+            })?,
+            other => {
+                return Err(format!(
+                    "unknown domain {other:?} (known: choice, uniform, quniform, loguniform, qloguniform, randint, qrandint, randn)"
+                ));
+            }
+        };
+        d.validate()?;
+        Ok(d)
+    }
+
     /// One draw.
     pub fn sample(&self, rng: &mut Rng) -> Value {
         let round_to = |x: f64, q: f64| (x / q).round() * q;

@@ -139,6 +139,14 @@ impl Session {
         self.stopped && self.save_at_stop
     }
 
+    /// Forgets a checkpoint begun in [`checkpoint_dir`](Session::checkpoint_dir) and removes
+    /// what was written of it.
+    pub fn discard_checkpoint(&mut self) {
+        if let Some(d) = self.staged.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
     /// Hands over the checkpoint written to [`checkpoint_dir`](Session::checkpoint_dir) after
     /// the trial was stopped.
     pub fn final_checkpoint(&mut self) {
@@ -236,9 +244,26 @@ where
         loop {
             let metrics = t.step()?;
             let mut saved = false;
-            if every > 0 && (session.iteration() + 1).is_multiple_of(every) {
-                let dir = session.checkpoint_dir().map_err(|e| e.to_string())?;
-                saved = t.save_checkpoint(&dir)?;
+            let iteration = metrics
+                .get("training_iteration")
+                .and_then(Value::as_f64)
+                .filter(|n| *n >= 1.0 && n.fract() == 0.0 && *n < 1e15)
+                .map_or(session.iteration() + 1, |n| n as u64);
+            if every > 0 && iteration.is_multiple_of(every) {
+                let written = session
+                    .checkpoint_dir()
+                    .map_err(|e| e.to_string())
+                    .and_then(|dir| t.save_checkpoint(&dir));
+                match written {
+                    Ok(s) => saved = s,
+                    Err(e) => {
+                        // The step's result is kept; then the trial fails (and is retried
+                        // from its last checkpoint when `max_failures` allows).
+                        session.discard_checkpoint();
+                        let _ = session.report(metrics);
+                        return Err(e);
+                    }
+                }
             }
             let sent = if saved {
                 session.report_with_checkpoint(metrics)
@@ -247,9 +272,17 @@ where
             };
             if sent.is_err() {
                 if session.should_checkpoint_at_stop() && !saved {
-                    let dir = session.checkpoint_dir().map_err(|e| e.to_string())?;
-                    if t.save_checkpoint(&dir)? {
-                        session.final_checkpoint();
+                    let written = session
+                        .checkpoint_dir()
+                        .map_err(|e| e.to_string())
+                        .and_then(|dir| t.save_checkpoint(&dir));
+                    match written {
+                        Ok(true) => session.final_checkpoint(),
+                        Ok(false) => session.discard_checkpoint(),
+                        Err(e) => {
+                            session.discard_checkpoint();
+                            return Err(e);
+                        }
                     }
                 }
                 return Ok(());

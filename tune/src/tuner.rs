@@ -21,6 +21,22 @@ use crate::space::{Space, varied};
 use crate::trainable::{Decision, Event, Metrics, Session, TrialFn};
 use crate::{Mode, TuneError};
 
+/// A line on stdout; a closed or full stdout never stops an experiment.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// A line on stderr, as [`out`].
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 /// The experiment's state file, rewritten as it runs (Ray's `experiment_state.json`).
 pub const STATE_FILE: &str = "experiment_state.json";
 
@@ -987,7 +1003,7 @@ impl Tuner {
     fn say(&self, level: u8, line: String) {
         if self.run.verbose >= level {
             self.erase_table();
-            println!("{line}");
+            out!("{line}");
         }
     }
 
@@ -1072,7 +1088,9 @@ impl Tuner {
                 config: &t.config,
             };
             let opened = match &self.run.logger {
-                Some(make) => std::fs::create_dir_all(&t.dir).and_then(|()| make(&info)).map(Some),
+                Some(make) => std::fs::create_dir_all(&t.dir)
+                    .and_then(|()| make(&info))
+                    .map(Some),
                 None if self.run.write_trial_results => TrialWriter::open(&t.dir, &t.config)
                     .map(|w| Some(Box::new(w) as Box<dyn TrialLogger>)),
                 None => Ok(None),
@@ -1138,7 +1156,12 @@ impl Tuner {
         let now = Instant::now();
         let this_iter = t.last_report.map_or(0.0, |l| (now - l).as_secs_f64());
         t.last_report = Some(now);
-        t.iteration += 1;
+        // The trainable's own count when it keeps one (a run restored by the trainable itself
+        // goes on from its checkpoint's iteration), else Tune's.
+        t.iteration = match metrics.get("training_iteration").and_then(Value::as_f64) {
+            Some(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e15 => n as u64,
+            _ => t.iteration + 1,
+        };
         t.time_total += this_iter;
         // Tune's auto-filled fields, where the trainable did not set them.
         let auto = [
@@ -1161,7 +1184,7 @@ impl Tuner {
         if let Some(w) = &mut t.writer
             && let Err(e) = w.result(&metrics)
         {
-            eprintln!("tune: cannot write results of trial {}: {e}", t.id);
+            err!("tune: cannot write results of trial {}: {e}", t.id);
         }
         // The experiment's metric and the stop keys must be reported: a trial without them
         // cannot be compared, or would never stop (as Ray refuses such a result).
@@ -1182,7 +1205,7 @@ impl Tuner {
             }
         }
         if self.run.verbose >= 2 {
-            println!(
+            out!(
                 "Trial {} result {}: {}",
                 t.id,
                 t.iteration,
@@ -1219,7 +1242,7 @@ impl Tuner {
 
     fn print_table(&self, grid: &ResultGrid) {
         let metric = self.tune.metric.clone();
-        println!(
+        out!(
             "Experiment {} ({} trials) in {}",
             grid.experiment_path
                 .file_name()
@@ -1237,7 +1260,7 @@ impl Tuner {
                 .as_deref()
                 .and_then(|m| r.metric(m).map(|v| format!("{m}={v:.6}")))
                 .unwrap_or_default();
-            println!(
+            out!(
                 "  {:<12} {:<10} iter {:<5} {:<40} {m}",
                 r.trial_id,
                 r.status.to_string(),
@@ -1248,7 +1271,7 @@ impl Tuner {
         if let (Some(m), Some(_)) = (&metric, self.tune.mode)
             && let Ok(best) = grid.get_best_result(None, None)
         {
-            println!(
+            out!(
                 "Best trial {} ({m}={}): {} in {}",
                 best.trial_id,
                 best.metric(m).unwrap_or(f64::NAN),

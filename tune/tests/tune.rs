@@ -209,14 +209,12 @@ fn a_failed_trial_retries_from_its_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let failed = Arc::new(AtomicUsize::new(0));
     let f2 = Arc::clone(&failed);
-    let trainable = tune::class(
-        move |_, _: &tune::Session| {
-            Ok(Counter {
-                count: 0,
-                failed: Arc::clone(&f2),
-            })
-        },
-    );
+    let trainable = tune::class(move |_, _: &tune::Session| {
+        Ok(Counter {
+            count: 0,
+            failed: Arc::clone(&f2),
+        })
+    });
     let grid = Tuner::new("counter", trainable, Space::new())
         .run_config(RunConfig {
             max_failures: 1,
@@ -247,14 +245,12 @@ fn a_failed_trial_retries_from_its_last_checkpoint() {
     );
     // Without retries the same failure is the trial's error.
     let failed = Arc::new(AtomicUsize::new(0));
-    let trainable = tune::class(
-        move |_, _: &tune::Session| {
-            Ok(Counter {
-                count: 0,
-                failed: Arc::clone(&failed),
-            })
-        },
-    );
+    let trainable = tune::class(move |_, _: &tune::Session| {
+        Ok(Counter {
+            count: 0,
+            failed: Arc::clone(&failed),
+        })
+    });
     let grid = Tuner::new("counter", trainable, Space::new())
         .run_config(RunConfig {
             name: Some("exp2".into()),
@@ -480,15 +476,13 @@ impl tune::Trainable for Phases {
 }
 
 fn phases(dir: &Path, name: &str, scheduler: Box<dyn tune::TrialScheduler>) -> f64 {
-    let trainable = tune::class(
-        |c: &Value, _: &tune::Session| {
-            Ok(Phases {
-                t: 0,
-                score: 0.0,
-                lr: c["lr"].as_f64().ok_or("lr")?,
-            })
-        },
-    );
+    let trainable = tune::class(|c: &Value, _: &tune::Session| {
+        Ok(Phases {
+            t: 0,
+            score: 0.0,
+            lr: c["lr"].as_f64().ok_or("lr")?,
+        })
+    });
     let grid = Tuner::new(
         "phases",
         trainable,
@@ -702,14 +696,12 @@ fn an_interrupted_experiment_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let steps = Arc::new(AtomicUsize::new(0));
     let make = |steps: Arc<AtomicUsize>| {
-        tune::class(
-            move |_, _: &tune::Session| {
-                Ok(Slow {
-                    count: 0,
-                    steps: Arc::clone(&steps),
-                })
-            },
-        )
+        tune::class(move |_, _: &tune::Session| {
+            Ok(Slow {
+                count: 0,
+                steps: Arc::clone(&steps),
+            })
+        })
     };
     // Four trials of 20 steps, two at a time; interrupted after 10 steps in all.
     let s2 = Arc::clone(&steps);

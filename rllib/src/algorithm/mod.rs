@@ -96,6 +96,8 @@ pub struct Algorithm {
     runner_weights: Weights,
     /// Whether the learner has moved since `runner_weights` was taken.
     runner_weights_stale: bool,
+    /// The experiment's name, recorded in checkpoints written through Tune.
+    experiment: Option<String>,
 }
 
 impl std::fmt::Debug for Algorithm {
@@ -189,7 +191,18 @@ impl Algorithm {
             filter,
             counters: Counters::default(),
             last_evaluation: None,
+            experiment: None,
         })
+    }
+
+    /// Names the experiment the run belongs to (recorded in its checkpoints).
+    pub fn set_experiment(&mut self, name: &str) {
+        self.experiment = Some(name.to_string());
+    }
+
+    /// The experiment's name, if set.
+    pub fn experiment(&self) -> Option<&str> {
+        self.experiment.as_deref()
     }
 
     /// The node each env runner lives on, in runner order (empty unless on a cluster).
@@ -348,6 +361,21 @@ impl Algorithm {
             experiment,
         };
         crate::checkpoint::save(&state, run, trial_dir).map_err(|e| e.to_string())
+    }
+
+    /// Writes a checkpoint of the run into `dir` itself (see [`crate::checkpoint::save_into`]).
+    pub fn save_into(&self, dir: &std::path::Path, experiment: Option<&str>) -> Result<(), String> {
+        let state = self.get_state()?;
+        let config = crate::config::export::config_json(&self.cfg, self.seed);
+        let run = crate::checkpoint::RunInfo {
+            spec: &self.spec,
+            env: &self.cfg.env,
+            spaces: self.spaces(),
+            seed: self.seed,
+            config: &config,
+            experiment,
+        };
+        crate::checkpoint::save_into(&state, run, dir).map_err(|e| e.to_string())
     }
 
     /// Continues from checkpoint `ck`, whose module must be this run's (see

@@ -193,6 +193,18 @@ pub fn save(
     }
 }
 
+/// Writes a checkpoint of `state` into `dir` itself (a folder Tune hands out and then renames
+/// to `checkpoint_<iteration>`). On failure `dir` is removed.
+pub fn save_into(
+    state: &AlgorithmState,
+    run: RunInfo<'_>,
+    dir: &Path,
+) -> Result<(), CheckpointError> {
+    write_into(state, run, dir).inspect_err(|_| {
+        let _ = fs::remove_dir_all(dir);
+    })
+}
+
 fn write_into(s: &AlgorithmState, run: RunInfo<'_>, tmp: &Path) -> Result<(), CheckpointError> {
     if tmp.exists() {
         fs::remove_dir_all(tmp).map_err(|e| cerr(tmp, e.to_string()))?;

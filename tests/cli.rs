@@ -564,3 +564,153 @@ fn grid_search_in_a_yaml_runs_one_tune_trial_per_variant() {
         stderr(&o)
     );
 }
+
+/// The PBT example: four trials at once, and every few iterations the worst clones the best's
+/// checkpoint and goes on with its config perturbed (recorded in its `pbt_policy.txt` and its
+/// `params.yaml`).
+#[test]
+fn the_pbt_example_exploits_and_explores() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rllib(
+        &[
+            "example",
+            "run",
+            "cartpole-ppo-pbt",
+            "--seed",
+            "3",
+            "--stop",
+            r#"{"training_iteration": 12}"#,
+            "--config",
+            r#"{"train_batch_size": 1000, "minibatch_size": 250}"#,
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains(": 4 trials") && out.contains("Best trial"), "{out}");
+    let exp = dir.path().join("checkpoints/cartpole-ppo-pbt");
+    let mut clones = 0;
+    for e in std::fs::read_dir(&exp).unwrap().flatten() {
+        let p = e.path();
+        if !p.is_dir() {
+            continue;
+        }
+        let Ok(policy) = std::fs::read_to_string(p.join("pbt_policy.txt")) else {
+            continue;
+        };
+        for line in policy.lines() {
+            assert!(line.contains(": clone "), "{line}");
+            clones += 1;
+        }
+        // The trial goes on with the last config it was given.
+        let last = policy.lines().last().unwrap();
+        let new: serde_json::Value =
+            serde_json::from_str(last.rsplit(" -> ").next().unwrap()).unwrap();
+        let params = std::fs::read_to_string(p.join("params.yaml")).unwrap();
+        let lr = params
+            .lines()
+            .find_map(|l| l.strip_prefix("lr: "))
+            .unwrap()
+            .parse::<f64>()
+            .unwrap();
+        assert!(
+            (lr - new["lr"].as_f64().unwrap()).abs() < 1e-12,
+            "{lr} vs {last}"
+        );
+    }
+    assert!(clones >= 1, "no trial was perturbed in 12 iterations");
+}
+
+/// Ctrl-C during a search keeps it resumable: the running trial ends its iteration with a
+/// checkpoint, the others do not start, and `--resume` finishes every trial, the interrupted
+/// one from its checkpoint (no iteration run twice, none lost).
+#[test]
+fn an_interrupted_search_resumes_with_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("grid.yaml"),
+        "resumable:\n  env: CartPole-v1\n  run: PPO\n  stop:\n    training_iteration: 120\n  config:\n    lr: {grid_search: [0.001, 0.0003, 0.0001]}\n    num_env_runners: 1\n    train_batch_size: 400\n    minibatch_size: 100\n    num_epochs: 2\n    model:\n      fcnet_hiddens: [16]\n",
+    )
+    .unwrap();
+    let args = [
+        "train",
+        "file",
+        "grid.yaml",
+        "--seed",
+        "1",
+        "--max-concurrent-trials",
+        "1",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_rllib"))
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exp = dir.path().join("checkpoints/resumable");
+    let rows = |t: &Path| {
+        std::fs::read_to_string(t.join("progress.csv"))
+            .map(|s| s.lines().count().saturating_sub(1))
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        if trials(dir.path().join("checkpoints").as_path())
+            .iter()
+            .any(|(_, t)| rows(t) >= 3)
+        {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "no progress");
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join("experiment_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["finished"], serde_json::json!(false));
+    let statuses: Vec<&str> = state["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == "PENDING" || *s == "TERMINATED"),
+        "{statuses:?}"
+    );
+    let o = rllib(&[&args[..], &["--resume"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Resuming resumable"), "{}", stdout(&o));
+    let all = trials(dir.path().join("checkpoints").as_path());
+    assert_eq!(all.len(), 3, "{all:?}");
+    for (_, t) in &all {
+        let csv = std::fs::read_to_string(t.join("progress.csv")).unwrap();
+        let iters: Vec<u64> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(iters, (1..=120).collect::<Vec<u64>>(), "{}", t.display());
+    }
+    // Nothing left to resume: the finished experiment stays as it is.
+    let o = rllib(&[&args[..], &["--resume"]].concat(), dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // No experiment there: a clear error.
+    let o = rllib(
+        &["train", "file", "grid.yaml", "--resume", "--output-dir", "elsewhere"],
+        dir.path(),
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("no experiment to resume"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -20,6 +20,11 @@ pub const EXAMPLES: &[Example] = &[
         yaml: include_str!("../../configs/cartpole-ppo.yaml"),
     },
     Example {
+        id: "cartpole-ppo-pbt",
+        description: "cartpole-ppo as a population of 4 under Tune's PBT (lr and clip_param mutated)",
+        yaml: include_str!("../../configs/cartpole-ppo-pbt.yaml"),
+    },
+    Example {
         id: "cartpole-dqn",
         description: "DQN on CartPole-v1, RLlib's tuned example (return 450 within 200k steps)",
         yaml: include_str!("../../configs/cartpole-dqn.yaml"),

@@ -200,6 +200,10 @@ struct RunArgs {
     /// counters; flags may change only the keys that can change mid-run.
     #[arg(long)]
     restore: Option<PathBuf>,
+    /// Resume this experiment's interrupted search (`<output-dir>/<experiment>/`): trials
+    /// that ended keep their results, the others go on from their last checkpoints.
+    #[arg(long)]
+    resume: bool,
     /// Where the learner computes: cpu or cuda.
     #[arg(long, value_parser = ["cpu", "cuda"])]
     device: Option<String>,
@@ -209,10 +213,11 @@ struct RunArgs {
     /// Trials of a search at once at most (default: as many as the CPUs allow).
     #[arg(long, allow_negative_numbers = true)]
     max_concurrent_trials: Option<usize>,
-    /// A search's trial scheduler: fifo (default) or asha.
+    /// A search's trial scheduler: fifo (default), asha or pbt.
     #[arg(long)]
     scheduler: Option<String>,
-    /// The scheduler's settings, a JSON mapping: '{"max_t": 50, "grace_period": 5}'.
+    /// The scheduler's settings, a JSON mapping: '{"max_t": 50, "grace_period": 5}', or for pbt
+    /// '{"perturbation_interval": 4, "hyperparam_mutations": {"lr": [0.001, 0.0005]}}'.
     #[arg(long)]
     scheduler_config: Option<String>,
 }
@@ -577,9 +582,14 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
     if run.num_samples == Some(0) {
         return Err(Failure("--num-samples 0: expected at least 1".into()));
     }
-    let searching = !exp.grid.is_empty() || run.num_samples.is_some_and(|n| n > 1);
+    let samples = run
+        .num_samples
+        .or(exp.num_samples.map(|n| n as usize))
+        .unwrap_or(1);
+    let searching = !exp.grid.is_empty() || samples > 1;
     if !searching
         && (run.scheduler.is_some()
+            || exp.scheduler.is_some()
             || run.scheduler_config.is_some()
             || run.max_concurrent_trials.is_some())
     {
@@ -587,7 +597,7 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
             "warning: --scheduler, --scheduler-config and --max-concurrent-trials apply to searches (grid_search or --num-samples > 1); this run is one trial"
         );
     }
-    if searching {
+    if searching || run.resume {
         return search(exp, run);
     }
     let started = std::time::Instant::now();
@@ -678,17 +688,22 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         ));
     }
     let args = rllib::search::SearchArgs {
-        num_samples: run.num_samples.unwrap_or(1),
+        num_samples: run
+            .num_samples
+            .or(exp.num_samples.map(|n| n as usize))
+            .unwrap_or(1),
         max_concurrent_trials: run.max_concurrent_trials.unwrap_or(0),
         scheduler: run.scheduler.clone(),
         scheduler_config: run.scheduler_config.clone(),
+        resume: run.resume,
     };
     let variants = exp
         .grid
         .iter()
         .fold(args.num_samples, |n, g| n.saturating_mul(g.shown.len()));
     say!(
-        "Searching {} ({} on {}): {variants} trials",
+        "{} {} ({} on {}): {variants} trials",
+        if run.resume { "Resuming" } else { "Searching" },
         exp.name,
         exp.run,
         exp.config.env
@@ -698,7 +713,7 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         .map_err(Failure)?;
     if let Some(s) = stop.signal() {
         say!(
-            "Stopped: interrupted ({}); trials not yet started did not run",
+            "Stopped: interrupted ({}); the running trials wrote a checkpoint, the others did not start. Resume with the same command and --resume",
             signals::name(s)
         );
         return Ok(ExitCode::from((128 + s) as u8));

@@ -26,6 +26,8 @@ pub struct SearchArgs {
     pub scheduler: Option<String>,
     /// The scheduler's settings, a JSON mapping (`--scheduler-config`).
     pub scheduler_config: Option<String>,
+    /// Resume the experiment's interrupted run (`--resume`).
+    pub resume: bool,
 }
 
 /// The metric RLlib's searches compare, as its tuned examples do.
@@ -42,13 +44,16 @@ enum Sched {
 struct Settings<'a> {
     name: &'a str,
     cfg: &'a Map<String, Value>,
+    /// Where the settings come from, for errors (`--scheduler-config`, `file.yaml:7: scheduler`).
+    from: &'a str,
 }
 
 impl Settings<'_> {
     fn check_known(&self, known: &[&str]) -> Result<(), String> {
         match self.cfg.keys().find(|k| !known.contains(&k.as_str())) {
             Some(k) => Err(format!(
-                "--scheduler-config: unknown {} setting {k:?} (known: {})",
+                "{}: unknown {} setting {k:?} (known: {})",
+                self.from,
                 self.name,
                 known.join(", ")
             )),
@@ -62,7 +67,7 @@ impl Settings<'_> {
             Some(v) => v
                 .as_f64()
                 .map(Some)
-                .ok_or_else(|| format!("--scheduler-config: {k}: expected a number, got {v}")),
+                .ok_or_else(|| format!("{}: {k}: expected a number, got {v}", self.from)),
         }
     }
 
@@ -72,7 +77,7 @@ impl Settings<'_> {
             Some(v) => v
                 .as_str()
                 .map(Some)
-                .ok_or_else(|| format!("--scheduler-config: {k}: expected a string, got {v}")),
+                .ok_or_else(|| format!("{}: {k}: expected a string, got {v}", self.from)),
         }
     }
 
@@ -86,12 +91,14 @@ impl Settings<'_> {
     }
 }
 
-/// Builds the scheduler `--scheduler` names from `--scheduler-config`.
-fn scheduler(a: &SearchArgs) -> Result<Sched, String> {
-    let cfg: Map<String, Value> = match &a.scheduler_config {
-        None => Map::new(),
+/// The scheduler a search runs with: `--scheduler` with `--scheduler-config`, else the
+/// experiment's `scheduler:` (its settings replaced by `--scheduler-config` when given), else
+/// FIFO.
+fn scheduler(exp: &Experiment, a: &SearchArgs) -> Result<Sched, String> {
+    let flag_cfg: Option<Map<String, Value>> = match &a.scheduler_config {
+        None => None,
         Some(text) => match serde_json::from_str(text) {
-            Ok(Value::Object(m)) => m,
+            Ok(Value::Object(m)) => Some(m),
             _ => {
                 return Err(format!(
                     "--scheduler-config {text:?}: expected a JSON mapping such as '{{\"max_t\": 100, \"grace_period\": 10}}'"
@@ -99,14 +106,31 @@ fn scheduler(a: &SearchArgs) -> Result<Sched, String> {
             }
         },
     };
-    let kind = a.scheduler.as_deref().unwrap_or("fifo");
+    let file_from = exp
+        .scheduler
+        .as_ref()
+        .map(|s| format!("{}: scheduler", s.origin));
+    let (kind, cfg, from) = match (&a.scheduler, &exp.scheduler, flag_cfg) {
+        (Some(k), _, c) => (k.clone(), c.unwrap_or_default(), "--scheduler-config".to_string()),
+        (None, Some(spec), None) => (
+            spec.kind.clone(),
+            spec.settings.clone(),
+            file_from.unwrap_or_default(),
+        ),
+        (None, Some(spec), Some(c)) => (spec.kind.clone(), c, "--scheduler-config".to_string()),
+        (None, None, c) => ("fifo".to_string(), c.unwrap_or_default(), "--scheduler-config".to_string()),
+    };
+    let kind = kind.as_str();
+    let cfg = &cfg;
+    let from = from.as_str();
     let s = Settings {
         name: match kind {
             "asha" => "ASHA",
             "pbt" => "PBT",
             _ => "FIFO",
         },
-        cfg: &cfg,
+        cfg,
+        from,
     };
     match kind {
         "fifo" => {
@@ -145,7 +169,7 @@ fn scheduler(a: &SearchArgs) -> Result<Sched, String> {
             if let Some(v) = s.num("brackets")? {
                 if !(v >= 1.0 && v.fract() == 0.0) {
                     return Err(format!(
-                        "--scheduler-config: brackets {v}: expected an integer >= 1"
+                        "{from}: brackets {v}: expected an integer >= 1"
                     ));
                 }
                 x = x.brackets(v as usize);
@@ -187,7 +211,7 @@ fn scheduler(a: &SearchArgs) -> Result<Sched, String> {
             }
             let Some(Value::Object(m)) = cfg.get("hyperparam_mutations") else {
                 return Err(
-                    "--scheduler-config: PBT needs hyperparam_mutations, a mapping of config keys to a list of values or a domain such as {\"uniform\": [0.1, 0.3]}".into(),
+                    format!("{from}: PBT needs hyperparam_mutations, a mapping of config keys to a list of values or a domain such as {{\"uniform\": [0.1, 0.3]}}"),
                 );
             };
             let mut keys = Vec::new();
@@ -196,7 +220,7 @@ fn scheduler(a: &SearchArgs) -> Result<Sched, String> {
                     Value::Array(list) if !list.is_empty() => tune::Mutation::List(list.clone()),
                     other => {
                         tune::Mutation::Domain(tune::Domain::from_json(other).map_err(|e| {
-                            format!("--scheduler-config: hyperparam_mutations.{k}: {e}")
+                            format!("{from}: hyperparam_mutations.{k}: {e}")
                         })?)
                     }
                 };
@@ -205,7 +229,10 @@ fn scheduler(a: &SearchArgs) -> Result<Sched, String> {
             }
             Ok(Sched::Pbt(x, keys))
         }
-        other => Err(format!("--scheduler {other:?}: expected fifo, asha or pbt")),
+        other if a.scheduler.is_some() => {
+            Err(format!("--scheduler {other:?}: expected fifo, asha or pbt"))
+        }
+        other => Err(format!("{from}: type {other:?}: expected fifo, asha or pbt")),
     }
 }
 
@@ -260,14 +287,16 @@ pub fn run(
             tune::grid_search(g.shown.iter().map(|s| Value::from(s.as_str()))),
         );
     }
-    let scheduler = scheduler(args)?;
+    let scheduler = scheduler(&exp, args)?;
     // PBT's mutated keys are in the trials' configs, first drawn from their mutations (as
     // Ray fills keys a config lacks).
     let mutated: Vec<String> = match &scheduler {
         Sched::Pbt(_, keys) => keys.iter().map(|(k, _)| k.clone()).collect(),
         _ => Vec::new(),
     };
-    if let Sched::Pbt(_, keys) = &scheduler {
+    let mut pbt_interval = None;
+    if let Sched::Pbt(p, keys) = &scheduler {
+        pbt_interval = Some(p.interval().max(1.0).round() as usize);
         for (k, m) in keys {
             check_mutation(&exp, k, m)?;
             space = space.set(
@@ -279,9 +308,9 @@ pub fn run(
             );
         }
     }
-    // Each trial holds the CPUs its env runners ask for (at least one), at most the machine's;
-    // the most any variant asks for, when the grid changes it. A single run holds none: it
-    // has the machine to itself (and its runners may be on a cluster).
+    // Each trial holds the CPUs its env runners ask for, at most the machine's (see
+    // `trial_cpus`). A single run holds none: it has the machine to itself (and its runners
+    // may be on a cluster).
     let need = if single.is_some() {
         0.0
     } else {
@@ -360,7 +389,11 @@ pub fn run(
                 .collect(),
         ),
         verbose: if trial_dir.is_some() { 0 } else { 1 },
-        checkpoint_frequency: exp.checkpoint_frequency as usize,
+        checkpoint_frequency: match (exp.checkpoint_frequency, pbt_interval) {
+            // PBT clones checkpoints: one at every perturbation unless the run says otherwise.
+            (0, Some(every)) => every,
+            (n, _) => n as usize,
+        },
         checkpoint_at_end: exp.checkpoint_at_end,
         interrupt: Some(tune::Interrupt::new(move || sig.signal().is_some())),
         logger: Some(logger),
@@ -374,7 +407,22 @@ pub fn run(
         callbacks,
         ..tune::RunConfig::default()
     };
-    tune::Tuner::new(&exp.run, tune::class(setup), space)
+    let tuner = if args.resume {
+        let at = output_dir.join(&exp.name);
+        if !at.join(tune::STATE_FILE).is_file() {
+            return Err(format!(
+                "--resume: no experiment to resume at {} (no {})",
+                at.display(),
+                tune::STATE_FILE
+            ));
+        }
+        tune::Tuner::restore(&at, tune::class(setup))
+            .map_err(|e| e.to_string())?
+            .param_space(space)
+    } else {
+        tune::Tuner::new(&exp.run, tune::class(setup), space)
+    };
+    tuner
         .with_resources([(ray::CPU, need)])
         .tune_config(tc)
         .run_config(rc)
@@ -382,8 +430,9 @@ pub fn run(
         .map_err(|e| e.to_string())
 }
 
-/// The CPUs one trial of a search holds: its env runners' (at least one), at most the
-/// machine's; the most any variant of the grid asks for.
+/// The CPUs one trial of a search holds: its env runners', at most the machine's; the most
+/// any variant of the grid asks for. The learner holds none of its own (it borrows the
+/// runners' while they wait, as in Ray's `build_algo`).
 fn trial_cpus(exp: &Experiment) -> f64 {
     let cpus = ray::detect_cpus() as f64;
     let mut need = exp.config.num_env_runners as f64 * exp.config.num_cpus_per_env_runner;
@@ -411,7 +460,7 @@ fn trial_cpus(exp: &Experiment) -> f64 {
             }
         }
     }
-    need.max(1.0).min(cpus)
+    need.min(cpus)
 }
 
 fn set_dotted(v: &mut Value, key: &str, x: Value) {
@@ -448,7 +497,7 @@ fn check_mutation(exp: &Experiment, key: &str, m: &tune::Mutation) -> Result<(),
         let mut m = Value::Object(Default::default());
         set_dotted(&mut m, key, v.clone());
         probe.apply_config_text(&m.to_string()).map_err(|e| {
-            format!("--scheduler-config: hyperparam_mutations.{key}: value {v}: {e}")
+            format!("PBT: hyperparam_mutations.{key}: value {v}: {e}")
         })?;
     }
     Ok(())

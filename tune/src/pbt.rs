@@ -68,6 +68,11 @@ impl Pbt {
         self
     }
 
+    /// The perturbation interval.
+    pub fn interval(&self) -> f64 {
+        self.perturbation_interval
+    }
+
     /// A hyperparameter that may change (dotted key for nested configs).
     pub fn mutate(mut self, key: &str, m: Mutation) -> Self {
         self.mutations.push((key.to_string(), m));

@@ -217,6 +217,22 @@ pub struct Experiment {
     named_by_flags: bool,
     /// Keys given as `{grid_search: [...]}`: one trial per combination (Tune's grid).
     pub grid: Vec<GridKey>,
+    /// Times to repeat the grid (the experiment's `num_samples`, as in Ray's experiment specs).
+    pub num_samples: Option<u64>,
+    /// Tune's scheduler for the experiment's trials (`scheduler: {type: pbt, ...}`).
+    pub scheduler: Option<SchedulerSpec>,
+}
+
+/// A `scheduler:` mapping: its `type` (`fifo`, `asha`, `pbt`) and its settings, as
+/// `--scheduler` and `--scheduler-config` give them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerSpec {
+    /// `fifo`, `asha` or `pbt`.
+    pub kind: String,
+    /// Its settings (a JSON mapping).
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Where it was given (`file.yaml:7`), for errors.
+    pub origin: String,
 }
 
 /// A config key searched over (`lr: {grid_search: [0.001, 0.0003]}`); every value has passed
@@ -370,6 +386,8 @@ impl Experiment {
             env_source: None,
             named_by_flags: false,
             grid: Vec::new(),
+            num_samples: None,
+            scheduler: None,
         }
     }
 
@@ -526,6 +544,28 @@ impl Experiment {
                 "checkpoint_config" => e.apply_checkpoint_config(v, origin, &name)?,
                 "checkpoint_freq" => e.checkpoint_frequency = as_u64(origin, v, key)?,
                 "checkpoint_at_end" => e.checkpoint_at_end = as_bool(origin, v, key)?,
+                "num_samples" => {
+                    let n = as_u64(origin, v, key)?;
+                    if n == 0 {
+                        return Err(expected(origin, v, key, "a whole number >= 1"));
+                    }
+                    e.num_samples = Some(n);
+                }
+                "scheduler" => {
+                    let form = "a mapping with `type: fifo|asha|pbt` and its settings";
+                    let serde_json::Value::Object(mut m) = values::to_json(v) else {
+                        return Err(expected(origin, v, key, form));
+                    };
+                    let kind = match m.remove("type") {
+                        Some(serde_json::Value::String(t)) => t,
+                        _ => return Err(expected(origin, v, key, form)),
+                    };
+                    e.scheduler = Some(SchedulerSpec {
+                        kind,
+                        settings: m,
+                        origin: format!("{origin}:{}", v.line),
+                    });
+                }
                 _ => {
                     let known = [
                         "env",
@@ -535,6 +575,8 @@ impl Experiment {
                         "checkpoint_config",
                         "checkpoint_freq",
                         "checkpoint_at_end",
+                        "num_samples",
+                        "scheduler",
                     ];
                     return Err(unknown_key(
                         origin,

@@ -160,3 +160,34 @@ pub(super) fn as_u64(origin: &str, v: &Node, key: &str) -> Result<u64, ConfigErr
         _ => Err(expected(origin, v, key, "a whole number >= 0")),
     }
 }
+
+/// A node as JSON: unquoted scalars that read as numbers, booleans or null are those; mappings
+/// keep their order.
+pub(super) fn to_json(n: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &n.kind {
+        Kind::Scalar { text, quoted: true } => Value::String(text.clone()),
+        Kind::Scalar { text, .. } => {
+            let t = text.trim();
+            if let Ok(i) = t.parse::<i64>() {
+                Value::from(i)
+            } else if let Some(x) = t.parse::<f64>().ok().filter(|x| x.is_finite()) {
+                Value::from(x)
+            } else {
+                match t {
+                    "true" | "True" => Value::Bool(true),
+                    "false" | "False" => Value::Bool(false),
+                    "null" | "~" | "" => Value::Null,
+                    _ => Value::String(text.clone()),
+                }
+            }
+        }
+        Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        Kind::Map(pairs) => Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.scalar().unwrap_or_default().to_string(), to_json(v)))
+                .collect(),
+        ),
+    }
+}

@@ -587,7 +587,10 @@ fn the_pbt_example_exploits_and_explores() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains(": 4 trials") && out.contains("Best trial"), "{out}");
+    assert!(
+        out.contains(": 4 trials") && out.contains("Best trial"),
+        "{out}"
+    );
     let exp = dir.path().join("checkpoints/cartpole-ppo-pbt");
     let mut clones = 0;
     for e in std::fs::read_dir(&exp).unwrap().flatten() {
@@ -671,7 +674,12 @@ fn an_interrupted_search_resumes_with_resume() {
         .unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(exp.join("experiment_state.json")).unwrap())
             .unwrap();
@@ -683,7 +691,9 @@ fn an_interrupted_search_resumes_with_resume() {
         .map(|t| t["status"].as_str().unwrap())
         .collect();
     assert!(
-        statuses.iter().all(|s| *s == "PENDING" || *s == "TERMINATED"),
+        statuses
+            .iter()
+            .all(|s| *s == "PENDING" || *s == "TERMINATED"),
         "{statuses:?}"
     );
     let o = rllib(&[&args[..], &["--resume"]].concat(), dir.path());
@@ -705,7 +715,14 @@ fn an_interrupted_search_resumes_with_resume() {
     assert!(o.status.success(), "{}", stderr(&o));
     // No experiment there: a clear error.
     let o = rllib(
-        &["train", "file", "grid.yaml", "--resume", "--output-dir", "elsewhere"],
+        &[
+            "train",
+            "file",
+            "grid.yaml",
+            "--resume",
+            "--output-dir",
+            "elsewhere",
+        ],
         dir.path(),
     );
     assert!(

@@ -1225,3 +1225,78 @@ fn nodes_in_network_namespaces_over_veth_with_tls_survive_a_killed_node() {
     train_on(&c, "-KILL");
     drop(c);
 }
+
+/// A search with `--address`: each trial's algorithm runs in an actor on a worker (the head
+/// offers no CPUs), its results and checkpoints come back to the trial folders here.
+#[test]
+fn a_search_runs_its_trials_on_the_cluster_nodes() {
+    let c = TestCluster::start(0.0, &[1.0, 1.0]);
+    let out_dir = c.session().join("runs");
+    std::fs::write(
+        c.session().join("grid.yaml"),
+        "spread:\n  env: CartPole-v1\n  run: PPO\n  stop:\n    training_iteration: 4\n  checkpoint_freq: 2\n  config:\n    lr: {grid_search: [0.001, 0.0003]}\n    num_env_runners: 1\n    train_batch_size: 400\n    minibatch_size: 100\n    num_epochs: 2\n",
+    )
+    .expect("the config");
+    let out = Command::new(BIN)
+        .args(["train", "file"])
+        .arg(c.session().join("grid.yaml"))
+        .args([
+            "--address",
+            &c.head,
+            "--seed",
+            "1",
+            "--num-samples",
+            "2",
+            "--output-dir",
+        ])
+        .arg(&out_dir)
+        .env("RLLIB_SESSION_DIR", c.session())
+        .env("RLLIB_CLUSTER_SECRET", &c.secret)
+        .output()
+        .expect("rllib train");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let workers: Vec<u32> = nodes_in(&c.session())
+        .into_iter()
+        .map(|(_, n)| n.pid)
+        .collect();
+    let mut trials = 0;
+    let mut pids = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(out_dir.join("spread"))
+        .expect("the experiment")
+        .flatten()
+    {
+        let t = e.path();
+        if !t.is_dir() {
+            continue;
+        }
+        trials += 1;
+        let csv = std::fs::read_to_string(t.join("progress.csv")).expect("progress.csv");
+        let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+        let col = header
+            .iter()
+            .position(|h| *h == "pid")
+            .expect("a pid column");
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), 4, "{csv}");
+        for r in rows {
+            let pid: u32 = r
+                .split(',')
+                .nth(col)
+                .and_then(|p| p.parse().ok())
+                .expect("pid");
+            assert!(
+                workers.contains(&pid),
+                "trial ran in {pid}, not on a node {workers:?}"
+            );
+            pids.insert(pid);
+        }
+        // The checkpoints the actors wrote on their nodes, here, and loadable.
+        for n in ["checkpoint_000002", "checkpoint_000004"] {
+            rllib::checkpoint::load(&t.join(n)).expect("a checkpoint from the node");
+        }
+        assert!(t.join("params.yaml").is_file());
+    }
+    assert_eq!(trials, 4);
+    assert_eq!(pids.len(), 2, "both workers ran trials: {pids:?}");
+}

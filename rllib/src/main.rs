@@ -292,6 +292,7 @@ fn main() -> ExitCode {
     }
     // Actor types other nodes may be asked to host (the same binary runs on every node).
     rllib::remote_runner::register();
+    rllib::trainable::register();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

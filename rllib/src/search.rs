@@ -111,14 +111,22 @@ fn scheduler(exp: &Experiment, a: &SearchArgs) -> Result<Sched, String> {
         .as_ref()
         .map(|s| format!("{}: scheduler", s.origin));
     let (kind, cfg, from) = match (&a.scheduler, &exp.scheduler, flag_cfg) {
-        (Some(k), _, c) => (k.clone(), c.unwrap_or_default(), "--scheduler-config".to_string()),
+        (Some(k), _, c) => (
+            k.clone(),
+            c.unwrap_or_default(),
+            "--scheduler-config".to_string(),
+        ),
         (None, Some(spec), None) => (
             spec.kind.clone(),
             spec.settings.clone(),
             file_from.unwrap_or_default(),
         ),
         (None, Some(spec), Some(c)) => (spec.kind.clone(), c, "--scheduler-config".to_string()),
-        (None, None, c) => ("fifo".to_string(), c.unwrap_or_default(), "--scheduler-config".to_string()),
+        (None, None, c) => (
+            "fifo".to_string(),
+            c.unwrap_or_default(),
+            "--scheduler-config".to_string(),
+        ),
     };
     let kind = kind.as_str();
     let cfg = &cfg;
@@ -168,9 +176,7 @@ fn scheduler(exp: &Experiment, a: &SearchArgs) -> Result<Sched, String> {
             }
             if let Some(v) = s.num("brackets")? {
                 if !(v >= 1.0 && v.fract() == 0.0) {
-                    return Err(format!(
-                        "{from}: brackets {v}: expected an integer >= 1"
-                    ));
+                    return Err(format!("{from}: brackets {v}: expected an integer >= 1"));
                 }
                 x = x.brackets(v as usize);
             }
@@ -210,19 +216,18 @@ fn scheduler(exp: &Experiment, a: &SearchArgs) -> Result<Sched, String> {
                 x = x.seed(v as u64);
             }
             let Some(Value::Object(m)) = cfg.get("hyperparam_mutations") else {
-                return Err(
-                    format!("{from}: PBT needs hyperparam_mutations, a mapping of config keys to a list of values or a domain such as {{\"uniform\": [0.1, 0.3]}}"),
-                );
+                return Err(format!(
+                    "{from}: PBT needs hyperparam_mutations, a mapping of config keys to a list of values or a domain such as {{\"uniform\": [0.1, 0.3]}}"
+                ));
             };
             let mut keys = Vec::new();
             for (k, v) in m {
                 let mutation = match v {
                     Value::Array(list) if !list.is_empty() => tune::Mutation::List(list.clone()),
-                    other => {
-                        tune::Mutation::Domain(tune::Domain::from_json(other).map_err(|e| {
-                            format!("{from}: hyperparam_mutations.{k}: {e}")
-                        })?)
-                    }
+                    other => tune::Mutation::Domain(
+                        tune::Domain::from_json(other)
+                            .map_err(|e| format!("{from}: hyperparam_mutations.{k}: {e}"))?,
+                    ),
                 };
                 x = x.mutate(k, mutation.clone());
                 keys.push((k.clone(), mutation));
@@ -232,7 +237,9 @@ fn scheduler(exp: &Experiment, a: &SearchArgs) -> Result<Sched, String> {
         other if a.scheduler.is_some() => {
             Err(format!("--scheduler {other:?}: expected fifo, asha or pbt"))
         }
-        other => Err(format!("{from}: type {other:?}: expected fifo, asha or pbt")),
+        other => Err(format!(
+            "{from}: type {other:?}: expected fifo, asha or pbt"
+        )),
     }
 }
 
@@ -274,12 +281,9 @@ pub fn run(
     single: Option<Prepared>,
     callbacks: Vec<Arc<dyn tune::Callback>>,
 ) -> Result<tune::ResultGrid, String> {
-    if exp.address.is_some() && single.is_none() {
-        return Err(
-            "grid_search and --num-samples with --address: not yet; run the search on one machine"
-                .into(),
-        );
-    }
+    // A search on a cluster runs each trial's algorithm in an actor on a node (its env
+    // runners beside it); a single run keeps its algorithm here and spreads its runners.
+    let on_cluster = exp.address.clone().filter(|_| single.is_none());
     let mut space = tune::Space::new();
     for g in &exp.grid {
         space = space.set(
@@ -322,44 +326,75 @@ pub fn run(
     let base = Arc::new(exp.clone());
     let sig = signal.clone();
     let seen = configs.clone();
-    let setup = move |config: &Value, session: &tune::Session| -> Result<Algorithm, String> {
-        // After Ctrl-C, trials not yet started do not start.
-        if sig.signal().is_some() {
-            return Err("interrupted before it started".into());
-        }
-        let algo = match first.lock().take() {
-            Some(a) => a,
-            None => {
-                let mut e = base
-                    .variant(&picks(&base.grid, config))
-                    .map_err(|e| e.to_string())?;
-                if !mutated.is_empty() {
-                    let mut m = Value::Object(Default::default());
-                    for k in &mutated {
-                        if let Some(v) = k.split('.').try_fold(config, |c, p| c.get(p)) {
-                            set_dotted(&mut m, k, v.clone());
-                        }
-                    }
-                    e.apply_config_text(&m.to_string())
-                        .map_err(|e| e.to_string())?;
+    // The trial's experiment: its grid values and PBT's mutated keys applied.
+    let variant = move |config: &Value| -> Result<Experiment, String> {
+        let mut e = base
+            .variant(&picks(&base.grid, config))
+            .map_err(|e| e.to_string())?;
+        if !mutated.is_empty() {
+            let mut m = Value::Object(Default::default());
+            for k in &mutated {
+                if let Some(v) = k.split('.').try_fold(config, |c, p| c.get(p)) {
+                    set_dotted(&mut m, k, v.clone());
                 }
-                let seed = e
-                    .config
-                    .seed
-                    .unwrap_or_else(|| envs::NpRandom::from_entropy().next_u64() >> 1);
-                Algorithm::new_on(e.config.clone(), seed, e.address.as_deref())
-                    .map_err(|e| e.to_string())?
             }
-        };
-        let mut algo = algo;
-        algo.set_experiment(&base.name);
-        let dir = session.trial_dir();
-        let full = config_json(algo.config(), algo.seed());
+            e.apply_config_text(&m.to_string())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(e)
+    };
+    let seed_of = |e: &Experiment| {
+        e.config
+            .seed
+            .unwrap_or_else(|| envs::NpRandom::from_entropy().next_u64() >> 1)
+    };
+    // Writes the trial's params.yaml and records its config for the result files.
+    let record = move |dir: &Path, full: Value| -> Result<(), String> {
         let params = dir.join("params.yaml");
         std::fs::write(&params, to_yaml(&full))
             .map_err(|e| format!("{}: {e}", params.display()))?;
         seen.set(dir, full);
-        Ok(algo)
+        Ok(())
+    };
+    let name = exp.name.clone();
+    let trainable = if on_cluster.is_some() {
+        tune::remote_class(
+            crate::trainable::TRAINABLE,
+            move |config: &Value, session: &tune::Session| {
+                if sig.signal().is_some() {
+                    return Err("interrupted before it started".into());
+                }
+                let e = variant(config)?;
+                let seed = seed_of(&e);
+                record(session.trial_dir(), config_json(&e.config, seed))?;
+                serde_json::to_value(crate::trainable::RemoteTrial {
+                    config: e.config,
+                    seed,
+                    experiment: name.clone(),
+                })
+                .map_err(|e| e.to_string())
+            },
+        )
+    } else {
+        tune::class(
+            move |config: &Value, session: &tune::Session| -> Result<Algorithm, String> {
+                // After Ctrl-C, trials not yet started do not start.
+                if sig.signal().is_some() {
+                    return Err("interrupted before it started".into());
+                }
+                let mut algo = match first.lock().take() {
+                    Some(a) => a,
+                    None => {
+                        let e = variant(config)?;
+                        Algorithm::new_on(e.config.clone(), seed_of(&e), e.address.as_deref())
+                            .map_err(|e| e.to_string())?
+                    }
+                };
+                algo.set_experiment(&name);
+                record(session.trial_dir(), config_json(algo.config(), algo.seed()))?;
+                Ok(algo)
+            },
+        )
     };
     let logged = configs.clone();
     let logger: tune::LoggerFactory = Arc::new(move |t: &tune::TrialInfo<'_>| {
@@ -407,6 +442,17 @@ pub fn run(
         callbacks,
         ..tune::RunConfig::default()
     };
+    let rt = match &on_cluster {
+        Some(a) => Some(
+            ray::init(
+                ray::InitOptions::new()
+                    .num_cpus(ray::detect_cpus() as f64)
+                    .address(a.clone()),
+            )
+            .map_err(|e| format!("--address {a}: {e}"))?,
+        ),
+        None => None,
+    };
     let tuner = if args.resume {
         let at = output_dir.join(&exp.name);
         if !at.join(tune::STATE_FILE).is_file() {
@@ -416,11 +462,15 @@ pub fn run(
                 tune::STATE_FILE
             ));
         }
-        tune::Tuner::restore(&at, tune::class(setup))
+        tune::Tuner::restore(&at, trainable)
             .map_err(|e| e.to_string())?
             .param_space(space)
     } else {
-        tune::Tuner::new(&exp.run, tune::class(setup), space)
+        tune::Tuner::new(&exp.run, trainable, space)
+    };
+    let tuner = match rt {
+        Some(rt) => tuner.runtime(rt).remote_trials(true),
+        None => tuner,
     };
     tuner
         .with_resources([(ray::CPU, need)])
@@ -496,9 +546,9 @@ fn check_mutation(exp: &Experiment, key: &str, m: &tune::Mutation) -> Result<(),
         let mut probe = exp.clone();
         let mut m = Value::Object(Default::default());
         set_dotted(&mut m, key, v.clone());
-        probe.apply_config_text(&m.to_string()).map_err(|e| {
-            format!("PBT: hyperparam_mutations.{key}: value {v}: {e}")
-        })?;
+        probe
+            .apply_config_text(&m.to_string())
+            .map_err(|e| format!("PBT: hyperparam_mutations.{key}: value {v}: {e}"))?;
     }
     Ok(())
 }

@@ -56,6 +56,32 @@ impl tune::Trainable for Algorithm {
     }
 }
 
+/// The name RLlib's trainable is registered under, for Tune trials on a cluster's nodes.
+pub const TRAINABLE: &str = "rllib.Algorithm";
+
+/// What a trial on another node is built from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RemoteTrial {
+    /// The trial's whole config.
+    pub config: algorithms::AlgorithmConfig,
+    /// Its seed.
+    pub seed: u64,
+    /// The experiment's name.
+    pub experiment: String,
+}
+
+/// Registers RLlib's trainable with Tune (call at start-up in every binary, as
+/// [`crate::remote_runner::register`]): a search on a cluster runs each trial's `Algorithm`
+/// on a node, its env runners beside it.
+pub fn register() {
+    tune::register_trainable(TRAINABLE, |arg: &Value| {
+        let t: RemoteTrial = serde_json::from_value(arg.clone()).map_err(|e| e.to_string())?;
+        let mut algo = Algorithm::new(t.config, t.seed).map_err(|e| e.to_string())?;
+        algo.set_experiment(&t.experiment);
+        Ok(algo)
+    });
+}
+
 /// Each trial's full config (known once its algorithm is built), by trial folder: what every
 /// `result.json` line carries.
 #[derive(Debug, Clone, Default)]

@@ -18,6 +18,7 @@
 //! ```
 
 mod pbt;
+mod remote;
 mod result;
 pub mod scheduler;
 mod search;
@@ -28,6 +29,7 @@ mod tuner;
 use std::path::PathBuf;
 
 pub use pbt::{Mutation, Pbt};
+pub use remote::{TRIAL_ACTOR, register_trainable, remote_class};
 pub use result::{ResultGrid, TrialResult, TrialStatus};
 pub use scheduler::{Action, Asha, Fifo, MedianStopping, TrialScheduler};
 pub use search::{ConcurrencyLimiter, Searcher, Suggestion, Tpe};

@@ -62,6 +62,10 @@ pub struct Session {
     pub(crate) checkpoint_frequency: usize,
     /// Results of this trial so far (from its checkpoint's iteration when resumed).
     pub(crate) iteration: u64,
+    /// The tuner's runtime (for trainables that start actors: remote trials).
+    pub(crate) runtime: Option<ray::Runtime>,
+    /// The trial's resources, when its trainable's actor holds them rather than its task.
+    pub(crate) resources: Vec<(String, f64)>,
 }
 
 impl Session {

@@ -323,6 +323,8 @@ pub struct Tuner {
     restored: Option<Restored>,
     /// Lines of the status table on the terminal now.
     drawn: Cell<usize>,
+    /// Whether the trainable's actors hold the trials' resources (`remote_class`).
+    remote: bool,
 }
 
 /// What a restored experiment had made.
@@ -438,6 +440,7 @@ impl Tuner {
             runtime: None,
             restored: None,
             drawn: Cell::new(0),
+            remote: false,
         }
     }
 
@@ -457,6 +460,14 @@ impl Tuner {
     /// `[("CPU", 0.5)]`.
     pub fn with_resources<'a>(mut self, r: impl IntoIterator<Item = (&'a str, f64)>) -> Self {
         self.resources = r.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        self
+    }
+
+    /// The trials' resources go to the actors of a [`remote_class`](crate::remote_class)
+    /// trainable (on a cluster's nodes), not to the tasks that step them; as many trials run
+    /// at once as the cluster's resources allow.
+    pub fn remote_trials(mut self, remote: bool) -> Self {
+        self.remote = remote;
         self
     }
 
@@ -551,6 +562,7 @@ impl Tuner {
                 tag: st.tag,
             }),
             drawn: Cell::new(0),
+            remote: false,
         })
     }
 
@@ -645,11 +657,20 @@ impl Tuner {
             .resources
             .iter()
             .any(|(k, v)| k == ray::CPU && *v > 0.0);
-        let cap = match self.tune.max_concurrent_trials {
-            0 if holds_cpu => usize::MAX,
+        let mut cap = match self.tune.max_concurrent_trials {
+            0 if holds_cpu && !self.remote => usize::MAX,
             0 => (4.0 * cpus) as usize,
             n => n,
         };
+        if self.remote {
+            // Actors wait for a node with room only so long: start no more than fit.
+            let total = rt.cluster_resources();
+            for (k, v) in &self.resources {
+                if *v > 0.0 {
+                    cap = cap.min(((total.get(k) / v) + 1e-9).floor().max(1.0) as usize);
+                }
+            }
+        }
         let tty = std::io::stdout().is_terminal();
         let table_every = Duration::from_secs_f64(match self.run.status_interval_s {
             Some(s) => s.max(0.05),
@@ -1113,6 +1134,12 @@ impl Tuner {
             save_at_stop: false,
             checkpoint_frequency: self.run.checkpoint_frequency,
             iteration: t.iteration,
+            runtime: Some(rt.clone()),
+            resources: if self.remote {
+                self.resources.clone()
+            } else {
+                Vec::new()
+            },
         }));
         let f = Arc::clone(&self.trainable);
         let config = t.config.clone();
@@ -1137,8 +1164,13 @@ impl Tuner {
             })
             .name(format!("{}_{}", self.trainable_name, t.id))
             .max_retries(0);
-        for (k, v) in &self.resources {
-            task = task.resource(k, *v);
+        // A remote trial's actor holds its resources; its task here only steps it.
+        if self.remote {
+            task = task.resource(ray::CPU, 0.0);
+        } else {
+            for (k, v) in &self.resources {
+                task = task.resource(k, *v);
+            }
         }
         task.remote().map_err(TuneError::Runtime)?;
         Ok(())
@@ -1170,6 +1202,7 @@ impl Tuner {
             ("time_total_s", json!(t.time_total)),
             ("trial_id", json!(t.id)),
             ("timestamp", json!(unix_time())),
+            ("pid", json!(std::process::id())),
         ];
         for (k, v) in auto {
             metrics.entry(k).or_insert(v);

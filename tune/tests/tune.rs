@@ -780,3 +780,85 @@ fn an_interrupted_experiment_resumes_where_it_stopped() {
         .to_string();
     assert!(e.contains(tune::STATE_FILE), "{e}");
 }
+
+/// Failed once (the first time any remote counter reached 4).
+static REMOTE_FAILED: AtomicUsize = AtomicUsize::new(0);
+
+/// A counter built from a JSON argument in its actor; the first one to reach 4 fails once.
+struct RemoteCounter {
+    count: u64,
+}
+
+impl tune::Trainable for RemoteCounter {
+    fn step(&mut self) -> Result<Value, String> {
+        self.count += 1;
+        if self.count == 4 && REMOTE_FAILED.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("a transient failure".into());
+        }
+        Ok(json!({"count": self.count}))
+    }
+
+    fn save_checkpoint(&mut self, dir: &Path) -> Result<bool, String> {
+        std::fs::create_dir_all(dir.join("state")).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("state/count"), self.count.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<(), String> {
+        let s = std::fs::read_to_string(dir.join("state/count")).map_err(|e| e.to_string())?;
+        self.count = s.trim().parse().map_err(|e| format!("{e}"))?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_remote_trainable_runs_in_an_actor_and_moves_its_checkpoints() {
+    // The actor type is registered by name, as every binary of a cluster registers it; on a
+    // runtime without a cluster the actor runs in this process.
+    tune::register_trainable("test.Counter", |arg: &Value| {
+        Ok(RemoteCounter {
+            count: arg["start"].as_u64().ok_or("start")?,
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let trainable = tune::remote_class("test.Counter", |config: &Value, s: &tune::Session| {
+        // Runs here, beside the trial's folder.
+        std::fs::write(s.trial_dir().join("prepared"), config.to_string()).unwrap();
+        Ok(json!({"start": config["start"]}))
+    });
+    let grid = Tuner::new(
+        "remote",
+        trainable,
+        Space::new().set("start", grid_search([0, 100])),
+    )
+    .run_config(RunConfig {
+        max_failures: 1,
+        checkpoint_frequency: 2,
+        stop: Stop::Criteria(vec![("training_iteration".into(), 5.0)]),
+        ..run_config(dir.path())
+    })
+    .with_resources([("CPU", 1.0)])
+    .remote_trials(true)
+    .runtime(runtime(2.0))
+    .fit()
+    .unwrap();
+    for r in &grid.results {
+        assert_eq!(r.status, TrialStatus::Terminated, "{:?}", r.error);
+        assert!(r.path.join("prepared").is_file());
+        let ck = r.checkpoint.as_ref().unwrap();
+        assert!(ck.ends_with("checkpoint_000004"), "{}", ck.display());
+        // The checkpoint the actor wrote, in the trial's folder here.
+        let start = r.config["start"].as_u64().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(ck.join("state/count")).unwrap(),
+            (start + 4).to_string()
+        );
+        assert_eq!(r.metrics.as_ref().unwrap()["count"], json!(start + 5));
+    }
+    assert_eq!(
+        REMOTE_FAILED.load(Ordering::SeqCst),
+        2,
+        "one trial failed at 4 and was resumed from its checkpoint at 2"
+    );
+}

@@ -416,8 +416,8 @@ fn bad_config_files() {
         ),
         (
             "unknown experiment key",
-            b"exp:\n  env: CartPole-v1\n  run: PPO\n  num_samples: 4\n".to_vec(),
-            &["exp.num_samples", "unknown key"],
+            b"exp:\n  env: CartPole-v1\n  run: PPO\n  num_sample: 4\n".to_vec(),
+            &["exp.num_sample", "unknown key", "num_samples"],
         ),
         (
             "not UTF-8",

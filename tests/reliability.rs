@@ -59,7 +59,8 @@ fn untimed_progress(trial: &Path) -> Vec<Vec<String>> {
     let keep: Vec<usize> = header
         .iter()
         .enumerate()
-        .filter(|(_, h)| !h.starts_with("time") && !h.ends_with("throughput"))
+        // Clocks, rates and the process id differ from run to run.
+        .filter(|(_, h)| !h.starts_with("time") && !h.ends_with("throughput") && *h != &"pid")
         .map(|(i, _)| i)
         .collect();
     lines

@@ -14,6 +14,7 @@
 //! ```
 
 mod exec;
+mod io;
 mod pipeline;
 mod source;
 
@@ -24,6 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use exec::{BlockStream, Thunk};
+pub use io::{read_csv, read_json};
 pub use pipeline::DatasetPipeline;
 pub use source::{from_items, range, read_binary_files, read_text};
 
@@ -150,6 +152,15 @@ impl<T: Send + Sync + 'static> Dataset<T> {
         name: &str,
         f: impl Fn(Vec<T>) -> Vec<U> + Send + Sync + 'static,
     ) -> Dataset<U> {
+        self.stage_indexed(name, move |_, rows| Ok(f(rows)))
+    }
+
+    /// A row-wise stage that knows the block's index and may fail.
+    pub(crate) fn stage_indexed<U: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        f: impl Fn(usize, Vec<T>) -> Result<Vec<U>, DataError> + Send + Sync + 'static,
+    ) -> Dataset<U> {
         let stats = Arc::new(StageStats {
             name: name.to_string(),
             ..StageStats::default()
@@ -160,13 +171,14 @@ impl<T: Send + Sync + 'static> Dataset<T> {
         let plan: Plan<U> = Arc::new(move || {
             Ok(parent()?
                 .into_iter()
-                .map(|th| {
+                .enumerate()
+                .map(|(i, th)| {
                     let (f, s) = (Arc::clone(&f), Arc::clone(&s2));
                     Arc::new(move || {
                         let rows = th()?;
                         let t = Instant::now();
                         let n_in = rows.len() as u64;
-                        let out = f(rows);
+                        let out = f(i, rows)?;
                         s.nanos
                             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         s.rows_in.fetch_add(n_in, Ordering::Relaxed);

@@ -118,7 +118,7 @@ pub(crate) fn files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 /// One block per file, made by `read` in the block's task.
-fn per_file<T: Send + Sync + 'static>(
+pub(crate) fn per_file<T: Send + Sync + 'static>(
     name: &str,
     path: &Path,
     read: impl Fn(&Path) -> Result<Vec<T>, DataError> + Send + Sync + 'static,

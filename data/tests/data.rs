@@ -324,3 +324,99 @@ fn window_stages_run_at_once() {
         "the stages never ran at once"
     );
 }
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Step {
+    episode: u32,
+    reward: f64,
+    note: Option<String>,
+}
+
+#[test]
+fn json_lines_and_csv_round_trip_one_file_per_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<Step> = (0..10)
+        .map(|i| Step {
+            episode: i / 4,
+            reward: f64::from(i) * 0.5,
+            note: (i % 3 == 0).then(|| format!("a, \"quoted\" note {i}")),
+        })
+        .collect();
+    let ds = from_items(rows.clone()).repartition(3);
+    let files = ds.write_json(dir.path().join("json")).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["part-00000.json", "part-00001.json", "part-00002.json"]
+    );
+    assert_eq!(
+        data::read_json::<Step>(dir.path().join("json"))
+            .take_all()
+            .unwrap(),
+        rows
+    );
+    ds.write_csv(dir.path().join("csv")).unwrap();
+    let back = data::read_csv::<Step>(dir.path().join("csv/*.csv"))
+        .take_all()
+        .unwrap();
+    assert_eq!(back, rows, "nulls (None) and quoted commas survive");
+    // No temporary files are left beside the parts.
+    for sub in ["json", "csv"] {
+        for e in std::fs::read_dir(dir.path().join(sub)).unwrap().flatten() {
+            assert!(
+                !e.file_name().to_string_lossy().starts_with('.'),
+                "{:?}",
+                e.path()
+            );
+        }
+    }
+    // Empty blocks write empty files, read back as no rows.
+    let none = from_items(rows).filter(|_| false);
+    none.write_json(dir.path().join("empty")).unwrap();
+    assert_eq!(
+        data::read_json::<Step>(dir.path().join("empty"))
+            .count()
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn bad_files_name_the_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.json"),
+        "{\"episode\": 1, \"reward\": 2.0, \"note\": null}\n{\"episode\": \"x\"}\n",
+    )
+    .unwrap();
+    let e = data::read_json::<Step>(dir.path().join("a.json"))
+        .take_all()
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("a.json") && msg.contains("line 2"), "{msg}");
+    std::fs::write(
+        dir.path().join("b.csv"),
+        "episode,reward,note\n1,2.0,\n2,oops,\n",
+    )
+    .unwrap();
+    let msg = data::read_csv::<Step>(dir.path().join("b.csv"))
+        .take_all()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("b.csv") && msg.contains("line 3") && msg.contains("reward"),
+        "{msg}"
+    );
+    std::fs::write(dir.path().join("c.csv"), "episode,note\n1,x\n").unwrap();
+    let msg = data::read_csv::<Step>(dir.path().join("c.csv"))
+        .take_all()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("c.csv") && msg.contains("reward"),
+        "a missing column is named: {msg}"
+    );
+}

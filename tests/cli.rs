@@ -635,15 +635,9 @@ fn an_interrupted_search_resumes_with_resume() {
         "resumable:\n  env: CartPole-v1\n  run: PPO\n  stop:\n    training_iteration: 120\n  config:\n    lr: {grid_search: [0.001, 0.0003, 0.0001]}\n    num_env_runners: 1\n    train_batch_size: 400\n    minibatch_size: 100\n    num_epochs: 2\n    model:\n      fcnet_hiddens: [16]\n",
     )
     .unwrap();
-    let args = [
-        "train",
-        "file",
-        "grid.yaml",
-        "--seed",
-        "1",
-        "--max-concurrent-trials",
-        "1",
-    ];
+    // No seed: each trial draws its own and keeps it through the resume. One CPU per trial:
+    // on 2 CPUs the third trial waits for CPUs at the interrupt, and must not start then.
+    let args = ["train", "file", "grid.yaml"];
     let child = Command::new(env!("CARGO_BIN_EXE_rllib"))
         .args(args)
         .current_dir(dir.path())
@@ -696,9 +690,30 @@ fn an_interrupted_search_resumes_with_resume() {
             .all(|s| *s == "PENDING" || *s == "TERMINATED"),
         "{statuses:?}"
     );
+    let seed_of = |t: &Path| {
+        std::fs::read_to_string(t.join("params.yaml"))
+            .ok()
+            .and_then(|p| {
+                p.lines()
+                    .find(|l| l.starts_with("seed:"))
+                    .map(str::to_string)
+            })
+    };
+    let seeds: Vec<(PathBuf, Option<String>)> = trials(dir.path().join("checkpoints").as_path())
+        .into_iter()
+        .map(|(_, t)| {
+            let s = seed_of(&t);
+            (t, s)
+        })
+        .collect();
     let o = rllib(&[&args[..], &["--resume"]].concat(), dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("Resuming resumable"), "{}", stdout(&o));
+    for (t, before) in seeds {
+        if before.is_some() {
+            assert_eq!(seed_of(&t), before, "{} kept its seed", t.display());
+        }
+    }
     let all = trials(dir.path().join("checkpoints").as_path());
     assert_eq!(all.len(), 3, "{all:?}");
     for (_, t) in &all {

@@ -74,11 +74,19 @@ impl ResultWriter {
         let tb_path = dir.join(format!("events.out.tfevents.{secs}.{host}"));
         let mut tb = open_append(&tb_path)?;
         write_record(&mut tb, &event(secs as f64, 0, Some("brain.Event:2"), &[]))?;
+        // A resumed trial appends under the columns it began with.
+        let columns = fs::read_to_string(dir.join("progress.csv"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .next()
+                    .map(|h| h.split(',').map(str::to_string).collect())
+            });
         Ok(ResultWriter {
             csv: open_append(&dir.join("progress.csv"))?,
             json: open_append(&dir.join("result.json"))?,
             tb,
-            columns: None,
+            columns,
             dir: dir.to_path_buf(),
         })
     }

@@ -300,7 +300,13 @@ pub fn run(
     };
     let mut pbt_interval = None;
     if let Sched::Pbt(p, keys) = &scheduler {
-        pbt_interval = Some(p.interval().max(1.0).round() as usize);
+        // Checkpoints every perturbation interval when it counts iterations, else every
+        // iteration, so that a top trial always has one to clone.
+        pbt_interval = Some(if p.time_key() == "training_iteration" {
+            p.interval().max(1.0).round() as usize
+        } else {
+            1
+        });
         for (k, m) in keys {
             check_mutation(&exp, k, m)?;
             space = space.set(
@@ -312,6 +318,14 @@ pub fn run(
             );
         }
     }
+    // A search's trials draw their seeds once, kept in their configs (and so in the
+    // experiment's state): a retried, exploited or resumed trial goes on with its own.
+    if single.is_none() && exp.config.seed.is_none() {
+        space = space.set(
+            "seed",
+            tune::sample_from(|_, _| Value::from(envs::NpRandom::from_entropy().next_u64() >> 1)),
+        );
+    }
     // Each trial holds the CPUs its env runners ask for, at most the machine's (see
     // `trial_cpus`). A single run holds none: it has the machine to itself (and its runners
     // may be on a cluster).
@@ -321,6 +335,7 @@ pub fn run(
         trial_cpus(&exp)
     };
     let trial_dir = single.as_ref().map(|p| p.dir.clone());
+    let is_single = trial_dir.is_some();
     let first = parking_lot::Mutex::new(single.map(|p| p.algo));
     let configs = TrialConfigs::default();
     let base = Arc::new(exp.clone());
@@ -340,6 +355,9 @@ pub fn run(
             }
             e.apply_config_text(&m.to_string())
                 .map_err(|e| e.to_string())?;
+        }
+        if let Some(seed) = config.get("seed").and_then(Value::as_u64) {
+            e.config.seed = Some(seed);
         }
         Ok(e)
     };
@@ -423,7 +441,7 @@ pub fn run(
                 .map(|c| (c.metric().to_string(), c.threshold()))
                 .collect(),
         ),
-        verbose: if trial_dir.is_some() { 0 } else { 1 },
+        verbose: if is_single { 0 } else { 1 },
         checkpoint_frequency: match (exp.checkpoint_frequency, pbt_interval) {
             // PBT clones checkpoints: one at every perturbation unless the run says otherwise.
             (0, Some(every)) => every,
@@ -440,6 +458,8 @@ pub fn run(
             Arc::new(move |_: &str, _: &Value| name.clone()) as tune::DirNameFn
         }),
         callbacks,
+        // A single run resumes from a checkpoint (`--restore`), not from Tune's state.
+        write_experiment_state: !is_single,
         ..tune::RunConfig::default()
     };
     let rt = match &on_cluster {

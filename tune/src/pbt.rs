@@ -73,6 +73,11 @@ impl Pbt {
         self.perturbation_interval
     }
 
+    /// The result key the interval is measured in.
+    pub fn time_key(&self) -> &str {
+        &self.time_attr
+    }
+
     /// A hyperparameter that may change (dotted key for nested configs).
     pub fn mutate(mut self, key: &str, m: Mutation) -> Self {
         self.mutations.push((key.to_string(), m));

@@ -399,14 +399,20 @@ impl TrialScheduler for MedianStopping {
         if t < self.grace_period {
             return Action::Continue;
         }
-        // The other trials that have got as far, each by its mean score up to `t`.
+        // The other trials that have got as far, each by its mean score over its results from
+        // the grace period up to `t` (as Ray's running mean; one with none there is left out).
+        let grace = self.grace_period;
         let means: Vec<f64> = self
             .results
             .iter()
             .filter(|&(&o, r)| o != trial && r.last().is_some_and(|&(ot, _)| ot >= t))
-            .map(|(_, r)| {
-                let upto: Vec<f64> = r.iter().filter(|(ot, _)| *ot <= t).map(|p| p.1).collect();
-                upto.iter().sum::<f64>() / upto.len().max(1) as f64
+            .filter_map(|(_, r)| {
+                let upto: Vec<f64> = r
+                    .iter()
+                    .filter(|(ot, _)| *ot >= grace && *ot <= t)
+                    .map(|p| p.1)
+                    .collect();
+                (!upto.is_empty()).then(|| upto.iter().sum::<f64>() / upto.len() as f64)
             })
             .collect();
         if means.len() < self.min_samples_required.max(1) {

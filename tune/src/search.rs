@@ -98,6 +98,13 @@ impl<S: Searcher> Searcher for ConcurrencyLimiter<S> {
     }
 
     fn restore(&mut self, made: &[(Value, Option<Metrics>, bool)]) {
+        // The restored trials that have not ended are live again.
+        self.live = made
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, _, ended))| !ended)
+            .map(|(i, _)| i)
+            .collect();
         self.inner.restore(made);
     }
 }
@@ -194,6 +201,7 @@ pub struct Tpe {
     domains: Vec<(String, Domain)>,
     total: usize,
     made: usize,
+    seed: u64,
     rng: Rng,
     /// Configs suggested and not yet ended, by trial.
     running: HashMap<usize, Value>,
@@ -212,6 +220,7 @@ impl Default for Tpe {
             domains: Vec::new(),
             total: 0,
             made: 0,
+            seed: 0,
             rng: Rng::new(0),
             running: HashMap::new(),
             observed: Vec::new(),
@@ -303,6 +312,7 @@ impl Searcher for Tpe {
         self.domains = space.domains();
         self.space = Some(space.clone());
         self.total = num_samples;
+        self.seed = seed;
         self.rng = Rng::new(seed);
         Ok(())
     }
@@ -346,10 +356,13 @@ impl Searcher for Tpe {
 
     fn restore(&mut self, made: &[(Value, Option<Metrics>, bool)]) {
         self.made = made.len();
-        for (config, last, ended) in made {
-            if let (true, Some(p), Some(s)) =
-                (*ended, self.points_of(config), self.score(last.as_ref()))
-            {
+        // Draws on from where a run that made these trials would be, not from the start.
+        self.rng = Rng::new(self.seed ^ (made.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        for (i, (config, last, ended)) in made.iter().enumerate() {
+            if !ended {
+                // Still to finish: its result counts when it ends.
+                self.running.insert(i, config.clone());
+            } else if let (Some(p), Some(s)) = (self.points_of(config), self.score(last.as_ref())) {
                 self.observed.push((p, s));
             }
         }

@@ -32,6 +32,8 @@ pub(crate) enum Event {
     },
     /// The trial's task has started (its resources granted): its clock starts now.
     Started,
+    /// The trial's task got its resources after an interrupt and did not start the trainable.
+    NotStarted,
     /// A checkpoint written after Tune stopped the trial (at the end, or for an interrupt).
     Checkpoint(PathBuf),
     /// The trainable returned (`Ok`), or failed with this message (an error or a panic).

@@ -276,6 +276,9 @@ pub struct RunConfig {
     pub trial_dirname: Option<DirNameFn>,
     /// Hooks called as trials start, report and end.
     pub callbacks: Vec<Arc<dyn Callback>>,
+    /// Whether the experiment's folder gets `experiment_state.json` (what
+    /// [`Tuner::restore`] resumes from) and `results.csv`.
+    pub write_experiment_state: bool,
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -307,6 +310,7 @@ impl Default for RunConfig {
             logger: None,
             trial_dirname: None,
             callbacks: Vec::new(),
+            write_experiment_state: true,
         }
     }
 }
@@ -370,7 +374,8 @@ struct SavedTrial {
     config: Value,
     /// The trial's folder, relative to the experiment's.
     path: PathBuf,
-    /// Its latest checkpoint, relative to its folder.
+    /// Its latest checkpoint, relative to the experiment's folder (a PBT trial's may be in
+    /// another trial's folder).
     checkpoint: Option<PathBuf>,
     num_results: u64,
     time_total_s: f64,
@@ -411,6 +416,8 @@ struct Trial {
     stopped_early: bool,
     /// Stopped by an interrupt: pending again, for a restore.
     interrupted: bool,
+    /// Whether it has reported since its task started.
+    reported: bool,
 }
 
 impl Trial {
@@ -514,7 +521,7 @@ impl Tuner {
                     iteration: t.num_results,
                     last_report: None,
                     time_total: t.time_total_s,
-                    checkpoint: t.checkpoint.map(|c| dir.join(c)),
+                    checkpoint: t.checkpoint.map(|c| exp.join(c)),
                     dir,
                     failures: t.failures,
                     status: match t.status {
@@ -526,6 +533,7 @@ impl Tuner {
                     exploit: None,
                     stopped_early: t.stopped_early,
                     interrupted: false,
+                    reported: false,
                 }
             })
             .collect();
@@ -620,13 +628,14 @@ impl Tuner {
         check_name(&name)?;
         let exp = self.run.storage_path.join(&name);
         std::fs::create_dir_all(&exp).map_err(|e| TuneError::Io(exp.clone(), e))?;
+        let restored_run = restored.is_some();
         let (tag, mut trials) = match restored {
             Some(r) => (r.tag, r.trials),
             // Unique per experiment, so that two runs under one name never share a folder.
             None => (new_tag(), Vec::new()),
         };
         if let Some(s) = &mut searcher
-            && !trials.is_empty()
+            && restored_run
         {
             // A restored experiment's searcher goes on from the trials it had made.
             s.set_search_properties(self.tune.metric.as_deref(), self.tune.mode);
@@ -662,8 +671,9 @@ impl Tuner {
             0 => (4.0 * cpus) as usize,
             n => n,
         };
-        if self.remote {
-            // Actors wait for a node with room only so long: start no more than fit.
+        if self.remote || searcher.is_some() {
+            // Remote actors wait for a node with room only so long, and a searcher learns
+            // from each result: start no more trials than the resources fit at once.
             let total = rt.cluster_resources();
             for (k, v) in &self.resources {
                 if *v > 0.0 {
@@ -685,8 +695,8 @@ impl Tuner {
                 self.say(
                     1,
                     format!(
-                        "Interrupted: the running trials stop at their next result; resume with Tuner::restore({:?})",
-                        exp.display().to_string()
+                        "Interrupted: the running trials stop at their next result with a checkpoint, no more start; the experiment in {} can be resumed",
+                        exp.display()
                     ),
                 );
             }
@@ -767,6 +777,12 @@ impl Tuner {
                         c.on_trial_start(&t.info());
                     }
                 }
+                Event::NotStarted => {
+                    running -= 1;
+                    let t = &mut trials[i];
+                    t.decisions = None;
+                    t.status = TrialStatus::Pending;
+                }
                 Event::Checkpoint(staged) => {
                     let t = &mut trials[i];
                     let dest = t.dir.join(format!("checkpoint_{:06}", t.iteration));
@@ -779,10 +795,14 @@ impl Tuner {
                     metrics,
                     checkpoint,
                 } => {
+                    if !interrupted && self.run.interrupt.as_ref().is_some_and(Interrupt::is_set) {
+                        interrupted = true;
+                    }
                     let (mut decision, exploit) =
                         self.on_result(&mut trials[i], i, metrics, checkpoint, out_of_time);
-                    // PBT: continue from another trial's checkpoint with its config, perturbed.
-                    if let Some(src) = exploit.filter(|&s| s != i)
+                    // PBT: continue from another trial's checkpoint with its config, perturbed
+                    // (not once interrupted: the trial then stops with its own checkpoint).
+                    if let Some(src) = exploit.filter(|&s| s != i && !interrupted)
                         && let Some(ck) = trials[src].checkpoint.clone()
                     {
                         let config = self.tune.scheduler.explore(&trials[src].config);
@@ -813,7 +833,8 @@ impl Tuner {
                     running -= 1;
                     let t = &mut trials[i];
                     t.decisions = None;
-                    let retries_left = t.fatal.is_none() && t.failures < self.run.max_failures;
+                    let fatal = t.fatal.is_some();
+                    let retries_left = !fatal && t.failures < self.run.max_failures;
                     let outcome = match t.fatal.take() {
                         Some(e) => Err(e),
                         None => outcome,
@@ -834,6 +855,11 @@ impl Tuner {
                     }
                     if t.interrupted && outcome.is_ok() {
                         // Stopped for the interrupt: pending again, resumed by a restore.
+                        t.status = TrialStatus::Pending;
+                        continue;
+                    }
+                    if interrupted && outcome.is_err() && !fatal && !t.reported {
+                        // A trainable that refused to start because of the interrupt.
                         t.status = TrialStatus::Pending;
                         continue;
                     }
@@ -891,8 +917,11 @@ impl Tuner {
         }
         self.erase_table();
         let finished = !interrupted;
-        self.save_state(&exp, &tag, &trials, finished)
-            .map_err(|e| TuneError::Io(exp.join(STATE_FILE), e))?;
+        // The trials have ended: a bookkeeping file that cannot be written is a warning, not
+        // a failed experiment.
+        if let Err(e) = self.save_state(&exp, &tag, &trials, finished) {
+            err!("tune: {}: {e}", exp.join(STATE_FILE).display());
+        }
         let grid = ResultGrid {
             results: trials
                 .into_iter()
@@ -913,8 +942,11 @@ impl Tuner {
             mode: self.tune.mode,
             interrupted,
         };
-        grid.write_csv(&exp.join("results.csv"))
-            .map_err(|e| TuneError::Io(exp.join("results.csv"), e))?;
+        if self.run.write_experiment_state
+            && let Err(e) = grid.write_csv(&exp.join("results.csv"))
+        {
+            err!("tune: {}: {e}", exp.join("results.csv").display());
+        }
         if self.run.verbose >= 1 {
             self.print_table(&grid);
         }
@@ -960,6 +992,7 @@ impl Tuner {
             exploit: None,
             stopped_early: false,
             interrupted: false,
+            reported: false,
         }
     }
 
@@ -1005,7 +1038,7 @@ impl Tuner {
                     status: t.status,
                     config: t.config.clone(),
                     path: rel(&t.dir, exp),
-                    checkpoint: t.checkpoint.as_deref().map(|c| rel(c, &t.dir)),
+                    checkpoint: t.checkpoint.as_deref().map(|c| rel(c, exp)),
                     num_results: t.iteration,
                     time_total_s: t.time_total,
                     failures: t.failures,
@@ -1015,10 +1048,22 @@ impl Tuner {
                 })
                 .collect(),
         };
+        if !self.run.write_experiment_state {
+            return Ok(());
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let p = exp.join(STATE_FILE);
-        let tmp = exp.join(format!(".{STATE_FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_string_pretty(&saved)?)?;
-        std::fs::rename(tmp, p)
+        let tmp = exp.join(format!(
+            ".{STATE_FILE}.{}-{}.tmp",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = std::fs::write(&tmp, serde_json::to_string_pretty(&saved)?)
+            .and_then(|()| std::fs::rename(&tmp, p));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
     fn say(&self, level: u8, line: String) {
@@ -1120,6 +1165,7 @@ impl Tuner {
         }
         let (dtx, drx) = crossbeam_channel::bounded(1);
         t.decisions = Some(dtx);
+        t.reported = false;
         // A restarted trial counts on from its checkpoint (0 without one), as Ray's does.
         t.iteration = checkpoint_iteration(t.checkpoint.as_deref());
         let session = parking_lot::Mutex::new(Some(Session {
@@ -1143,6 +1189,7 @@ impl Tuner {
         }));
         let f = Arc::clone(&self.trainable);
         let config = t.config.clone();
+        let interrupt = self.run.interrupt.clone();
         // A task the runtime drops unrun (shut down) still tells the controller.
         let finished = parking_lot::Mutex::new(Some(FinishGuard {
             events: events.clone(),
@@ -1156,6 +1203,12 @@ impl Tuner {
                 else {
                     return;
                 };
+                // Waited for resources past an interrupt: it does not start (still pending).
+                if interrupt.as_ref().is_some_and(Interrupt::is_set) {
+                    done.sent = true;
+                    let _ = done.events.send((i, Event::NotStarted));
+                    return;
+                }
                 let _ = done.events.send((i, Event::Started));
                 let out = catch_unwind(AssertUnwindSafe(|| f(&config, &mut s)))
                     .unwrap_or_else(|p| Err(format!("panicked: {}", ray::panic_message(&*p))));
@@ -1186,6 +1239,7 @@ impl Tuner {
         out_of_time: bool,
     ) -> (Decision, Option<usize>) {
         let now = Instant::now();
+        t.reported = true;
         let this_iter = t.last_report.map_or(0.0, |l| (now - l).as_secs_f64());
         t.last_report = Some(now);
         // The trainable's own count when it keeps one (a run restored by the trainable itself
@@ -1216,8 +1270,10 @@ impl Tuner {
         }
         if let Some(w) = &mut t.writer
             && let Err(e) = w.result(&metrics)
+            && t.fatal.is_none()
         {
-            err!("tune: cannot write results of trial {}: {e}", t.id);
+            // A run whose results cannot be kept stops (its checkpoints stay).
+            t.fatal = Some(format!("{}: cannot write results: {e}", t.dir.display()));
         }
         // The experiment's metric and the stop keys must be reported: a trial without them
         // cannot be compared, or would never stop (as Ray refuses such a result).

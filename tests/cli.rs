@@ -579,7 +579,7 @@ fn the_pbt_example_exploits_and_explores() {
             "--seed",
             "3",
             "--stop",
-            r#"{"training_iteration": 12}"#,
+            r#"{"training_iteration": 24}"#,
             "--config",
             r#"{"train_batch_size": 1000, "minibatch_size": 250}"#,
         ],
@@ -621,7 +621,9 @@ fn the_pbt_example_exploits_and_explores() {
             "{lr} vs {last}"
         );
     }
-    assert!(clones >= 1, "no trial was perturbed in 12 iterations");
+    // Five perturbation points per trial (iterations 4, 8, ... 20): PBT's choices depend on
+    // the order results arrive in, but one of the four trials is the worst at some of them.
+    assert!(clones >= 1, "no trial was perturbed in 24 iterations");
 }
 
 /// Ctrl-C during a search keeps it resumable: the running trial ends its iteration with a

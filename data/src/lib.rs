@@ -127,22 +127,11 @@ impl<T: Send + Sync + 'static> Dataset<T> {
     }
 
     /// A dataset of blocks already in memory.
-    fn from_blocks(name: &str, blocks: Arc<Vec<Vec<T>>>) -> Self
+    pub(crate) fn from_blocks(name: &str, blocks: Arc<Vec<Vec<T>>>) -> Self
     where
         T: Clone,
     {
-        let n = blocks.len();
-        Dataset::from_thunks(
-            name,
-            Arc::new(move || {
-                Ok((0..n)
-                    .map(|i| {
-                        let b = Arc::clone(&blocks);
-                        Arc::new(move || Ok(b[i].clone())) as Thunk<T>
-                    })
-                    .collect())
-            }),
-        )
+        Dataset::from_thunks(name, Arc::new(move || Ok(in_memory(&blocks))))
     }
 
     /// A row-wise stage: `f` turns each block into the next stage's block, fused into the
@@ -401,14 +390,7 @@ impl<T: Send + Sync + 'static> Dataset<T> {
         let parent = self.clone();
         let plan: Plan<U> = Arc::new(move || {
             let blocks: Result<Vec<Vec<T>>, DataError> = parent.iter_blocks()?.collect();
-            let out = Arc::new(f(blocks?)?);
-            let n = out.len();
-            Ok((0..n)
-                .map(|i| {
-                    let b = Arc::clone(&out);
-                    Arc::new(move || Ok(b[i].clone())) as Thunk<U>
-                })
-                .collect())
+            Ok(in_memory(&Arc::new(f(blocks?)?)))
         });
         let mut d = Dataset::from_thunks(name, plan);
         let mut stages = self.stages.clone();
@@ -741,6 +723,16 @@ impl<T: Clone + Send + Sync + 'static, K: Hash + Eq + Ord + Clone + Send + Sync 
             vec![(k.clone(), rows.iter().map(&value).sum::<f64>() / n)]
         })
     }
+}
+
+/// One thunk per block held in memory (each hands out a copy of its block).
+fn in_memory<T: Clone + Send + Sync + 'static>(blocks: &Arc<Vec<Vec<T>>>) -> Vec<Thunk<T>> {
+    (0..blocks.len())
+        .map(|i| {
+            let b = Arc::clone(blocks);
+            Arc::new(move || Ok(b[i].clone())) as Thunk<T>
+        })
+        .collect()
 }
 
 /// `rows` in `n` near-equal parts, in order (no empty part unless there are fewer rows).

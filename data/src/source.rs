@@ -36,19 +36,7 @@ pub fn range(n: u64) -> Dataset<u64> {
 pub fn from_items<T: Clone + Send + Sync + 'static>(items: Vec<T>) -> Dataset<T> {
     let per = rows_per_block(items.len());
     let blocks: Vec<Vec<T>> = items.chunks(per).map(<[T]>::to_vec).collect();
-    let blocks = Arc::new(blocks);
-    let n = blocks.len();
-    Dataset::from_thunks(
-        "from_items",
-        Arc::new(move || {
-            Ok((0..n)
-                .map(|i| {
-                    let b = Arc::clone(&blocks);
-                    Arc::new(move || Ok(b[i].clone())) as Thunk<T>
-                })
-                .collect())
-        }),
-    )
+    Dataset::from_blocks("from_items", Arc::new(blocks))
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> DataError {

@@ -91,6 +91,24 @@ impl Settings<'_> {
     }
 }
 
+/// A scheduler with the `time_attr`, `metric` and `mode` its settings give (ASHA's and
+/// PBT's builders share these names, not a trait).
+macro_rules! search_properties {
+    ($s:expr, $x:expr) => {{
+        let mut x = $x;
+        if let Some(v) = $s.text("time_attr")? {
+            x = x.time_attr(v);
+        }
+        if let Some(v) = $s.text("metric")? {
+            x = x.metric(v);
+        }
+        if let Some(m) = $s.mode()? {
+            x = x.mode(m);
+        }
+        x
+    }};
+}
+
 /// The scheduler a search runs with: `--scheduler` with `--scheduler-config`, else the
 /// experiment's `scheduler:` (its settings replaced by `--scheduler-config` when given), else
 /// FIFO.
@@ -155,16 +173,7 @@ fn scheduler(exp: &Experiment, a: &SearchArgs) -> Result<Sched, String> {
                 "reduction_factor",
                 "brackets",
             ])?;
-            let mut x = tune::Asha::new();
-            if let Some(v) = s.text("time_attr")? {
-                x = x.time_attr(v);
-            }
-            if let Some(v) = s.text("metric")? {
-                x = x.metric(v);
-            }
-            if let Some(m) = s.mode()? {
-                x = x.mode(m);
-            }
+            let mut x = search_properties!(s, tune::Asha::new());
             if let Some(v) = s.num("max_t")? {
                 x = x.max_t(v);
             }
@@ -193,16 +202,7 @@ fn scheduler(exp: &Experiment, a: &SearchArgs) -> Result<Sched, String> {
                 "resample_probability",
                 "seed",
             ])?;
-            let mut x = tune::Pbt::new();
-            if let Some(v) = s.text("time_attr")? {
-                x = x.time_attr(v);
-            }
-            if let Some(v) = s.text("metric")? {
-                x = x.metric(v);
-            }
-            if let Some(m) = s.mode()? {
-                x = x.mode(m);
-            }
+            let mut x = search_properties!(s, tune::Pbt::new());
             if let Some(v) = s.num("perturbation_interval")? {
                 x = x.perturbation_interval(v);
             }

@@ -350,32 +350,37 @@ impl Algorithm {
         trial_dir: &std::path::Path,
         experiment: Option<&str>,
     ) -> Result<std::path::PathBuf, String> {
-        let state = self.get_state()?;
-        let config = crate::config::export::config_json(&self.cfg, self.seed);
-        let run = crate::checkpoint::RunInfo {
-            spec: &self.spec,
-            env: &self.cfg.env,
-            spaces: self.spaces(),
-            seed: self.seed,
-            config: &config,
-            experiment,
-        };
-        crate::checkpoint::save(&state, run, trial_dir).map_err(|e| e.to_string())
+        let (state, config) = (self.get_state()?, self.config_json());
+        crate::checkpoint::save(&state, self.run_info(&config, experiment), trial_dir)
+            .map_err(|e| e.to_string())
     }
 
     /// Writes a checkpoint of the run into `dir` itself (see [`crate::checkpoint::save_into`]).
     pub fn save_into(&self, dir: &std::path::Path, experiment: Option<&str>) -> Result<(), String> {
-        let state = self.get_state()?;
-        let config = crate::config::export::config_json(&self.cfg, self.seed);
-        let run = crate::checkpoint::RunInfo {
+        let (state, config) = (self.get_state()?, self.config_json());
+        crate::checkpoint::save_into(&state, self.run_info(&config, experiment), dir)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The full config as a checkpoint records it.
+    fn config_json(&self) -> serde_json::Value {
+        crate::config::export::config_json(&self.cfg, self.seed)
+    }
+
+    /// What a checkpoint records beside the state.
+    fn run_info<'a>(
+        &'a self,
+        config: &'a serde_json::Value,
+        experiment: Option<&'a str>,
+    ) -> crate::checkpoint::RunInfo<'a> {
+        crate::checkpoint::RunInfo {
             spec: &self.spec,
             env: &self.cfg.env,
             spaces: self.spaces(),
             seed: self.seed,
-            config: &config,
+            config,
             experiment,
-        };
-        crate::checkpoint::save_into(&state, run, dir).map_err(|e| e.to_string())
+        }
     }
 
     /// Continues from checkpoint `ck`, whose module must be this run's (see

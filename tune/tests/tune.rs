@@ -874,3 +874,108 @@ fn a_remote_trainable_runs_in_an_actor_and_moves_its_checkpoints() {
         "one trial failed at 4 and was resumed from its checkpoint at 2"
     );
 }
+
+#[test]
+fn a_pbt_experiment_interrupted_mid_run_resumes_to_its_end() {
+    // Eight PBT trials (relative storage path, as rllib's `checkpoints`), interrupted after
+    // 100 results in all, then restored with the same scheduler: every trial ends, its
+    // checkpoints (some of them clones of other trials') found again.
+    let dir = tempfile::tempdir().unwrap();
+    // The temp folder as a path relative to the working folder (`../../tmp/...`).
+    let cwd = std::env::current_dir().unwrap();
+    let mut rel = std::path::PathBuf::new();
+    for _ in cwd.components().skip(1) {
+        rel.push("..");
+    }
+    rel.push(dir.path().strip_prefix("/").unwrap());
+    let steps = Arc::new(AtomicUsize::new(0));
+    let make = |steps: Arc<AtomicUsize>| {
+        tune::class(move |c: &Value, _: &tune::Session| {
+            steps.fetch_add(1, Ordering::SeqCst);
+            Ok(Phases {
+                t: 0,
+                score: 0.0,
+                lr: c["lr"].as_f64().ok_or("lr")?,
+            })
+        })
+    };
+    let pbt = || {
+        Box::new(
+            tune::Pbt::new()
+                .perturbation_interval(4.0)
+                .mutate(
+                    "lr",
+                    tune::Mutation::Domain(tune::Domain::Uniform {
+                        low: 0.0,
+                        high: 1.0,
+                    }),
+                )
+                .seed(1),
+        ) as Box<dyn tune::TrialScheduler>
+    };
+    let tc = |s| TuneConfig {
+        metric: Some("score".into()),
+        mode: Some(Mode::Max),
+        scheduler: s,
+        ..TuneConfig::default()
+    };
+    let results = Arc::new(AtomicUsize::new(0));
+    let r2 = Arc::clone(&results);
+    struct Count(Arc<AtomicUsize>);
+    impl tune::Callback for Count {
+        fn on_trial_result(&self, _: &tune::TrialInfo<'_>, _: &tune::Metrics) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let grid = Tuner::new(
+        "phases",
+        make(Arc::clone(&steps)),
+        Space::new().set("lr", grid_search([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])),
+    )
+    .with_resources([("CPU", 0.25)])
+    .tune_config(tc(pbt()))
+    .run_config(RunConfig {
+        name: Some("pbt".into()),
+        storage_path: rel.clone(),
+        checkpoint_frequency: 1,
+        stop: Stop::Criteria(vec![("t".into(), 40.0)]),
+        interrupt: Some(tune::Interrupt::new(move || {
+            r2.load(Ordering::SeqCst) >= 100
+        })),
+        callbacks: vec![Arc::new(Count(Arc::clone(&results)))],
+        verbose: 0,
+        ..RunConfig::default()
+    })
+    .runtime(runtime(2.0))
+    .fit();
+    let grid = grid.unwrap();
+    assert!(grid.interrupted);
+    assert!(
+        grid.results
+            .iter()
+            .any(|r| r.status == TrialStatus::Pending),
+        "interrupted before the end"
+    );
+    let cloned = grid
+        .results
+        .iter()
+        .filter(|r| r.path.join("pbt_policy.txt").is_file())
+        .count();
+    assert!(
+        cloned >= 1,
+        "some trial cloned another before the interrupt"
+    );
+    let grid = Tuner::restore(rel.join("pbt"), make(Arc::clone(&steps)))
+        .unwrap()
+        .tune_config(tc(pbt()))
+        .runtime(runtime(2.0))
+        .fit()
+        .unwrap();
+    assert!(!grid.interrupted);
+    for r in &grid.results {
+        assert_eq!(r.status, TrialStatus::Terminated, "{:?}", r.error);
+        // At least 40: a trial that clones one which has just reached 40 steps once more.
+        let t = r.metrics.as_ref().unwrap()["t"].as_u64().unwrap();
+        assert!((40..=41).contains(&t), "t = {t}");
+    }
+}

@@ -99,3 +99,15 @@ impl<T: Send + 'static> Iterator for BlockStream<T> {
         }
     }
 }
+
+/// The rows of a stream of blocks, in order; a failed block is one error row.
+pub(crate) fn rows<T: 'static>(
+    blocks: impl Iterator<Item = Result<Vec<T>, DataError>>,
+) -> impl Iterator<Item = Result<T, DataError>> {
+    blocks.flat_map(|b| -> Box<dyn Iterator<Item = Result<T, DataError>>> {
+        match b {
+            Ok(rows) => Box::new(rows.into_iter().map(Ok)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    })
+}

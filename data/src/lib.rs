@@ -251,14 +251,7 @@ impl<T: Send + Sync + 'static> Dataset<T> {
 
     /// The rows, in order.
     pub fn iter_rows(&self) -> Result<impl Iterator<Item = Result<T, DataError>>, DataError> {
-        Ok(self
-            .iter_blocks()?
-            .flat_map(|b| -> Box<dyn Iterator<Item = Result<T, DataError>>> {
-                match b {
-                    Ok(rows) => Box::new(rows.into_iter().map(Ok)),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                }
-            }))
+        Ok(exec::rows(self.iter_blocks()?))
     }
 
     /// Batches of exactly `batch_size` rows (the last may be shorter), across blocks.
@@ -573,47 +566,43 @@ numeric!(
 
 /// Sums and statistics of numeric rows.
 impl<T: Numeric + Send + Sync + 'static> Dataset<T> {
-    /// The sum, as f64 (`None` for no rows).
-    pub fn sum(&self) -> Result<Option<f64>, DataError> {
-        let (n, s) = self.aggregate(
+    /// (rows, their sum as f64).
+    fn count_sum(&self) -> Result<(usize, f64), DataError> {
+        self.aggregate(
             || (0usize, 0.0),
             |(n, s), x| (n + 1, s + x.as_f64()),
             |a, b| (a.0 + b.0, a.1 + b.1),
-        )?;
+        )
+    }
+
+    /// The row `pick` (`f64::min` or `f64::max`) keeps of every pair.
+    fn extreme(&self, pick: fn(f64, f64) -> f64) -> Result<Option<f64>, DataError> {
+        let keep = move |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(pick(a, b)),
+            (a, b) => a.or(b),
+        };
+        self.aggregate(|| None, move |m, x| keep(m, Some(x.as_f64())), keep)
+    }
+
+    /// The sum, as f64 (`None` for no rows).
+    pub fn sum(&self) -> Result<Option<f64>, DataError> {
+        let (n, s) = self.count_sum()?;
         Ok((n > 0).then_some(s))
     }
 
     /// The smallest row.
     pub fn min(&self) -> Result<Option<f64>, DataError> {
-        self.aggregate(
-            || None,
-            |m: Option<f64>, x| Some(m.map_or(x.as_f64(), |m| m.min(x.as_f64()))),
-            |a, b| match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-        )
+        self.extreme(f64::min)
     }
 
     /// The largest row.
     pub fn max(&self) -> Result<Option<f64>, DataError> {
-        self.aggregate(
-            || None,
-            |m: Option<f64>, x| Some(m.map_or(x.as_f64(), |m| m.max(x.as_f64()))),
-            |a, b| match (a, b) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            },
-        )
+        self.extreme(f64::max)
     }
 
     /// The mean.
     pub fn mean(&self) -> Result<Option<f64>, DataError> {
-        let (n, s) = self.aggregate(
-            || (0usize, 0.0),
-            |(n, s), x| (n + 1, s + x.as_f64()),
-            |a, b| (a.0 + b.0, a.1 + b.1),
-        )?;
+        let (n, s) = self.count_sum()?;
         Ok((n > 0).then(|| s / n as f64))
     }
 

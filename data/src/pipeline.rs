@@ -135,14 +135,7 @@ impl<T: Send + Sync + 'static> DatasetPipeline<T> {
     /// Starts the stages; the rows come out in order. Dropping the iterator stops them.
     pub fn iter_rows(&self) -> Result<impl Iterator<Item = Result<T, DataError>>, DataError> {
         let rx = (self.start)(&crate::runtime())?;
-        Ok(rx
-            .into_iter()
-            .flat_map(|w| -> Box<dyn Iterator<Item = Result<T, DataError>>> {
-                match w {
-                    Ok(rows) => Box::new(rows.into_iter().map(Ok)),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                }
-            }))
+        Ok(crate::exec::rows(rx.into_iter()))
     }
 
     /// The first `n` rows; the stages stop once they are out.

@@ -63,7 +63,7 @@ pub fn read_csv<T: DeserializeOwned + Send + Sync + 'static>(path: impl AsRef<Pa
 }
 
 /// Writes `bytes` as `dir/name` through a hidden temporary file renamed into place.
-fn write_atomic(
+pub(crate) fn write_atomic(
     dir: &Path,
     name: &str,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,

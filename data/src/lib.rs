@@ -17,6 +17,7 @@ mod exec;
 mod io;
 mod pipeline;
 mod source;
+mod table;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -28,6 +29,9 @@ use exec::{BlockStream, Thunk};
 pub use io::{read_csv, read_json};
 pub use pipeline::DatasetPipeline;
 pub use source::{from_items, range, read_binary_files, read_text};
+pub use table::{GroupedTable, Table, from_arrow, read_parquet};
+// The Arrow and Parquet crates tables are made of, so users name the same versions.
+pub use {arrow_array, arrow_schema, parquet};
 
 /// What can go wrong in a dataset.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,6 +50,14 @@ pub enum DataError {
         /// The file.
         path: String,
         /// What happened.
+        message: String,
+    },
+    /// A column that is missing or of the wrong type.
+    #[error("column {column:?}: {message}")]
+    Column {
+        /// The column's name.
+        column: String,
+        /// What is wrong with it.
         message: String,
     },
     /// Datasets that cannot be combined (`zip` of different lengths), bad arguments.
@@ -82,7 +94,7 @@ struct StageStats {
     bytes_out: AtomicU64,
 }
 
-type Plan<T> = Arc<dyn Fn() -> Result<Vec<Thunk<T>>, DataError> + Send + Sync>;
+pub(crate) type Plan<T> = Arc<dyn Fn() -> Result<Vec<Thunk<T>>, DataError> + Send + Sync>;
 
 /// A lazy dataset of `T` rows in blocks.
 pub struct Dataset<T> {
@@ -575,15 +587,6 @@ impl<T: Numeric + Send + Sync + 'static> Dataset<T> {
         )
     }
 
-    /// The row `pick` (`f64::min` or `f64::max`) keeps of every pair.
-    fn extreme(&self, pick: fn(f64, f64) -> f64) -> Result<Option<f64>, DataError> {
-        let keep = move |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => Some(pick(a, b)),
-            (a, b) => a.or(b),
-        };
-        self.aggregate(|| None, move |m, x| keep(m, Some(x.as_f64())), keep)
-    }
-
     /// The sum, as f64 (`None` for no rows).
     pub fn sum(&self) -> Result<Option<f64>, DataError> {
         let (n, s) = self.count_sum()?;
@@ -592,12 +595,12 @@ impl<T: Numeric + Send + Sync + 'static> Dataset<T> {
 
     /// The smallest row.
     pub fn min(&self) -> Result<Option<f64>, DataError> {
-        self.extreme(f64::min)
+        self.aggregate(|| None, |m, x| keep_min(m, x.as_f64()), pick_min)
     }
 
     /// The largest row.
     pub fn max(&self) -> Result<Option<f64>, DataError> {
-        self.extreme(f64::max)
+        self.aggregate(|| None, |m, x| keep_max(m, x.as_f64()), pick_max)
     }
 
     /// The mean.
@@ -608,32 +611,76 @@ impl<T: Numeric + Send + Sync + 'static> Dataset<T> {
 
     /// The standard deviation with `ddof` (Ray's default 1), merged per block (Chan et al.).
     pub fn std(&self, ddof: usize) -> Result<Option<f64>, DataError> {
-        let (n, _, m2) = self.aggregate(
-            || (0usize, 0.0f64, 0.0f64),
-            |(n, mean, m2), x| {
-                let x: f64 = x.as_f64();
-                let n1 = n + 1;
-                let d = x - mean;
-                let mean1 = mean + d / n1 as f64;
-                (n1, mean1, m2 + d * (x - mean1))
-            },
-            |(na, ma, qa), (nb, mb, qb)| {
-                if na == 0 {
-                    return (nb, mb, qb);
-                }
-                if nb == 0 {
-                    return (na, ma, qa);
-                }
-                let n = na + nb;
-                let d = mb - ma;
-                (
-                    n,
-                    ma + d * nb as f64 / n as f64,
-                    qa + qb + d * d * (na * nb) as f64 / n as f64,
-                )
-            },
-        )?;
-        Ok((n > ddof).then(|| (m2 / (n - ddof) as f64).sqrt()))
+        let m = self.aggregate(Moments::default, |m, x| m.push(x.as_f64()), Moments::merge)?;
+        Ok(m.std(ddof))
+    }
+}
+
+/// Count, mean and sum of squared deviations of a stream of numbers (Welford), mergeable
+/// across blocks (Chan et al.).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Moments {
+    n: usize,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    pub(crate) fn push(self, x: f64) -> Moments {
+        let n = self.n + 1;
+        let d = x - self.mean;
+        let mean = self.mean + d / n as f64;
+        Moments {
+            n,
+            mean,
+            m2: self.m2 + d * (x - mean),
+        }
+    }
+
+    pub(crate) fn merge(a: Moments, b: Moments) -> Moments {
+        if a.n == 0 {
+            return b;
+        }
+        if b.n == 0 {
+            return a;
+        }
+        let n = a.n + b.n;
+        let d = b.mean - a.mean;
+        Moments {
+            n,
+            mean: a.mean + d * b.n as f64 / n as f64,
+            m2: a.m2 + b.m2 + d * d * (a.n * b.n) as f64 / n as f64,
+        }
+    }
+
+    pub(crate) fn std(self, ddof: usize) -> Option<f64> {
+        (self.n > ddof).then(|| (self.m2 / (self.n - ddof) as f64).sqrt())
+    }
+}
+
+/// The smaller of a running minimum and a value.
+pub(crate) fn keep_min(m: Option<f64>, x: f64) -> Option<f64> {
+    Some(m.map_or(x, |m| m.min(x)))
+}
+
+/// The larger of a running maximum and a value.
+pub(crate) fn keep_max(m: Option<f64>, x: f64) -> Option<f64> {
+    Some(m.map_or(x, |m| m.max(x)))
+}
+
+/// The smaller of two running minima.
+pub(crate) fn pick_min(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match b {
+        Some(b) => keep_min(a, b),
+        None => a,
+    }
+}
+
+/// The larger of two running maxima.
+pub(crate) fn pick_max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match b {
+        Some(b) => keep_max(a, b),
+        None => a,
     }
 }
 
@@ -740,7 +787,7 @@ fn split_even<T>(mut rows: Vec<T>, n: usize) -> Vec<Vec<T>> {
 }
 
 /// Fisher–Yates with SplitMix64 (the same order for the same seed on every platform).
-fn shuffle<T>(rows: &mut [T], seed: u64) {
+pub(crate) fn shuffle<T>(rows: &mut [T], seed: u64) {
     let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Data's figures (issue 13): the tutorial's program from process start to exit (median of 9
-# runs) with its peak RSS, and rows/s through map -> filter -> flat_map of typed rows.
+# runs) with its peak RSS, and rows/s through map -> filter -> flat_map of typed rows; then
+# Parquet write and read of one ~1 GB file against the `parquet` crate alone in the same run
+# (ours/raw >= 0.50; about a minute and ~2 GB on /tmp; DATA_BENCH_PARQUET_MB sets the size).
 # Usage: bench/data.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +24,5 @@ printf '%-58s %10s %10s\n' "measure" "value" "goal"
 printf '%-58s %10.1f %10s\n' "the tutorial's program, process start to exit: ms" "$(median <"$out/ms")" "<= 20"
 printf '%-58s %10.1f %10s\n' "  its peak RSS: MB" "$(echo "$(median <"$out/kb") / 1024" | bc -l)" ""
 cargo bench -q -p data --bench pipeline 2>/dev/null
+echo
+cargo bench -q -p data --bench parquet 2>/dev/null

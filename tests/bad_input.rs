@@ -374,7 +374,7 @@ fn bad_config_files() {
         (
             "unknown algorithm",
             b"exp:\n  env: CartPole-v1\n  run: IMPALA\n".to_vec(),
-            &["exp.yaml:3:8", "unknown algorithm 'IMPALA'", "PPO, DQN, SAC"],
+            &["exp.yaml:3:8", "unknown algorithm 'IMPALA'", "PPO, DQN, SAC, BC, MARWIL"],
         ),
         (
             "unknown stop key",

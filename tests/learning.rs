@@ -123,3 +123,92 @@ fn pendulum_sac() {
 fn mountaincarcontinuous_sac() {
     learns("mountaincarcontinuous-sac", 1, 90.0, 50_000.0, 80.0);
 }
+
+/// The offline pair: cartpole-ppo trained on to a 100-episode mean of 475, 200 of its greedy
+/// episodes recorded with `rllib evaluate --output` (100k steps when each lasts 500), then the
+/// `cartpole-bc` example learns from those files alone (it never steps the env to learn) to
+/// a greedy evaluation return of at least 450, on each of 5 seeds.
+#[test]
+fn cartpole_bc_learns_from_recorded_ppo_episodes_on_five_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ppo = rllib(
+        &[
+            "example",
+            "run",
+            "cartpole-ppo",
+            "--seed",
+            "1",
+            "--output-dir",
+            "runs",
+            "--stop",
+            r#"{"env_runners/episode_return_mean": 475, "num_env_steps_sampled_lifetime": 400000}"#,
+        ],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&ppo.stdout).into_owned();
+    assert!(ppo.status.success(), "{text}");
+    let ckpt = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Checkpoint: "))
+        .unwrap_or_else(|| panic!("no checkpoint line:\n{text}"))
+        .to_string();
+    let rec = rllib(
+        &[
+            "evaluate",
+            &ckpt,
+            "--episodes",
+            "200",
+            "--output",
+            "cartpole-episodes",
+        ],
+        dir.path(),
+    );
+    let rec_text = String::from_utf8_lossy(&rec.stdout).into_owned();
+    assert!(
+        rec.status.success(),
+        "{rec_text}{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    let mean = number_after(&rec_text, "episode_return_mean: ").unwrap();
+    assert!(
+        mean >= 450.0,
+        "the recorded policy is no expert: {rec_text}"
+    );
+    // Every step of the 200 episodes is a row of the files.
+    let len_mean = number_after(&rec_text, "episode_len_mean: ").unwrap();
+    let rows = data::read_parquet(dir.path().join("cartpole-episodes"))
+        .count()
+        .unwrap();
+    assert_eq!(rows as f64, (200.0 * len_mean).round(), "{rec_text}");
+
+    for seed in 1..=5 {
+        let bc = rllib(
+            &[
+                "example",
+                "run",
+                "cartpole-bc",
+                "--seed",
+                &seed.to_string(),
+                "--output-dir",
+                "runs",
+            ],
+            dir.path(),
+        );
+        let text = String::from_utf8_lossy(&bc.stdout).into_owned();
+        assert!(
+            bc.status.success(),
+            "seed {seed}: {text}{}",
+            String::from_utf8_lossy(&bc.stderr)
+        );
+        let got = number_after(
+            &text,
+            "Stopped: evaluation/env_runners/episode_return_mean = ",
+        )
+        .unwrap_or_else(|| panic!("seed {seed} did not stop on its evaluation:\n{text}"));
+        assert!(got >= 450.0, "seed {seed}: {got}\n{text}");
+        assert!(
+            text.contains("env steps: 0"),
+            "BC sampled env steps:\n{text}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ pub mod error;
 pub mod filter;
 pub mod gae;
 pub mod learner;
+pub mod marwil;
 pub mod memory;
 pub mod metrics;
 pub mod nn;

@@ -140,7 +140,7 @@ pub fn estimate(
             cap * (F32 * (2.0 * d + f(spec.action_dim()) + 1.0) + 1.0 + 8.0 + 4.0 + 4.0 + 8.0)
                 + 2.0 * 16.0 * cap.log2().ceil().exp2()
         }
-        ModuleSpec::Ppo(_) => 0.0,
+        ModuleSpec::Ppo(_) | ModuleSpec::Bc(_) | ModuleSpec::Marwil(_) => 0.0,
     };
     let hiddens = format!("model.fcnet_hiddens: {:?}", model.fcnet_hiddens);
     let mut parts = vec![

@@ -25,6 +25,8 @@ pub const NUM_ENV_STEPS_SAMPLED_LIFETIME: &str = "num_env_steps_sampled_lifetime
 /// Env steps sampled per second this iteration.
 pub const NUM_ENV_STEPS_SAMPLED_LIFETIME_THROUGHPUT: &str =
     "num_env_steps_sampled_lifetime_throughput";
+/// Recorded rows an offline algorithm (BC, MARWIL) has learned from.
+pub const NUM_ENV_STEPS_TRAINED_LIFETIME: &str = "num_env_steps_trained_lifetime";
 /// Mean return of the last evaluation.
 pub const EVALUATION_RETURN_MEAN: &str = "evaluation/env_runners/episode_return_mean";
 /// Steps in the replay buffer.
@@ -85,6 +87,9 @@ pub mod learner {
     pub const TARGET_ENTROPY: &str = "learners/default_policy/target_entropy";
     /// SAC's mean log-probability of its resampled actions.
     pub const LOGPS: &str = "learners/default_policy/logps";
+    /// MARWIL's moving average of squared advantages.
+    pub const MOVING_AVERAGE_SQD_ADV_NORM: &str =
+        "learners/default_policy/moving_average_sqd_adv_norm";
     /// Gradient steps this iteration.
     pub const NUM_UPDATES: &str = "learners/default_policy/num_gradient_updates";
 }

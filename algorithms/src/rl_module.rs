@@ -17,6 +17,10 @@ use crate::sac::{SacModuleSpec, SacPolicy};
 pub enum ModuleSpec {
     /// PPO's policy and value networks.
     Ppo(PpoModuleSpec),
+    /// BC's: PPO's module (the value head unused).
+    Bc(PpoModuleSpec),
+    /// MARWIL's: PPO's module.
+    Marwil(PpoModuleSpec),
     /// DQN's Q network and its target.
     Dqn(DqnModuleSpec),
     /// SAC's policy, Q networks and targets.
@@ -32,21 +36,29 @@ impl ModuleSpec {
     pub fn for_env(cfg: &AlgorithmConfig, obs: &Space, act: &Space) -> Result<Self, String> {
         let obs_dim = obs.flat_dim();
         let model = cfg.model.clone();
+        let ppo_like = |action: ActionSpec| {
+            let s = PpoModuleSpec {
+                obs_dim,
+                action,
+                model: model.clone(),
+            };
+            match cfg.algo {
+                Algo::Bc => ModuleSpec::Bc(s),
+                Algo::Marwil => ModuleSpec::Marwil(s),
+                _ => ModuleSpec::Ppo(s),
+            }
+        };
         Ok(match (cfg.algo, act) {
-            (Algo::Ppo, Space::Discrete { n, .. }) => ModuleSpec::Ppo(PpoModuleSpec {
-                obs_dim,
-                action: ActionSpec::Discrete(*n as usize),
-                model,
-            }),
-            (Algo::Ppo, Space::Box { low, high, .. }) => ModuleSpec::Ppo(PpoModuleSpec {
-                obs_dim,
-                action: ActionSpec::Box {
+            (Algo::Ppo | Algo::Bc | Algo::Marwil, Space::Discrete { n, .. }) => {
+                ppo_like(ActionSpec::Discrete(*n as usize))
+            }
+            (Algo::Ppo | Algo::Bc | Algo::Marwil, Space::Box { low, high, .. }) => {
+                ppo_like(ActionSpec::Box {
                     dim: low.len(),
                     low: low.clone(),
                     high: high.clone(),
-                },
-                model,
-            }),
+                })
+            }
             (Algo::Dqn, Space::Discrete { n, .. }) => ModuleSpec::Dqn(DqnModuleSpec {
                 obs_dim,
                 num_actions: *n as usize,
@@ -80,6 +92,8 @@ impl ModuleSpec {
     pub fn algo(&self) -> Algo {
         match self {
             ModuleSpec::Ppo(_) => Algo::Ppo,
+            ModuleSpec::Bc(_) => Algo::Bc,
+            ModuleSpec::Marwil(_) => Algo::Marwil,
             ModuleSpec::Dqn(_) => Algo::Dqn,
             ModuleSpec::Sac(_) => Algo::Sac,
         }
@@ -88,7 +102,7 @@ impl ModuleSpec {
     /// Observation size.
     pub fn obs_dim(&self) -> usize {
         match self {
-            ModuleSpec::Ppo(s) => s.obs_dim,
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => s.obs_dim,
             ModuleSpec::Dqn(s) => s.obs_dim,
             ModuleSpec::Sac(s) => s.obs_dim,
         }
@@ -97,7 +111,7 @@ impl ModuleSpec {
     /// Values per action.
     pub fn action_dim(&self) -> usize {
         match self {
-            ModuleSpec::Ppo(s) => s.action.action_dim(),
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => s.action.action_dim(),
             ModuleSpec::Dqn(_) => 1,
             ModuleSpec::Sac(s) => s.action_dim,
         }
@@ -106,7 +120,7 @@ impl ModuleSpec {
     /// Values per row of recorded distribution inputs.
     pub fn dist_width(&self) -> usize {
         match self {
-            ModuleSpec::Ppo(s) => s.action.dist_width(),
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => s.action.dist_width(),
             ModuleSpec::Dqn(_) | ModuleSpec::Sac(_) => 0,
         }
     }
@@ -114,7 +128,7 @@ impl ModuleSpec {
     /// The model config it was built from.
     pub fn model(&self) -> &crate::config::ModelConfig {
         match self {
-            ModuleSpec::Ppo(s) => &s.model,
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => &s.model,
             ModuleSpec::Dqn(s) => &s.model,
             ModuleSpec::Sac(s) => &s.model,
         }
@@ -123,7 +137,7 @@ impl ModuleSpec {
     /// Fresh weights of the whole module.
     pub fn init(&self, seed: u64) -> Weights {
         match self {
-            ModuleSpec::Ppo(s) => s.init(seed),
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => s.init(seed),
             ModuleSpec::Dqn(s) => s.init(seed),
             ModuleSpec::Sac(s) => s.init(seed),
         }
@@ -132,7 +146,7 @@ impl ModuleSpec {
     /// Parameter names and shapes of the whole module.
     pub fn parameter_shapes(&self) -> ParamShapes {
         match self {
-            ModuleSpec::Ppo(s) => s.parameter_shapes(),
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => s.parameter_shapes(),
             ModuleSpec::Dqn(s) => s.parameter_shapes(),
             ModuleSpec::Sac(s) => s.parameter_shapes(),
         }
@@ -147,7 +161,9 @@ impl ModuleSpec {
                 .collect::<Vec<_>>()
         };
         match self {
-            ModuleSpec::Ppo(s) => vec![("default_optimizer".into(), s.parameter_shapes())],
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => {
+                vec![("default_optimizer".into(), s.parameter_shapes())]
+            }
             ModuleSpec::Dqn(s) => {
                 vec![("default_optimizer".into(), s.net_spec().parameter_shapes())]
             }
@@ -177,6 +193,18 @@ impl ModuleSpec {
                 },
                 ..
             })
+            | ModuleSpec::Bc(PpoModuleSpec {
+                action: ActionSpec::Box {
+                    low: l, high: h, ..
+                },
+                ..
+            })
+            | ModuleSpec::Marwil(PpoModuleSpec {
+                action: ActionSpec::Box {
+                    low: l, high: h, ..
+                },
+                ..
+            })
             | ModuleSpec::Sac(SacModuleSpec {
                 low: l, high: h, ..
             }) => {
@@ -195,7 +223,7 @@ impl ModuleSpec {
     ) -> Result<Box<dyn Policy>, String> {
         let mapping = ActionMapping::from_flags(cfg.normalize_actions, cfg.clip_actions);
         Ok(match self {
-            ModuleSpec::Ppo(s) => {
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => {
                 Box::new(PpoPolicy::new(s.clone(), weights)?.with_mapping(mapping))
             }
             ModuleSpec::Dqn(s) => Box::new(DqnPolicy::new(s, weights, cfg.dqn.epsilon.clone())?),
@@ -209,7 +237,7 @@ impl ModuleSpec {
     /// The part of the whole module's weights a policy acts with.
     pub fn inference_part(&self, w: &Weights) -> Result<Weights, String> {
         match self {
-            ModuleSpec::Ppo(_) => Ok(w.clone()),
+            ModuleSpec::Ppo(_) | ModuleSpec::Bc(_) | ModuleSpec::Marwil(_) => Ok(w.clone()),
             ModuleSpec::Dqn(s) => s.net_spec().ordered(w),
             ModuleSpec::Sac(s) => s.pi_spec().ordered(w),
         }

@@ -29,7 +29,7 @@ use exec::{BlockStream, Thunk};
 pub use io::{read_csv, read_json};
 pub use pipeline::DatasetPipeline;
 pub use source::{from_items, range, read_binary_files, read_text};
-pub use table::{GroupedTable, Table, from_arrow, read_parquet};
+pub use table::{GroupedTable, Table, from_arrow, read_parquet, write_parquet_file};
 // The Arrow and Parquet crates tables are made of, so users name the same versions.
 pub use {arrow_array, arrow_schema, parquet};
 
@@ -256,13 +256,15 @@ impl<T: Send + Sync + 'static> Dataset<T> {
     /// The blocks, in order, as they are computed.
     pub fn iter_blocks(
         &self,
-    ) -> Result<impl Iterator<Item = Result<Vec<T>, DataError>>, DataError> {
+    ) -> Result<impl Iterator<Item = Result<Vec<T>, DataError>> + use<T>, DataError> {
         let blocks = (self.plan)()?;
         Ok(BlockStream::new(blocks, runtime(), self.window))
     }
 
     /// The rows, in order.
-    pub fn iter_rows(&self) -> Result<impl Iterator<Item = Result<T, DataError>>, DataError> {
+    pub fn iter_rows(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<T, DataError>> + use<T>, DataError> {
         Ok(exec::rows(self.iter_blocks()?))
     }
 
@@ -270,7 +272,7 @@ impl<T: Send + Sync + 'static> Dataset<T> {
     pub fn iter_batches(
         &self,
         batch_size: usize,
-    ) -> Result<impl Iterator<Item = Result<Vec<T>, DataError>>, DataError> {
+    ) -> Result<impl Iterator<Item = Result<Vec<T>, DataError>> + use<T>, DataError> {
         let size = batch_size.max(1);
         let mut blocks = self.iter_blocks()?;
         let mut buf: Vec<T> = Vec::new();

@@ -599,7 +599,7 @@ impl Table {
     /// The blocks' batches, in order.
     pub fn iter_blocks(
         &self,
-    ) -> Result<impl Iterator<Item = Result<Vec<RecordBatch>, DataError>>, DataError> {
+    ) -> Result<impl Iterator<Item = Result<Vec<RecordBatch>, DataError>> + use<>, DataError> {
         self.ds.iter_blocks()
     }
 
@@ -607,7 +607,7 @@ impl Table {
     pub fn iter_batches(
         &self,
         batch_size: usize,
-    ) -> Result<impl Iterator<Item = Result<RecordBatch, DataError>>, DataError> {
+    ) -> Result<impl Iterator<Item = Result<RecordBatch, DataError>> + use<>, DataError> {
         let size = batch_size.max(1);
         let mut blocks = self.ds.iter_blocks()?;
         let mut buf: Vec<RecordBatch> = Vec::new();
@@ -776,21 +776,34 @@ impl Table {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let dir = dir.to_path_buf();
         let written = self.ds.stage_indexed("write_parquet", move |i, batches| {
-            let Some(first) = batches.first() else {
+            if batches.is_empty() {
                 return Ok(Vec::new());
-            };
-            let schema = first.schema();
+            }
             let name = format!("part-{i:05}.parquet");
-            Ok(vec![crate::io::write_atomic(&dir, &name, |f| {
-                write_parquet_batches(f, &schema, &batches)
-            })?])
+            Ok(vec![write_parquet_file(&dir, &name, &batches)?])
         });
         written.take_all()
     }
 }
 
+/// Writes `batches` (of one schema, at least one) as the Parquet file `dir/name`, atomically:
+/// a hidden temporary file, synced, then renamed into place.
+pub fn write_parquet_file(
+    dir: &Path,
+    name: &str,
+    batches: &[RecordBatch],
+) -> Result<PathBuf, DataError> {
+    let first = batches
+        .first()
+        .ok_or_else(|| DataError::Invalid(format!("{name}: no record batch to write")))?;
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    crate::io::write_atomic(dir, name, |f| {
+        write_parquet_batches(f, &first.schema(), batches)
+    })
+}
+
 /// Writes `batches` to `f` as one Parquet file (snappy-compressed).
-pub fn write_parquet_batches(
+fn write_parquet_batches(
     f: &mut std::fs::File,
     schema: &SchemaRef,
     batches: &[RecordBatch],

@@ -46,15 +46,26 @@ fn main() {
 
     let mut local = EnvRunner::new(&cfg, &spec, &w, 1, 1).expect("CartPole-v1 exists");
     local.sample(64);
-    let single = median(
-        (0..RUNS)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(local.sample(STEPS_PER_ENV));
-                per_call / t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
+    // The same runner recording every finished episode to Parquet (RLlib's `output`),
+    // measured alternately with the plain one.
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let rec_cfg = AlgorithmConfig {
+        output: Some(out.path().display().to_string()),
+        ..cfg.clone()
+    };
+    let mut recording = EnvRunner::new(&rec_cfg, &spec, &w, 1, 1).expect("CartPole-v1 exists");
+    recording.sample(64);
+    let (mut plain, mut recorded) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        for (runner, rates) in [(&mut local, &mut plain), (&mut recording, &mut recorded)] {
+            let t = Instant::now();
+            std::hint::black_box(runner.sample(STEPS_PER_ENV));
+            rates.push(per_call / t.elapsed().as_secs_f64());
+        }
+    }
+    let (single, single_recording) = (median(plain), median(recorded));
+    drop(recording);
+    let files = std::fs::read_dir(out.path()).map_or(0, Iterator::count);
 
     let rt = ray::init(ray::InitOptions::new().num_cpus(2.0)).expect("the runtime starts");
     // Three actors: one alone, then two together; measured alternately so that a change in
@@ -92,6 +103,16 @@ fn main() {
     );
     println!("{:<40} {:>14}", "case", "env steps/s");
     println!("{:<40} {:>14.0}", "1 runner, in this thread", single);
+    println!(
+        "{:<40} {:>14.0}",
+        "1 runner, in this thread, with output", single_recording
+    );
+    println!(
+        "{:<40} {:>14.2}",
+        "output's sampling rate / plain",
+        single_recording / single
+    );
+    eprintln!("(output wrote {files} Parquet files)");
     println!("{:<40} {:>14.0}", "1 runner actor", rates[0]);
     println!("{:<40} {:>14.0}", "2 runner actors in parallel", rates[1]);
     println!(

@@ -4,6 +4,7 @@
 //! the step loop. Observations pass through the runner's `MeanStdFilter` (when configured);
 //! its statistics since the last synchronisation travel back with the batch.
 
+use crate::offline::EpisodeRecorder;
 use algorithms::policy::{Actions, Policy};
 use algorithms::{
     AlgorithmConfig, Fragment, MeanStdFilter, ModuleSpec, ObservationFilter, RunningStat,
@@ -66,6 +67,8 @@ struct EnvRows {
     rewards: Vec<f32>,
     logp: Vec<f32>,
     dist_inputs: Vec<f32>,
+    /// Unfiltered observations (kept only when recording with a filter).
+    raw_obs: Vec<f32>,
     /// Episode pieces, in this env's local rows.
     pieces: Vec<Fragment>,
     piece_start: usize,
@@ -80,6 +83,7 @@ impl EnvRows {
         self.rewards.clear();
         self.logp.clear();
         self.dist_inputs.clear();
+        self.raw_obs.clear();
         self.pieces.clear();
         self.piece_start = 0;
         self.piece_first_step = first_step;
@@ -108,6 +112,8 @@ pub struct EnvRunner {
     /// Scales the runner's own steps to the run's (RLlib's `max(num_env_runners, 1)`), for
     /// schedules such as DQN's ε.
     step_scale: u64,
+    /// Writes every finished episode to `output`, when set.
+    recorder: Option<EpisodeRecorder>,
 }
 
 impl std::fmt::Debug for EnvRunner {
@@ -139,7 +145,19 @@ impl EnvRunner {
             ObservationFilter::NoFilter => None,
         };
         let policy = spec.policy(&spec.inference_part(weights)?, cfg)?;
+        let recorder = match &cfg.output {
+            Some(dir) => Some(EpisodeRecorder::new(
+                std::path::Path::new(dir),
+                worker_index,
+                n,
+                obs_dim,
+                policy.action_dim(),
+                policy.discrete(),
+            )?),
+            None => None,
+        };
         Ok(EnvRunner {
+            recorder,
             action_dim: policy.action_dim(),
             dist_width: policy.dist_width(),
             discrete: policy.discrete(),
@@ -244,6 +262,11 @@ impl EnvRunner {
             let t = self.steps * self.step_scale;
             self.policy
                 .explore(&self.filtered, n, t, &mut self.rng, &mut self.out);
+            if self.recorder.is_some() && self.filter.is_some() {
+                for (r, raw) in self.rows.iter_mut().zip(self.venv.obs().chunks_exact(d)) {
+                    r.raw_obs.extend_from_slice(raw);
+                }
+            }
             for (i, r) in self.rows.iter_mut().enumerate() {
                 r.obs.extend_from_slice(&self.filtered[i * d..][..d]);
                 r.actions
@@ -331,6 +354,19 @@ impl EnvRunner {
                 end: f.end + offset,
                 ..*f
             }));
+        }
+        if let Some(rec) = &mut self.recorder {
+            // Without a filter the batch's observations are the raw ones.
+            if self.filter.is_some() {
+                let raw: Vec<f32> = self
+                    .rows
+                    .iter()
+                    .flat_map(|r| r.raw_obs.iter().copied())
+                    .collect();
+                rec.record(&batch, &raw);
+            } else {
+                rec.record(&batch, &batch.obs);
+            }
         }
         SampleOutput {
             batch,

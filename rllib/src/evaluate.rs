@@ -4,6 +4,8 @@ use algorithms::policy::Actions;
 use algorithms::{AlgorithmConfig, MeanStdFilter, ModuleSpec, RunningStat, Weights};
 use envs::{Action, NpRandom, RgbFrame};
 
+use crate::offline::EpisodeRecorder;
+
 /// Returns and lengths over evaluation episodes, accumulated as they finish (so that any
 /// number of episodes takes constant memory).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,7 +68,8 @@ pub type FrameSink<'a> = dyn FnMut(&RgbFrame) -> Result<(), String> + 'a;
 /// Runs `episodes` episodes of `cfg.env` one after another; episode `i` starts from
 /// `reset(seed + i)`. Greedy (the most likely action, the largest Q, a Gaussian's mean) unless
 /// `explore`. The filter, when given, is frozen. With `frames`, the first episode is rendered
-/// into it, one frame per state as it happens.
+/// into it, one frame per state as it happens. With `recorder`, every episode is recorded
+/// (its raw observations, as `output` records them).
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_episodes(
     cfg: &AlgorithmConfig,
@@ -77,6 +80,7 @@ pub fn evaluate_episodes(
     seed: u64,
     explore: bool,
     mut frames: Option<&mut FrameSink<'_>>,
+    mut recorder: Option<&mut EpisodeRecorder>,
 ) -> Result<EvalStats, String> {
     let env_id = cfg.env.as_str();
     let mut env = envs::make(env_id).map_err(|e| e.to_string())?;
@@ -115,11 +119,24 @@ pub fn evaluate_episodes(
             } else {
                 policy.greedy(&obs, 1, &mut actions);
             }
+            let logp = if explore { actions.logp[0] } else { 0.0 };
+            let before = recorder.is_some().then(|| raw.clone());
             let t = if policy.discrete() {
                 env.step_into(Action::Discrete(actions.env_discrete[0]), &mut raw)
             } else {
                 env.step_into(Action::Continuous(&actions.env_continuous), &mut raw)
             };
+            if let (Some(rec), Some(obs)) = (recorder.as_deref_mut(), &before) {
+                rec.step(
+                    0,
+                    obs,
+                    &actions.actions,
+                    logp,
+                    t.reward as f32,
+                    t.terminated,
+                    t.truncated,
+                );
+            }
             ret += t.reward;
             len += 1;
             record(env.as_ref())?;

@@ -30,6 +30,11 @@ pub const EXAMPLES: &[Example] = &[
         yaml: include_str!("../../configs/cartpole-dqn.yaml"),
     },
     Example {
+        id: "cartpole-bc",
+        description: "BC on CartPole-v1 from recorded episodes of a trained PPO policy (evaluation return 450)",
+        yaml: include_str!("../../configs/cartpole-bc.yaml"),
+    },
+    Example {
         id: "acrobot-ppo",
         description: "PPO on Acrobot-v1, rl-zoo's settings (return -100 within 1M steps)",
         yaml: include_str!("../../configs/acrobot-ppo.yaml"),

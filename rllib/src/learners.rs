@@ -1,6 +1,7 @@
 //! The learner of each algorithm, behind one type for the driver and checkpoints.
 
 use algorithms::dqn::DqnLearner;
+use algorithms::marwil::MarwilLearner;
 use algorithms::ppo::PpoLearner;
 use algorithms::sac::SacLearner;
 use algorithms::{AlgorithmConfig, LearnerError, ModuleSpec, Weights};
@@ -16,6 +17,8 @@ pub enum Learner {
     Dqn(DqnLearner),
     /// SAC.
     Sac(SacLearner),
+    /// BC and MARWIL.
+    Marwil(MarwilLearner),
 }
 
 /// The name of the single optimizer of PPO and DQN.
@@ -37,6 +40,9 @@ impl Learner {
             ModuleSpec::Sac(s) => {
                 Learner::Sac(SacLearner::new(cfg.clone(), s.clone(), weights, seed)?)
             }
+            ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => {
+                Learner::Marwil(MarwilLearner::new(cfg.clone(), s.clone(), weights, seed)?)
+            }
         })
     }
 
@@ -44,6 +50,7 @@ impl Learner {
     pub fn weights(&self) -> Result<Weights, LearnerError> {
         match self {
             Learner::Ppo(l) => l.weights(),
+            Learner::Marwil(l) => l.ppo().weights(),
             Learner::Dqn(l) => l.weights(),
             Learner::Sac(l) => l.weights(),
         }
@@ -53,6 +60,7 @@ impl Learner {
     pub fn inference_weights(&self) -> Result<Weights, LearnerError> {
         match self {
             Learner::Ppo(l) => l.weights(),
+            Learner::Marwil(l) => l.ppo().weights(),
             Learner::Dqn(l) => l.inference_weights(),
             Learner::Sac(l) => l.inference_weights(),
         }
@@ -63,6 +71,10 @@ impl Learner {
         match self {
             Learner::Ppo(l) => {
                 *out = l.weights()?;
+                Ok(())
+            }
+            Learner::Marwil(l) => {
+                *out = l.ppo().weights()?;
                 Ok(())
             }
             Learner::Dqn(l) => l.inference_weights_into(out),
@@ -79,6 +91,12 @@ impl Learner {
                 optimizers: vec![(DEFAULT_OPTIMIZER.into(), l.optimizer_state()?)],
                 kl_coeff: Some(l.kl_coeff()),
                 rng: Some(l.rng_state()),
+                ..Default::default()
+            },
+            Learner::Marwil(l) => LearnerState {
+                weights,
+                optimizers: vec![(DEFAULT_OPTIMIZER.into(), l.ppo().optimizer_state()?)],
+                sqd_adv_norm: Some(l.sqd_adv_norm()),
                 ..Default::default()
             },
             Learner::Dqn(l) => LearnerState {
@@ -123,6 +141,13 @@ impl Learner {
                 p.set_optimizer_state(default_opt()?)?;
                 p.set_kl_coeff(s.kl_coeff.ok_or_else(|| missing("kl_coeff"))?);
                 p.set_rng_state(s.rng.ok_or_else(|| missing("shuffle_rng"))?);
+            }
+            Learner::Marwil(m) => {
+                m.ppo_mut().set_optimizer_state(default_opt()?)?;
+                m.set_sqd_adv_norm(
+                    s.sqd_adv_norm
+                        .ok_or_else(|| missing("moving_average_sqd_adv_norm"))?,
+                );
             }
             Learner::Dqn(d) => {
                 d.set_optimizer_state(default_opt()?)?;

@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod examples;
 pub mod fsio;
 pub mod learners;
+pub mod offline;
 pub mod remote_runner;
 pub mod render;
 pub mod results;

@@ -244,6 +244,10 @@ struct EvaluateArgs {
     /// Write an animation of the first episode to this GIF file.
     #[arg(long)]
     render: Option<PathBuf>,
+    /// Record every episode into this folder as Parquet (RLlib's `output`), for BC and
+    /// MARWIL's `input`.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 /// An error for the user: printed as one line, exit code 1.
@@ -781,6 +785,23 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         &ck.algorithm,
         &ck.config,
     )?;
+    let mut recorder = match &a.output {
+        Some(dir) => Some(
+            rllib::offline::EpisodeRecorder::new(
+                dir,
+                0,
+                1,
+                ck.spec.obs_dim(),
+                ck.spec.action_dim(),
+                matches!(
+                    envs::make(&env).map(|e| e.action_space().clone()),
+                    Ok(envs::Space::Discrete { .. })
+                ),
+            )
+            .map_err(Failure)?,
+        ),
+        None => None,
+    };
     let stats = evaluate_episodes(
         &cfg,
         &ck.spec,
@@ -792,8 +813,13 @@ fn evaluate(a: &EvaluateArgs) -> Result<ExitCode, Failure> {
         a.render
             .as_ref()
             .map(|_| &mut sink as &mut rllib::evaluate::FrameSink<'_>),
+        recorder.as_mut(),
     )
     .map_err(|e| Failure(format!("{}: {e}", a.checkpoint.display())))?;
+    if let (Some(dir), Some(mut rec)) = (&a.output, recorder) {
+        rec.finish().map_err(Failure)?;
+        say!("Recorded {} episodes into {}", a.episodes, dir.display());
+    }
     if let (Some(path), Some(g)) = (&a.render, gif) {
         let n = g.finish().map_err(Failure)?;
         say!("Wrote {n} frames of episode 0 to {}", path.display());

@@ -38,6 +38,8 @@ pub struct LearnerState {
     pub log_alpha: Option<f32>,
     /// DQN's and SAC's `(env steps at the last target update, target updates)`.
     pub target_counters: Option<(u64, u64)>,
+    /// MARWIL's (and BC's) moving average of squared advantages.
+    pub sqd_adv_norm: Option<f64>,
 }
 
 /// Everything of a run that a checkpoint holds.

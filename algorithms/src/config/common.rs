@@ -45,7 +45,7 @@ pub static MODEL_KEYS: &[KeySpec<AlgorithmConfig>] = &[
     key!(
         "vf_share_layers",
         [],
-        [Algo::Ppo],
+        [Algo::Ppo, Algo::Bc, Algo::Marwil],
         K::Bool,
         false,
         "whether the value head shares the policy's encoder (else each has its own)",
@@ -186,7 +186,7 @@ pub static COMMON_KEYS: &[KeySpec<AlgorithmConfig>] = &[
     key!(
         "lr",
         [],
-        [Algo::Ppo, Algo::Dqn],
+        [Algo::Ppo, Algo::Dqn, Algo::Bc, Algo::Marwil],
         K::Float {
             min: 0.0,
             max: ANY,
@@ -200,7 +200,7 @@ pub static COMMON_KEYS: &[KeySpec<AlgorithmConfig>] = &[
     key!(
         "lr_schedule",
         [],
-        [Algo::Ppo, Algo::Dqn],
+        [Algo::Ppo, Algo::Dqn, Algo::Bc, Algo::Marwil],
         K::Schedule,
         true,
         "piecewise-linear learning rate over sampled env steps",
@@ -336,6 +336,27 @@ pub static COMMON_KEYS: &[KeySpec<AlgorithmConfig>] = &[
         "episodes per evaluation",
         |c| V::Int(c.evaluation_duration as u64),
         |c, v| c.evaluation_duration = v.usize()
+    ),
+    key!(
+        "input",
+        ["input_"],
+        [Algo::Bc, Algo::Marwil],
+        K::PathOrNull,
+        true,
+        "recorded episodes to learn from: a folder, Parquet file or * pattern (sampler: none)",
+        |c| c.input.clone().map_or(V::Null, V::Str),
+        |c, v| c.input =
+            (!matches!(v, V::Null) && v.str() != "sampler").then(|| v.str().to_string())
+    ),
+    key!(
+        "output",
+        [],
+        [],
+        K::PathOrNull,
+        true,
+        "a folder the env runners write every finished episode into, as Parquet",
+        |c| c.output.clone().map_or(V::Null, V::Str),
+        |c, v| c.output = (!matches!(v, V::Null)).then(|| v.str().to_string())
     ),
     key!(
         "restart_failed_env_runners",

@@ -179,6 +179,8 @@ pub enum KeyKind {
         /// Smallest.
         min: u64,
     },
+    /// A file or folder path (or pattern), or `null` (none).
+    PathOrNull,
     /// A mapping of its own keys (the spec's `section`).
     Section,
     /// Accepted for compatibility with RLlib's files and ignored (with one warning).
@@ -232,6 +234,7 @@ impl KeyKind {
             KeyKind::Schedule => "[[timestep, value], ...] or null".into(),
             KeyKind::Sizes => "list of ints >= 1".into(),
             KeyKind::CountOrRange { min } => format!("int >= {min}, or [lo, hi]"),
+            KeyKind::PathOrNull => "path or null".into(),
             KeyKind::Section => "mapping".into(),
             KeyKind::Ignored => "ignored".into(),
         }

@@ -15,6 +15,7 @@ pub use key::{ConfigValue, Key, KeyKind, KeySpec};
 pub use off_policy::{OffPolicyConfig, ReplayConfig};
 
 pub use crate::dqn::config::{DqnConfig, TdLoss};
+pub use crate::marwil::config::MarwilConfig;
 pub use crate::ppo::config::PpoConfig;
 pub use crate::sac::config::SacConfig;
 
@@ -88,11 +89,15 @@ pub enum Algo {
     Dqn,
     /// Soft actor-critic.
     Sac,
+    /// Behaviour cloning from recorded episodes.
+    Bc,
+    /// Monotonic advantage re-weighted imitation learning from recorded episodes.
+    Marwil,
 }
 
 impl Algo {
     /// Every algorithm.
-    pub const ALL: [Algo; 3] = [Algo::Ppo, Algo::Dqn, Algo::Sac];
+    pub const ALL: [Algo; 5] = [Algo::Ppo, Algo::Dqn, Algo::Sac, Algo::Bc, Algo::Marwil];
 
     /// RLlib's name (`PPO`).
     pub fn name(self) -> &'static str {
@@ -100,6 +105,8 @@ impl Algo {
             Algo::Ppo => "PPO",
             Algo::Dqn => "DQN",
             Algo::Sac => "SAC",
+            Algo::Bc => "BC",
+            Algo::Marwil => "MARWIL",
         }
     }
 
@@ -243,6 +250,14 @@ pub struct AlgorithmConfig {
     pub dqn: DqnConfig,
     /// SAC's settings.
     pub sac: SacConfig,
+    /// MARWIL's settings (BC's are MARWIL's with `beta = 0`).
+    pub marwil: MarwilConfig,
+    /// Recorded episodes to learn from (BC, MARWIL): a folder, file or `*` pattern of
+    /// Parquet files (RLlib's `input`; `None` or `sampler`: the env runners).
+    pub input: Option<String>,
+    /// A folder the env runners write every finished episode into, as Parquet (RLlib's
+    /// `output`; `None`: nothing is written).
+    pub output: Option<String>,
 }
 
 impl Default for AlgorithmConfig {
@@ -287,6 +302,9 @@ impl AlgorithmConfig {
             off_policy: OffPolicyConfig::for_algo(algo),
             dqn: DqnConfig::default(),
             sac: SacConfig::default(),
+            marwil: MarwilConfig::default(),
+            input: None,
+            output: None,
         };
         match algo {
             Algo::Ppo => {}
@@ -301,6 +319,15 @@ impl AlgorithmConfig {
                 c.num_env_runners = 0;
                 c.train_batch_size = 256;
                 c.min_sample_timesteps_per_iteration = 100;
+            }
+            Algo::Bc | Algo::Marwil => {
+                // RLlib's MARWILConfig: learners read recorded data; no env runners sample.
+                c.num_env_runners = 0;
+                c.train_batch_size = 2000;
+                c.lr = 1e-4;
+                if algo == Algo::Bc {
+                    c.marwil = MarwilConfig::bc();
+                }
             }
         }
         c
@@ -325,7 +352,7 @@ impl AlgorithmConfig {
     pub fn rollout_fragment_length(&self) -> usize {
         self.rollout_fragment_length
             .unwrap_or_else(|| match self.algo {
-                Algo::Ppo => {
+                Algo::Ppo | Algo::Bc | Algo::Marwil => {
                     let envs = self.num_env_runners.max(1) * self.num_envs_per_env_runner;
                     self.train_batch_size.div_ceil(envs).max(1)
                 }
@@ -351,6 +378,7 @@ pub fn keys() -> Vec<Key> {
         .chain(crate::ppo::config::PPO_KEYS.iter().map(Key::Ppo))
         .chain(crate::dqn::config::DQN_KEYS.iter().map(Key::Dqn))
         .chain(crate::sac::config::SAC_KEYS.iter().map(Key::Sac))
+        .chain(crate::marwil::config::MARWIL_KEYS.iter().map(Key::Common))
         .collect()
 }
 

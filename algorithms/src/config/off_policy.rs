@@ -60,7 +60,7 @@ impl OffPolicyConfig {
             store_buffer_in_checkpoints: true,
         };
         match algo {
-            Algo::Ppo | Algo::Dqn => dqn,
+            Algo::Ppo | Algo::Dqn | Algo::Bc | Algo::Marwil => dqn,
             Algo::Sac => OffPolicyConfig {
                 replay: ReplayConfig {
                     capacity: 1_000_000,

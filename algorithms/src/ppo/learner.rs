@@ -110,6 +110,16 @@ impl PpoLearner {
         Ok(w)
     }
 
+    /// The config it learns with.
+    pub fn config(&self) -> &AlgorithmConfig {
+        &self.cfg
+    }
+
+    /// The free log-std (`Box` actions).
+    pub fn log_std(&self) -> Option<&[f32]> {
+        self.log_std.as_ref().map(|(ls, _)| ls.as_slice())
+    }
+
     /// The adaptive KL coefficient.
     pub fn kl_coeff(&self) -> f64 {
         self.kl_coeff
@@ -196,8 +206,7 @@ impl PpoLearner {
         env_steps_lifetime: u64,
     ) -> Result<LearnerMetrics, LearnerError> {
         let result = self.run_update(batch, env_steps_lifetime);
-        self.net.end_update();
-        self.threads.rest();
+        self.end_update();
         result
     }
 
@@ -245,30 +254,18 @@ impl PpoLearner {
             shuffle(&mut order, &mut self.rng);
             for k in 0..per_epoch {
                 {
-                    let loss = Arc::make_mut(&mut self.loss);
-                    loss.clip_param = cfg.ppo.clip_param as f32;
-                    loss.vf_clip_param = cfg.ppo.vf_clip_param as f32;
-                    loss.vf_loss_coeff = cfg.ppo.vf_loss_coeff as f32;
-                    loss.entropy_coeff = cfg.ppo.entropy_coeff as f32;
-                    loss.kl_coeff = if cfg.ppo.use_kl_loss {
+                    let kl_coeff = if cfg.ppo.use_kl_loss {
                         self.kl_coeff as f32
                     } else {
                         0.0
                     };
-                    if let (Dist::Gaussian { log_std, .. }, Some((ls, _))) =
-                        (&mut loss.dist, &self.log_std)
-                    {
-                        log_std.clone_from(ls);
-                    }
-                    for v in [
-                        &mut loss.actions,
-                        &mut loss.old_logp,
-                        &mut loss.old_dist_inputs,
-                        &mut loss.advantages,
-                        &mut loss.value_targets,
-                    ] {
-                        v.clear();
-                    }
+                    let loss = self.loss_mut();
+                    loss.clip_param = cfg.ppo.clip_param as f32;
+                    loss.vf_clip_param = cfg.ppo.vf_clip_param as f32;
+                    loss.vf_loss_coeff = cfg.ppo.vf_loss_coeff as f32;
+                    loss.entropy_coeff = cfg.ppo.entropy_coeff as f32;
+                    loss.kl_coeff = kl_coeff;
+                    loss.clear_rows();
                     // Minibatches keep their size: the last one of an epoch wraps to the start.
                     for j in 0..mb_size {
                         let r = order[(k * mb_size + j) % n];
@@ -282,51 +279,15 @@ impl PpoLearner {
                         loss.value_targets.push(value_targets[r]);
                     }
                 }
-                let s = self.net.train_rows(&obs, mb_size, self.loss.clone())?;
-                let terms = self.loss.terms(&s);
-                let log_std_grad: Vec<f32> = s[sums::LOG_STD..].iter().map(|&g| g as f32).collect();
-                let mut stats = MinibatchStats {
-                    total: terms.total,
-                    policy: terms.policy,
-                    vf: terms.vf,
-                    entropy: terms.entropy,
-                    kl: terms.kl,
-                    grad_norm: f64::NAN,
-                };
-                if !stats.total.is_finite() {
-                    let at = format!(
+                let at = || {
+                    format!(
                         "epoch {} of {}, minibatch {} of {per_epoch}",
                         epoch + 1,
                         cfg.ppo.num_epochs,
                         k + 1
-                    );
-                    return Err(LearnerError::NonFinite {
-                        explanation: explain_non_finite(
-                            &stats,
-                            &cfg,
-                            self.kl_coeff,
-                            lr,
-                            env_steps_lifetime,
-                            &at,
-                        ),
-                        stats,
-                    });
-                }
-                // Clip by the global norm over every parameter, the free log-std's included.
-                let (adam, clip) = (&mut self.adam, cfg.grad_clip);
-                let mut scale = 1.0;
-                self.net.update(&mut |p, g| {
-                    stats.grad_norm = global_norm(
-                        g.iter()
-                            .map(Vec::as_slice)
-                            .chain(std::iter::once(log_std_grad.as_slice())),
-                    );
-                    scale = clip_scale(stats.grad_norm, clip);
-                    adam.step(p, g, lr, scale);
-                })?;
-                if let Some((ls, adam)) = &mut self.log_std {
-                    adam.step(std::slice::from_mut(ls), &[log_std_grad], lr, scale);
-                }
+                    )
+                };
+                let stats = self.step(&obs, mb_size, lr, env_steps_lifetime, &at)?;
                 m.total_loss += stats.total;
                 m.policy_loss += stats.policy;
                 m.vf_loss += stats.vf;
@@ -354,6 +315,74 @@ impl PpoLearner {
         }
         m.curr_kl_coeff = self.kl_coeff;
         Ok(m)
+    }
+
+    /// The loss of the next minibatch, to fill in (the free log-std is kept current).
+    pub(crate) fn loss_mut(&mut self) -> &mut PpoLoss {
+        let loss = Arc::make_mut(&mut self.loss);
+        if let (Dist::Gaussian { log_std, .. }, Some((ls, _))) = (&mut loss.dist, &self.log_std) {
+            log_std.clone_from(ls);
+        }
+        loss
+    }
+
+    /// One gradient step on `rows` observations with the loss as filled in: the gradients of
+    /// the loss, clipped by their global norm over every parameter (the free log-std's
+    /// included), then Adam at `lr`. A non-finite loss fails before anything changes, saying
+    /// where (`at`) and which settings feed it.
+    pub(crate) fn step(
+        &mut self,
+        obs: &[f32],
+        rows: usize,
+        lr: f64,
+        env_steps_lifetime: u64,
+        at: &dyn Fn() -> String,
+    ) -> Result<MinibatchStats, LearnerError> {
+        let s = self.net.train_rows(obs, rows, self.loss.clone())?;
+        let terms = self.loss.terms(&s);
+        let log_std_grad: Vec<f32> = s[sums::LOG_STD..].iter().map(|&g| g as f32).collect();
+        let mut stats = MinibatchStats {
+            total: terms.total,
+            policy: terms.policy,
+            vf: terms.vf,
+            entropy: terms.entropy,
+            kl: terms.kl,
+            grad_norm: f64::NAN,
+        };
+        if !stats.total.is_finite() {
+            return Err(LearnerError::NonFinite {
+                explanation: explain_non_finite(
+                    &stats,
+                    &self.cfg,
+                    self.kl_coeff,
+                    lr,
+                    env_steps_lifetime,
+                    &at(),
+                ),
+                stats,
+            });
+        }
+        let (adam, clip) = (&mut self.adam, self.cfg.grad_clip);
+        let mut scale = 1.0;
+        self.net.update(&mut |p, g| {
+            stats.grad_norm = global_norm(
+                g.iter()
+                    .map(Vec::as_slice)
+                    .chain(std::iter::once(log_std_grad.as_slice())),
+            );
+            scale = clip_scale(stats.grad_norm, clip);
+            adam.step(p, g, lr, scale);
+        })?;
+        if let Some((ls, adam)) = &mut self.log_std {
+            adam.step(std::slice::from_mut(ls), &[log_std_grad], lr, scale);
+        }
+        Ok(stats)
+    }
+
+    /// Ends an update: the backend's per-update work, and the learner threads rest.
+    pub(crate) fn end_update(&mut self) {
+        self.net.end_update();
+        self.threads.rest();
     }
 
     /// PPO's loss terms and gradients on one minibatch, without updating anything (for

@@ -97,6 +97,19 @@ impl PpoLoss {
         }
     }
 
+    /// Empties the per-row inputs (keeping their capacity).
+    pub fn clear_rows(&mut self) {
+        for v in [
+            &mut self.actions,
+            &mut self.old_logp,
+            &mut self.old_dist_inputs,
+            &mut self.advantages,
+            &mut self.value_targets,
+        ] {
+            v.clear();
+        }
+    }
+
     /// Rows in the minibatch.
     pub fn rows(&self) -> usize {
         self.advantages.len()

@@ -5,6 +5,7 @@
 //! Weights go out to the runners once per sample call, batches come back.
 
 mod off_policy;
+mod offline;
 mod on_policy;
 mod runners;
 
@@ -23,6 +24,7 @@ use ray::Runtime;
 use crate::env_runner::{EpisodeStat, SampleOutput};
 use crate::evaluate::evaluate_episodes;
 use crate::learners::Learner;
+use crate::offline::OfflineInput;
 use crate::state::{AlgorithmState, Counters};
 
 use self::runners::Runners;
@@ -98,6 +100,8 @@ pub struct Algorithm {
     runner_weights_stale: bool,
     /// The experiment's name, recorded in checkpoints written through Tune.
     experiment: Option<String>,
+    /// Recorded episodes BC and MARWIL learn from (`input`).
+    offline: Option<OfflineInput>,
 }
 
 impl std::fmt::Debug for Algorithm {
@@ -173,7 +177,21 @@ impl Algorithm {
         let runner_weights = learner
             .inference_weights()
             .map_err(|e| TrainError::Setup(format!("learner: {e}")))?;
+        let offline = match &cfg.input {
+            Some(input) => Some(
+                OfflineInput::open(
+                    input,
+                    spec.obs_dim(),
+                    spec.action_dim(),
+                    cfg.gamma,
+                    seed ^ 0x0ff1,
+                )
+                .map_err(TrainError::Setup)?,
+            ),
+            None => None,
+        };
         Ok(Algorithm {
+            offline,
             runner_weights,
             runner_weights_stale: false,
             window: VecDeque::with_capacity(cfg.metrics_num_episodes_for_smoothing),
@@ -299,6 +317,9 @@ impl Algorithm {
             );
         }
         self.counters = s.counters;
+        if let Some(input) = &mut self.offline {
+            input.seek(s.counters.iteration * self.cfg.train_batch_size as u64)?;
+        }
         self.window = s.episode_window.iter().copied().collect();
         while self.window.len() > self.cfg.metrics_num_episodes_for_smoothing {
             self.window.pop_front();
@@ -414,6 +435,7 @@ impl Algorithm {
         let (sampling_s, learner_s, sampled, new_episodes) = match self.spec {
             ModuleSpec::Ppo(_) => self.train_on_policy(iteration, &mut r)?,
             ModuleSpec::Dqn(_) | ModuleSpec::Sac(_) => self.train_off_policy(iteration, &mut r)?,
+            ModuleSpec::Bc(_) | ModuleSpec::Marwil(_) => self.train_offline(iteration, &mut r)?,
         };
         self.counters.iteration = iteration;
         if let Some(every) = self.cfg.evaluation_interval
@@ -514,6 +536,7 @@ impl Algorithm {
             self.cfg.evaluation_duration,
             self.seed.wrapping_add(1_000_000 + iteration),
             false,
+            None,
             None,
         )
         .map_err(TrainError::Setup)?;

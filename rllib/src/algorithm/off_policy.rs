@@ -99,7 +99,9 @@ impl Algorithm {
                             let u = l.update(&batch, env_steps).map_err(learn_err)?;
                             (u.metrics, u.td_errors)
                         }
-                        Learner::Ppo(_) => unreachable!("PPO trains on policy"),
+                        Learner::Ppo(_) | Learner::Marwil(_) => {
+                            unreachable!("PPO trains on policy, BC and MARWIL offline")
+                        }
                     };
                     buffer.update_priorities(&batch.indices, &td);
                     self.runner_weights_stale = true;
@@ -131,7 +133,7 @@ impl Algorithm {
             let (_, n) = match &self.learner {
                 Learner::Dqn(l) => l.target_counters(),
                 Learner::Sac(l) => l.target_counters(),
-                Learner::Ppo(_) => (0, 0),
+                Learner::Ppo(_) | Learner::Marwil(_) => (0, 0),
             };
             *last = n as f64;
         }

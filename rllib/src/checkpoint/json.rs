@@ -101,7 +101,7 @@ impl SpecJson {
             twin_q: None,
         };
         match spec {
-            ModuleSpec::Ppo(s) => match s.action {
+            ModuleSpec::Ppo(s) | ModuleSpec::Bc(s) | ModuleSpec::Marwil(s) => match s.action {
                 ActionSpec::Discrete(n) => j.num_actions = n,
                 ActionSpec::Box { dim, .. } => j.action_dim = dim,
             },
@@ -142,19 +142,25 @@ impl SpecJson {
         };
         let unbounded = |d: usize| (vec![f32::NEG_INFINITY; d], vec![f32::INFINITY; d]);
         let (n, d) = (self.num_actions, self.action_dim);
-        Ok(match (algo, n, d) {
-            (Algo::Ppo, n, 0) if n > 0 => ModuleSpec::Ppo(PpoModuleSpec {
+        let ppo_like = |action: ActionSpec, model: ModelConfig| {
+            let s = PpoModuleSpec {
                 obs_dim: self.obs_dim,
-                action: ActionSpec::Discrete(n),
+                action,
                 model,
-            }),
-            (Algo::Ppo, 0, d) if d > 0 => {
+            };
+            match algo {
+                Algo::Bc => ModuleSpec::Bc(s),
+                Algo::Marwil => ModuleSpec::Marwil(s),
+                _ => ModuleSpec::Ppo(s),
+            }
+        };
+        Ok(match (algo, n, d) {
+            (Algo::Ppo | Algo::Bc | Algo::Marwil, n, 0) if n > 0 => {
+                ppo_like(ActionSpec::Discrete(n), model)
+            }
+            (Algo::Ppo | Algo::Bc | Algo::Marwil, 0, d) if d > 0 => {
                 let (low, high) = unbounded(d);
-                ModuleSpec::Ppo(PpoModuleSpec {
-                    obs_dim: self.obs_dim,
-                    action: ActionSpec::Box { dim: d, low, high },
-                    model,
-                })
+                ppo_like(ActionSpec::Box { dim: d, low, high }, model)
             }
             (Algo::Dqn, n, 0) if n > 0 => ModuleSpec::Dqn(DqnModuleSpec {
                 obs_dim: self.obs_dim,
@@ -219,6 +225,9 @@ pub(super) struct LearnerStateJson {
     /// SAC's log α.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_alpha: Option<f32>,
+    /// MARWIL's (and BC's) moving average of squared advantages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving_average_sqd_adv_norm: Option<f64>,
     /// DQN's and SAC's env steps at the last target update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_target_update: Option<u64>,

@@ -250,6 +250,7 @@ fn write_into(s: &AlgorithmState, run: RunInfo<'_>, tmp: &Path) -> Result<(), Ch
             shuffle_rng: l.rng.filter(|_| l.kl_coeff.is_some()).map(Into::into),
             rng: l.rng.filter(|_| l.kl_coeff.is_none()).map(Into::into),
             log_alpha: l.log_alpha,
+            moving_average_sqd_adv_norm: l.sqd_adv_norm,
             last_target_update: last,
             num_target_updates: num,
         },
@@ -515,6 +516,10 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             need(ls.shuffle_rng.is_some(), "shuffle_rng")?;
         }
         Algo::Dqn => need(ls.last_target_update.is_some(), "last_target_update")?,
+        Algo::Bc | Algo::Marwil => need(
+            ls.moving_average_sqd_adv_norm.is_some(),
+            "moving_average_sqd_adv_norm",
+        )?,
         Algo::Sac => {
             need(ls.log_alpha.is_some(), "log_alpha")?;
             need(ls.rng.is_some(), "rng")?;
@@ -529,6 +534,17 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             format!(
                 "'kl_coeff' is {}; expected a finite number >= 0",
                 crate::config::fmt_num(k)
+            ),
+        ));
+    }
+    if let Some(c) = ls.moving_average_sqd_adv_norm
+        && (!c.is_finite() || c < 0.0)
+    {
+        return Err(cerr(
+            &ls_path,
+            format!(
+                "'moving_average_sqd_adv_norm' is {}; expected a finite number >= 0",
+                crate::config::fmt_num(c)
             ),
         ));
     }
@@ -554,6 +570,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         rng: ls.shuffle_rng.or(ls.rng).map(json::RngJson::pair),
         log_alpha: ls.log_alpha,
         target_counters,
+        sqd_adv_norm: ls.moving_average_sqd_adv_norm,
     };
 
     // The env runners.

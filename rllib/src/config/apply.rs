@@ -151,6 +151,14 @@ pub(super) fn value(
             ConfigValue::Str(s.to_string())
         }
         KeyKind::Env => ConfigValue::Str(scalar_str(origin, v, path)?.to_string()),
+        KeyKind::PathOrNull if v.is_null() => ConfigValue::Null,
+        KeyKind::PathOrNull => {
+            let p = scalar_str(origin, v, path)?;
+            if p.trim().is_empty() {
+                return Err(expected(origin, v, path, "a path, or null"));
+            }
+            ConfigValue::Str(p.to_string())
+        }
         KeyKind::Seed if v.is_null() => ConfigValue::Null,
         KeyKind::Seed => ConfigValue::Int(as_u64(origin, v, path)?),
         KeyKind::Schedule => schedule(origin, v, path)?,

@@ -280,7 +280,7 @@ fn show(n: &Node) -> String {
 }
 
 /// The algorithms this build runs, by RLlib's names.
-pub const ALGORITHMS: &[&str] = &["PPO", "DQN", "SAC"];
+pub const ALGORITHMS: &[&str] = &["PPO", "DQN", "SAC", "BC", "MARWIL"];
 
 /// The longest experiment name, in bytes (folder names are at most 255 on most systems, and
 /// the trial folder adds to it).
@@ -999,7 +999,43 @@ impl Experiment {
                 ));
             }
         }
+        let offline = matches!(c.algo, Algo::Bc | Algo::Marwil);
+        if offline {
+            let src = || {
+                self.source_of("input")
+                    .unwrap_or_else(|| Source::flag("--config"))
+            };
+            if c.input.is_none() {
+                return Err(ConfigError {
+                    key: Some("input".into()),
+                    ..src().error(format!(
+                        "{} learns from recorded episodes: set input to a folder, Parquet file or pattern of them (record them with `output: <dir>` in a training config, or `rllib evaluate <checkpoint> --output <dir>`)",
+                        c.algo
+                    ))
+                });
+            }
+            if c.observation_filter == algorithms::ObservationFilter::MeanStdFilter {
+                let src = self
+                    .source_of("observation_filter")
+                    .unwrap_or_else(|| Source::flag("--config"));
+                return Err(src.error(format!(
+                    "MeanStdFilter: {} learns from recorded raw observations, with no env runner to keep the filter's statistics; expected NoFilter",
+                    c.algo
+                )));
+            }
+        }
         for (s, src) in self.stop.iter().zip(&self.stop_sources) {
+            if offline
+                && matches!(
+                    s,
+                    StopCriterion::EpisodeReturnMean(_) | StopCriterion::EnvSteps(_)
+                )
+            {
+                return Err(src.error(format!(
+                    "can never be met: {} samples no env steps of its own (it learns from input); stop on evaluation/env_runners/episode_return_mean (with evaluation_interval) or training_iteration",
+                    c.algo
+                )));
+            }
             if matches!(s, StopCriterion::EvaluationReturnMean(_))
                 && c.evaluation_interval.is_none()
             {

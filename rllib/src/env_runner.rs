@@ -178,6 +178,15 @@ impl EnvRunner {
         })
     }
 
+    /// Writes the episodes recorded for `output` that are not yet in a file, and stops
+    /// recording (an episode still running is not written); the first write error, if any.
+    pub fn finish_output(&mut self) -> Result<(), String> {
+        match self.recorder.take() {
+            Some(mut r) => r.finish(),
+            None => Ok(()),
+        }
+    }
+
     /// Envs in this runner's vector env.
     pub fn num_envs(&self) -> usize {
         self.venv.num_envs()

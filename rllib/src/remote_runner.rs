@@ -54,6 +54,7 @@ impl RemoteActor for Hosted {
                 Ok(r.sample(a.steps))
             }),
             "state" => method(args, |()| r.state()),
+            "finish_output" => method(args, |()| r.finish_output()),
             "set_state" => method(args, |(s, w, f): SetStateArgs| {
                 r.set_state(&s).and_then(|()| r.sync(&w, f.as_ref()))
             }),

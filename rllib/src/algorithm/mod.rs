@@ -104,6 +104,17 @@ pub struct Algorithm {
     offline: Option<OfflineInput>,
 }
 
+impl Drop for Algorithm {
+    /// The env runners write the episodes they recorded for `output` before they go.
+    fn drop(&mut self) {
+        if self.cfg.output.is_some()
+            && let Err(e) = self.runners.finish_output()
+        {
+            eprintln!("{e}");
+        }
+    }
+}
+
 impl std::fmt::Debug for Algorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Algorithm")

@@ -75,6 +75,40 @@ fn spawn_runner(
 }
 
 impl Runners {
+    /// Every runner writes what it recorded for `output` and stops recording; the first
+    /// error, if any.
+    pub(super) fn finish_output(&mut self) -> Result<(), String> {
+        let mut first = Ok(());
+        match self {
+            Runners::Local(r) => first = r.finish_output(),
+            Runners::Remote { handles, .. } => {
+                let calls: Vec<_> = handles
+                    .iter()
+                    .map(|h| h.call(|r: &mut EnvRunner| r.finish_output()))
+                    .collect();
+                for c in calls {
+                    let done = c.get().map_err(|e| e.to_string()).and_then(|r| r);
+                    if first.is_ok() {
+                        first = done;
+                    }
+                }
+            }
+            Runners::Cluster { handles, .. } => {
+                for h in handles.iter() {
+                    let done = h
+                        .call::<_, Result<(), String>>("finish_output", &())
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| c.get().map_err(|e| e.to_string()))
+                        .and_then(|r| r);
+                    if first.is_ok() {
+                        first = done;
+                    }
+                }
+            }
+        }
+        first
+    }
+
     /// Starts the runners; each answers once before training starts, so that one that cannot
     /// start (no thread, an env that fails to build) is a setup error, not a restart.
     pub(super) fn start(

@@ -230,7 +230,7 @@ fn bad_config_files() {
             "    lr: 0.001\n",
             &[
                 "config.lr",
-                "a key of PPO and DQN; this run is SAC",
+                "a key of PPO, DQN, BC and MARWIL; this run is SAC",
                 "actor_lr",
             ],
         ),

@@ -637,7 +637,7 @@ fn lists(a: &dyn Array, column: &str) -> Result<(Vec<f32>, usize), String> {
         }
     };
     let flat = numbers(&values, column)?;
-    let per_row = if rows == 0 { 0 } else { flat.len() / rows };
+    let per_row = flat.len().checked_div(rows).unwrap_or(0);
     Ok((flat.into_iter().map(|v| v as f32).collect(), per_row))
 }
 

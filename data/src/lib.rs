@@ -29,7 +29,7 @@ use exec::{BlockStream, Thunk};
 pub use io::{read_csv, read_json};
 pub use pipeline::DatasetPipeline;
 pub use source::{from_items, range, read_binary_files, read_text};
-pub use table::{GroupedTable, Table, from_arrow, read_parquet, write_parquet_file};
+pub use table::{GroupedTable, Table, column_f64, from_arrow, read_parquet, write_parquet_file};
 // The Arrow and Parquet crates tables are made of, so users name the same versions.
 pub use {arrow_array, arrow_schema, parquet};
 

@@ -94,8 +94,9 @@ fn split_batch(batch: &RecordBatch, n: usize) -> Vec<RecordBatch> {
     out
 }
 
-/// The non-null values of a numeric column as f64.
-fn column_f64(a: &dyn Array, column: &str) -> Result<Vec<f64>, DataError> {
+/// The non-null values of a numeric column (any integer or float type) as f64; another type
+/// is an error naming `column`.
+pub fn column_f64(a: &dyn Array, column: &str) -> Result<Vec<f64>, DataError> {
     macro_rules! values {
         ($t:ty) => {
             a.as_primitive::<$t>()

@@ -19,12 +19,9 @@ use std::thread::JoinHandle;
 use algorithms::marwil::OfflineBatch;
 use algorithms::{Fragment, SampleBatch};
 use data::arrow_array::cast::AsArray;
-use data::arrow_array::types::{
-    Float32Type, Float64Type, Int32Type, Int64Type, UInt8Type, UInt32Type, UInt64Type,
-};
 use data::arrow_array::{
-    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch,
-    UInt32Array, UInt64Array,
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, GenericListArray, Int64Array,
+    OffsetSizeTrait, RecordBatch, UInt32Array, UInt64Array,
 };
 use data::arrow_schema::{DataType, Field, Schema};
 
@@ -158,6 +155,10 @@ impl Assembler {
             if f.starts_episode {
                 // The runner started this env afresh (a restore): drop what it had.
                 s.clear();
+            } else if s.rewards.is_empty() && f.first_step > 0 {
+                // The rest of an episode whose start this recorder did not see (a restored
+                // runner): not a whole episode, so not written.
+                continue;
             }
             let first = s.rewards.len() as u32;
             s.t.extend(first..first + (f.end - f.start) as u32);
@@ -554,46 +555,7 @@ fn numbers(a: &dyn Array, column: &str) -> Result<Vec<f64>, String> {
     if a.null_count() > 0 {
         return Err(format!("column {column:?} has nulls"));
     }
-    Ok(match a.data_type() {
-        DataType::Float32 => a
-            .as_primitive::<Float32Type>()
-            .values()
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect(),
-        DataType::Float64 => a.as_primitive::<Float64Type>().values().to_vec(),
-        DataType::Int64 => a
-            .as_primitive::<Int64Type>()
-            .values()
-            .iter()
-            .map(|&v| v as f64)
-            .collect(),
-        DataType::Int32 => a
-            .as_primitive::<Int32Type>()
-            .values()
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect(),
-        DataType::UInt64 => a
-            .as_primitive::<UInt64Type>()
-            .values()
-            .iter()
-            .map(|&v| v as f64)
-            .collect(),
-        DataType::UInt32 => a
-            .as_primitive::<UInt32Type>()
-            .values()
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect(),
-        DataType::UInt8 => a
-            .as_primitive::<UInt8Type>()
-            .values()
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect(),
-        other => return Err(format!("column {column:?} is {other}; expected numbers")),
-    })
+    data::column_f64(a, column).map_err(|e| e.to_string())
 }
 
 /// A list column's values flattened, and the values per row (every row must have as many).
@@ -608,28 +570,8 @@ fn lists(a: &dyn Array, column: &str) -> Result<(Vec<f32>, usize), String> {
             l.values()
                 .slice(l.value_offset_at(0), rows * l.value_length() as usize)
         }
-        DataType::List(_) => {
-            let l = a.as_list::<i32>();
-            let (lo, hi) = (
-                l.value_offsets()[0] as usize,
-                l.value_offsets()[rows] as usize,
-            );
-            if (0..rows).any(|i| l.value_length(i) as usize * rows != hi - lo) {
-                return Err(format!("column {column:?}: rows of different lengths"));
-            }
-            l.values().slice(lo, hi - lo)
-        }
-        DataType::LargeList(_) => {
-            let l = a.as_list::<i64>();
-            let (lo, hi) = (
-                l.value_offsets()[0] as usize,
-                l.value_offsets()[rows] as usize,
-            );
-            if (0..rows).any(|i| l.value_length(i) as usize * rows != hi - lo) {
-                return Err(format!("column {column:?}: rows of different lengths"));
-            }
-            l.values().slice(lo, hi - lo)
-        }
+        DataType::List(_) => list_values(a.as_list::<i32>(), column)?,
+        DataType::LargeList(_) => list_values(a.as_list::<i64>(), column)?,
         other => {
             return Err(format!(
                 "column {column:?} is {other}; expected lists of numbers"
@@ -639,6 +581,20 @@ fn lists(a: &dyn Array, column: &str) -> Result<(Vec<f32>, usize), String> {
     let flat = numbers(&values, column)?;
     let per_row = flat.len().checked_div(rows).unwrap_or(0);
     Ok((flat.into_iter().map(|v| v as f32).collect(), per_row))
+}
+
+/// The values of a list column whose rows all have one length.
+fn list_values<O: OffsetSizeTrait>(
+    l: &GenericListArray<O>,
+    column: &str,
+) -> Result<ArrayRef, String> {
+    let rows = l.len();
+    let offsets = l.value_offsets();
+    let (lo, hi) = (offsets[0].as_usize(), offsets[rows].as_usize());
+    if (0..rows).any(|i| l.value_length(i).as_usize() * rows != hi - lo) {
+        return Err(format!("column {column:?}: rows of different lengths"));
+    }
+    Ok(l.values().slice(lo, hi - lo))
 }
 
 fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, String> {

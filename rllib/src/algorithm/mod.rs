@@ -75,6 +75,23 @@ impl TrainResult {
     pub fn set(&mut self, name: &'static str, value: f64) {
         self.metrics.insert(name, value);
     }
+
+    /// Sets the learner's losses, explained variance, entropy (and with `kl`, PPO's KL
+    /// loss and coefficient), learning rate and gradient norm from one update.
+    fn set_learner(&mut self, m: &algorithms::LearnerMetrics, kl: bool) {
+        use algorithms::metrics::learner as lm;
+        self.set(lm::TOTAL_LOSS, m.total_loss);
+        self.set(lm::POLICY_LOSS, m.policy_loss);
+        self.set(lm::VF_LOSS, m.vf_loss);
+        self.set(lm::VF_EXPLAINED_VAR, m.vf_explained_var);
+        self.set(lm::ENTROPY, m.entropy);
+        if kl {
+            self.set(lm::MEAN_KL_LOSS, m.mean_kl_loss);
+            self.set(lm::CURR_KL_COEFF, m.curr_kl_coeff);
+        }
+        self.set(lm::LEARNING_RATE, m.curr_lr);
+        self.set(lm::GRAD_NORM, m.gradients_global_norm);
+    }
 }
 
 /// The driver.

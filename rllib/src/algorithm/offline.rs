@@ -4,8 +4,7 @@
 
 use std::time::Instant;
 
-use algorithms::metrics as m;
-use algorithms::metrics::learner as lm;
+use algorithms::metrics::{self as metrics, learner as lm};
 
 use super::{Algorithm, TrainError, TrainResult};
 use crate::learners::Learner;
@@ -36,21 +35,15 @@ impl Algorithm {
         let Learner::Marwil(learner) = &mut self.learner else {
             unreachable!("an offline run has MARWIL's learner")
         };
-        let lm_ = learner
+        let m = learner
             .update(&batch, trained)
             .map_err(|source| TrainError::Learner { iteration, source })?;
         let learner_s = learn_start.elapsed().as_secs_f64();
-        r.set(lm::TOTAL_LOSS, lm_.total_loss);
-        r.set(lm::POLICY_LOSS, lm_.policy_loss);
-        r.set(lm::VF_LOSS, lm_.vf_loss);
-        r.set(lm::VF_EXPLAINED_VAR, lm_.vf_explained_var);
-        r.set(lm::ENTROPY, lm_.entropy);
-        r.set(lm::LEARNING_RATE, lm_.curr_lr);
-        r.set(lm::GRAD_NORM, lm_.gradients_global_norm);
+        r.set_learner(&m, false);
         r.set(lm::NUM_UPDATES, 1.0);
         r.set(lm::MOVING_AVERAGE_SQD_ADV_NORM, learner.sqd_adv_norm());
         r.set(
-            m::NUM_ENV_STEPS_TRAINED_LIFETIME,
+            metrics::NUM_ENV_STEPS_TRAINED_LIFETIME,
             (trained + batch.len() as u64) as f64,
         );
         Ok((reading_s, learner_s, 0, 0))

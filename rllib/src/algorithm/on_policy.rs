@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use algorithms::SampleBatch;
-use algorithms::metrics::learner as lm;
 
 use super::{Algorithm, TrainError, TrainResult};
 use crate::learners::Learner;
@@ -50,15 +49,7 @@ impl Algorithm {
             .update(&batch, self.counters.env_steps)
             .map_err(|source| TrainError::Learner { iteration, source })?;
         let learner_s = learn_start.elapsed().as_secs_f64();
-        r.set(lm::TOTAL_LOSS, m.total_loss);
-        r.set(lm::POLICY_LOSS, m.policy_loss);
-        r.set(lm::VF_LOSS, m.vf_loss);
-        r.set(lm::VF_EXPLAINED_VAR, m.vf_explained_var);
-        r.set(lm::ENTROPY, m.entropy);
-        r.set(lm::MEAN_KL_LOSS, m.mean_kl_loss);
-        r.set(lm::CURR_KL_COEFF, m.curr_kl_coeff);
-        r.set(lm::LEARNING_RATE, m.curr_lr);
-        r.set(lm::GRAD_NORM, m.gradients_global_norm);
+        r.set_learner(&m, true);
         Ok((sampling_s, learner_s, sampled, new_episodes))
     }
 }

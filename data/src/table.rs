@@ -287,7 +287,8 @@ impl Table {
         Table { ds }
     }
 
-    /// A per-block stage on the block's batches as one (`f` gets the block's index).
+    /// A per-block stage on the block's batches as one (`f` gets the block's index), for
+    /// stages that re-chunk the rows.
     fn per_block(
         &self,
         name: &str,
@@ -298,6 +299,22 @@ impl Table {
                 return Ok(batches);
             }
             f(i, concat(&batches, None)?)
+        }))
+    }
+
+    /// A per-batch stage: `f` on each of a block's batches (`f` gets the block's index), with
+    /// no copy of the block into one batch first.
+    fn per_batch(
+        &self,
+        name: &str,
+        f: impl Fn(usize, RecordBatch) -> Result<Vec<RecordBatch>, DataError> + Send + Sync + 'static,
+    ) -> Table {
+        Table::wrap(self.ds.stage_indexed(name, move |i, batches| {
+            let mut out = Vec::with_capacity(batches.len());
+            for b in batches {
+                out.extend(f(i, b)?);
+            }
+            Ok(out)
         }))
     }
 
@@ -387,7 +404,7 @@ impl Table {
         &self,
         predicate: impl Fn(&RecordBatch) -> Result<BooleanArray, ArrowError> + Send + Sync + 'static,
     ) -> Table {
-        self.per_block("filter", move |i, b| {
+        self.per_batch("filter", move |i, b| {
             let udf = |e: ArrowError| DataError::Udf {
                 block: i,
                 message: e.to_string(),
@@ -406,7 +423,7 @@ impl Table {
         f: impl Fn(&RecordBatch) -> Result<ArrayRef, ArrowError> + Send + Sync + 'static,
     ) -> Table {
         let name = name.to_string();
-        self.per_block("add_column", move |i, b| {
+        self.per_batch("add_column", move |i, b| {
             let udf = |message: String| DataError::Udf { block: i, message };
             let col = f(&b).map_err(|e| udf(e.to_string()))?;
             if col.len() != b.num_rows() {
@@ -444,7 +461,7 @@ impl Table {
     /// Without these columns (each must exist).
     pub fn drop_columns(&self, columns: &[&str]) -> Table {
         let drop: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        self.per_block("drop_columns", move |_, b| {
+        self.per_batch("drop_columns", move |_, b| {
             let schema = b.schema();
             let mut gone = Vec::with_capacity(drop.len());
             for c in &drop {
@@ -458,7 +475,7 @@ impl Table {
     /// Only these columns, in this order (each must exist).
     pub fn select_columns(&self, columns: &[&str]) -> Table {
         let pick: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        self.per_block("select_columns", move |_, b| {
+        self.per_batch("select_columns", move |_, b| {
             let schema = b.schema();
             let idx: Result<Vec<usize>, DataError> =
                 pick.iter().map(|c| column_index(&schema, c)).collect();

@@ -13,6 +13,8 @@
 //! # Ok::<(), data::DataError>(())
 //! ```
 
+#[cfg(feature = "polars")]
+mod dataframe;
 mod exec;
 mod io;
 mod pipeline;
@@ -25,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+#[cfg(feature = "polars")]
+pub use dataframe::from_polars;
 use exec::{BlockStream, Thunk};
 pub use io::{read_csv, read_json};
 pub use pipeline::DatasetPipeline;
@@ -32,6 +36,9 @@ pub use source::{from_items, range, read_binary_files, read_text};
 pub use table::{GroupedTable, Table, column_f64, from_arrow, read_parquet, write_parquet_file};
 // The Arrow and Parquet crates tables are made of, so users name the same versions.
 pub use {arrow_array, arrow_schema, parquet};
+/// The Polars crates DataFrames are made of (feature `polars`).
+#[cfg(feature = "polars")]
+pub use {polars, polars_arrow};
 
 /// What can go wrong in a dataset.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,0 +1,161 @@
+//! Per-deployment counters and the Prometheus text at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// What one deployment has done.
+#[derive(Debug, Default)]
+pub(crate) struct DeploymentStats {
+    /// Requests answered, by status code.
+    codes: Mutex<BTreeMap<u16, u64>>,
+    /// Latency histogram: counts per bucket (not cumulative), the last one past every bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
+    /// Requests waiting for a replica.
+    pub queued: AtomicUsize,
+    /// Requests held by replicas (running or in their mailboxes).
+    pub ongoing: AtomicUsize,
+    /// Live replicas.
+    pub replicas: AtomicUsize,
+    /// Replica restarts after a panic, over the deployment's life.
+    pub restarts: AtomicU64,
+    /// Calls made to replicas, and the requests they carried.
+    pub batches: AtomicU64,
+    pub batched_requests: AtomicU64,
+}
+
+impl DeploymentStats {
+    /// One answered request.
+    pub(crate) fn record(&self, status: u16, latency: Duration) {
+        *self.codes.lock().entry(status).or_default() += 1;
+        let s = latency.as_secs_f64();
+        let i = BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Requests answered so far, by status code.
+    pub(crate) fn codes(&self) -> BTreeMap<u16, u64> {
+        self.codes.lock().clone()
+    }
+}
+
+/// A metric read from a deployment's statistics: name, kind, help, reader.
+type Gauge = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&DeploymentStats) -> u64,
+);
+
+/// The Prometheus exposition of every deployment's statistics.
+pub(crate) fn render(deployments: &[(String, &DeploymentStats)]) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, body: &mut dyn FnMut(&mut String)| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        body(&mut out);
+    };
+    family(
+        "serve_requests_total",
+        "counter",
+        "Requests answered, by deployment and HTTP status code.",
+        &mut |o| {
+            for (d, s) in deployments {
+                for (code, n) in s.codes() {
+                    let _ = writeln!(
+                        o,
+                        "serve_requests_total{{deployment=\"{d}\",code=\"{code}\"}} {n}"
+                    );
+                }
+            }
+        },
+    );
+    family(
+        "serve_request_latency_seconds",
+        "histogram",
+        "Time from a request's arrival at its deployment to its answer.",
+        &mut |o| {
+            for (d, s) in deployments {
+                let mut cum = 0;
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    cum += s.buckets[i].load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        o,
+                        "serve_request_latency_seconds_bucket{{deployment=\"{d}\",le=\"{b}\"}} {cum}"
+                    );
+                }
+                cum += s.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    o,
+                    "serve_request_latency_seconds_bucket{{deployment=\"{d}\",le=\"+Inf\"}} {cum}"
+                );
+                let sum = s.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+                let _ = writeln!(
+                    o,
+                    "serve_request_latency_seconds_sum{{deployment=\"{d}\"}} {sum}"
+                );
+                let _ = writeln!(
+                    o,
+                    "serve_request_latency_seconds_count{{deployment=\"{d}\"}} {cum}"
+                );
+            }
+        },
+    );
+    let gauges: [Gauge; 6] = [
+        (
+            "serve_queue_length",
+            "gauge",
+            "Requests waiting for a replica.",
+            |s| s.queued.load(Ordering::Relaxed) as u64,
+        ),
+        (
+            "serve_ongoing_requests",
+            "gauge",
+            "Requests held by replicas.",
+            |s| s.ongoing.load(Ordering::Relaxed) as u64,
+        ),
+        ("serve_replicas", "gauge", "Live replicas.", |s| {
+            s.replicas.load(Ordering::Relaxed) as u64
+        }),
+        (
+            "serve_replica_restarts_total",
+            "counter",
+            "Replicas rebuilt after a panic.",
+            |s| s.restarts.load(Ordering::Relaxed),
+        ),
+        (
+            "serve_batches_total",
+            "counter",
+            "Calls made to replicas (one per batch).",
+            |s| s.batches.load(Ordering::Relaxed),
+        ),
+        (
+            "serve_batched_requests_total",
+            "counter",
+            "Requests those calls carried (divided by serve_batches_total: the mean batch size).",
+            |s| s.batched_requests.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, get) in gauges {
+        family(name, kind, help, &mut |o| {
+            for (d, s) in deployments {
+                let _ = writeln!(o, "{name}{{deployment=\"{d}\"}} {}", get(s));
+            }
+        });
+    }
+    out
+}

@@ -17,6 +17,7 @@ pub mod remote_runner;
 pub mod render;
 pub mod results;
 pub mod search;
+pub mod serving;
 pub mod signals;
 pub mod state;
 pub mod trainable;

@@ -54,6 +54,9 @@ enum Command {
     },
     /// Run a checkpoint's policy for some episodes and report returns.
     Evaluate(EvaluateArgs),
+    /// Serve a checkpoint's policy over HTTP (Ray Serve): POST {"observation": [...]} to `/`
+    /// and get {"action": a}; GET `/` describes the policy.
+    Serve(ServeArgs),
     /// List the registered environment ids.
     Envs,
     /// Every config key: aliases, algorithms, values, default and what it does (Markdown).
@@ -250,6 +253,32 @@ struct EvaluateArgs {
     output: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// The checkpoint folder (checkpoint_NNNNNN).
+    checkpoint: PathBuf,
+    /// The address to listen on (this machine only unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port (0: any free one).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Replicas, each a runtime actor with its own copy of the policy.
+    #[arg(long, default_value_t = 1)]
+    num_replicas: usize,
+    /// At most this many requests go through the policy in one forward pass.
+    #[arg(long, default_value_t = 64)]
+    max_batch_size: usize,
+    /// How long the first request of a batch waits for more while a replica is free (0: a
+    /// free replica takes what is queued at once; requests that arrive while it works form
+    /// the next batch).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    batch_wait_timeout_s: f64,
+    /// Seed of the replicas' sampling (for `"explore": true`).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 /// An error for the user: printed as one line, exit code 1.
 struct Failure(String);
 
@@ -359,6 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ExampleCmd::Run { id, run } => train(Source::Example(find_example(&id)?), &run),
         },
         Command::Evaluate(a) => evaluate(&a),
+        Command::Serve(a) => serve_policy(&a),
         Command::Start(s) => {
             let a = rllib::cluster_cli::StartArgs {
                 head: s.head,
@@ -736,6 +766,57 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
             list.join("; ")
         )));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_policy(a: &ServeArgs) -> Result<ExitCode, Failure> {
+    if a.num_replicas == 0 {
+        return Err(Failure(
+            "--num-replicas 0: expected at least 1 replica".into(),
+        ));
+    }
+    if a.max_batch_size == 0 {
+        return Err(Failure("--max-batch-size 0: expected at least 1".into()));
+    }
+    if !(a.batch_wait_timeout_s.is_finite() && a.batch_wait_timeout_s >= 0.0) {
+        return Err(Failure(format!(
+            "--batch-wait-timeout-s {}: expected seconds >= 0",
+            a.batch_wait_timeout_s
+        )));
+    }
+    let served = std::sync::Arc::new(
+        rllib::serving::ServedPolicy::load(&a.checkpoint)
+            .map_err(|e| Failure(format!("{}: {e}", a.checkpoint.display())))?,
+    );
+    let rt = ray::init(ray::InitOptions::new()).map_err(|e| Failure(e.to_string()))?;
+    let cpus = rt.cluster_resources().get(ray::CPU);
+    let server = serve::start_on(
+        rt,
+        serve::HttpOptions {
+            host: a.host.clone(),
+            port: a.port,
+            ..serve::HttpOptions::default()
+        },
+    )
+    .map_err(|e| Failure(e.to_string()))?;
+    let deployment = served
+        .deployment(a.seed)
+        .num_replicas(a.num_replicas)
+        .max_batch_size(a.max_batch_size)
+        .batch_wait_timeout_s(a.batch_wait_timeout_s)
+        .num_cpus((cpus / a.num_replicas as f64).min(1.0));
+    server.run(deployment).map_err(|e| Failure(e.to_string()))?;
+    let addr = server.address();
+    say!(
+        "Serving {} ({}) at http://{addr}/ with {} replica(s); Ctrl-C stops.",
+        a.checkpoint.display(),
+        served.experiment,
+        a.num_replicas
+    );
+    say!("  curl http://{addr}/");
+    say!("  curl -X POST http://{addr}/ -d '{{\"observation\": [...]}}'");
+    let sig = server.wait_for_signal();
+    say!("Stopped (signal {sig}); requests in flight were answered.");
     Ok(ExitCode::SUCCESS)
 }
 

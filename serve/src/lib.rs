@@ -18,6 +18,7 @@
 //! that panics fails the requests of that call with 500 and is rebuilt from its constructor by
 //! the runtime. Replicas run on their own threads, never on the executor's.
 
+mod client;
 mod deployment;
 mod http;
 mod metrics;
@@ -34,6 +35,7 @@ use axum::routing::get;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
+pub use client::http_request;
 pub use deployment::{AutoscalingConfig, BatchHandler, Deployment, Handler};
 pub use http::{Request, Response};
 use metrics::DeploymentStats;

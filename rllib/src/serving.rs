@@ -173,6 +173,19 @@ fn unprocessable(message: String) -> Reject {
 impl PolicyReplica {
     /// Checks the request's body and appends its filtered observations to `out`.
     fn parse(&mut self, req: &Request, out: &mut Vec<f32>) -> Result<Parsed, Reject> {
+        // The common case, `{"observation": [numbers]}` of the right length, without building
+        // a JSON tree; anything else takes the general path, which says what is wrong.
+        if let Ok(fast) = serde_json::from_slice::<OneObservation>(&req.body)
+            && fast.observation.len() == self.served.obs_dim
+            && fast.observation.iter().all(|x| x.is_finite())
+        {
+            self.push(&fast.observation, out);
+            return Ok(Parsed {
+                rows: 1,
+                single: true,
+                explore: fast.explore,
+            });
+        }
         let body: Value = serde_json::from_slice(&req.body)
             .map_err(|e| Response::error(400, &format!("the body is not valid JSON: {e}")))?;
         let Value::Object(map) = &body else {
@@ -238,12 +251,7 @@ impl PolicyReplica {
                     raw.len()
                 )));
             }
-            let at_row = out.len();
-            out.resize(at_row + d, 0.0);
-            match self.filter.as_mut() {
-                Some(f) => f.apply(&raw, false, &mut out[at_row..]),
-                None => out[at_row..].copy_from_slice(&raw),
-            }
+            self.push(&raw, out);
         }
         Ok(Parsed {
             rows: list.len(),
@@ -251,6 +259,27 @@ impl PolicyReplica {
             explore,
         })
     }
+}
+
+impl PolicyReplica {
+    /// Appends `raw` through the filter (frozen) to `out`.
+    fn push(&mut self, raw: &[f32], out: &mut Vec<f32>) {
+        let at = out.len();
+        out.resize(at + raw.len(), 0.0);
+        match self.filter.as_mut() {
+            Some(f) => f.apply(raw, false, &mut out[at..]),
+            None => out[at..].copy_from_slice(raw),
+        }
+    }
+}
+
+/// `{"observation": [numbers], "explore": bool}` and nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OneObservation {
+    observation: Vec<f32>,
+    #[serde(default)]
+    explore: bool,
 }
 
 /// What a JSON value is, for messages.
@@ -345,7 +374,7 @@ impl BatchHandler for PolicyReplica {
                 let mine = &actions[at..at + n];
                 at += n;
                 out[i] = Some(if single {
-                    Response::json(&json!({ "action": mine[0] }))
+                    Response::bytes(format!("{{\"action\":{}}}", mine[0]), "application/json")
                 } else {
                     Response::json(&json!({ "actions": mine }))
                 });

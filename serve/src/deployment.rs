@@ -82,6 +82,19 @@ impl Default for AutoscalingConfig {
     }
 }
 
+impl Options {
+    /// Requests a replica may hold: as set, else 5 (Ray's default), or for a batched
+    /// deployment `max_batch_size × max_concurrent_batches`.
+    pub(crate) fn max_ongoing(&self) -> usize {
+        self.max_ongoing_requests.unwrap_or(if self.batched {
+            self.max_batch_size
+                .saturating_mul(self.max_concurrent_batches)
+        } else {
+            5
+        })
+    }
+}
+
 /// Everything about a deployment but its code.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Options {
@@ -90,11 +103,13 @@ pub(crate) struct Options {
     pub version: Option<String>,
     pub num_replicas: usize,
     pub autoscaling: Option<AutoscalingConfig>,
-    pub max_ongoing_requests: usize,
+    /// Set by the user; else 5, or a batched replica's batches' worth.
+    pub max_ongoing_requests: Option<usize>,
     pub max_queued_requests: usize,
     pub batched: bool,
     pub max_batch_size: usize,
     pub batch_wait_timeout: Duration,
+    pub max_concurrent_batches: usize,
     pub num_cpus: f64,
 }
 
@@ -122,11 +137,12 @@ impl Deployment {
                 version: None,
                 num_replicas: 1,
                 autoscaling: None,
-                max_ongoing_requests: 5,
+                max_ongoing_requests: None,
                 max_queued_requests: 1024,
                 batched,
                 max_batch_size: 10,
                 batch_wait_timeout: Duration::from_millis(10),
+                max_concurrent_batches: 1,
                 num_cpus: 1.0,
             },
             factory,
@@ -173,13 +189,11 @@ impl Deployment {
         H: BatchHandler,
         F: Fn() -> H + Send + Sync + 'static,
     {
-        let mut d = Deployment::with(
+        Deployment::with(
             name,
             true,
             Arc::new(move || Logic::Batch(Box::new(constructor()))),
-        );
-        d.options.max_ongoing_requests = d.options.max_batch_size;
-        d
+        )
     }
 
     /// The deployment's name.
@@ -214,9 +228,9 @@ impl Deployment {
     }
 
     /// Requests a replica holds at once, running or waiting in its mailbox (default 5, Ray's;
-    /// a batched deployment's default is its batch size).
+    /// a batched deployment's default is `max_batch_size × max_concurrent_batches`).
     pub fn max_ongoing_requests(mut self, n: usize) -> Self {
-        self.options.max_ongoing_requests = n;
+        self.options.max_ongoing_requests = Some(n);
         self
     }
 
@@ -228,9 +242,6 @@ impl Deployment {
 
     /// At most this many requests per batch (default 10, Ray's).
     pub fn max_batch_size(mut self, n: usize) -> Self {
-        if self.options.max_ongoing_requests == self.options.max_batch_size {
-            self.options.max_ongoing_requests = n;
-        }
         self.options.max_batch_size = n;
         self
     }
@@ -238,6 +249,13 @@ impl Deployment {
     /// How long the first request of a batch waits for more (default 0.01 s, Ray's).
     pub fn batch_wait_timeout_s(mut self, s: f64) -> Self {
         self.options.batch_wait_timeout = Duration::from_secs_f64(s.max(0.0));
+        self
+    }
+
+    /// Batches a replica holds at once, running or next in its mailbox (default 1, Ray's): while
+    /// they run, new requests wait in the deployment's queue and form the next batch.
+    pub fn max_concurrent_batches(mut self, n: usize) -> Self {
+        self.options.max_concurrent_batches = n;
         self
     }
 
@@ -281,11 +299,11 @@ impl Deployment {
                 "autoscaling: expected 1 <= min_replicas <= max_replicas and target_ongoing_requests > 0, got {a:?}"
             ));
         }
-        if o.max_ongoing_requests == 0 {
+        if o.max_ongoing_requests == Some(0) {
             return bad("max_ongoing_requests must be at least 1".into());
         }
-        if o.batched && o.max_batch_size == 0 {
-            return bad("max_batch_size must be at least 1".into());
+        if o.batched && (o.max_batch_size == 0 || o.max_concurrent_batches == 0) {
+            return bad("max_batch_size and max_concurrent_batches must be at least 1".into());
         }
         if !(o.num_cpus >= 0.0 && o.num_cpus.is_finite()) {
             return bad(format!("num_cpus {}: expected a number >= 0", o.num_cpus));

@@ -258,7 +258,7 @@ impl Serve {
             .deployments
             .read()
             .values()
-            .find(|e| e.prefix == prefix && e.handle.name != name)
+            .find(|e| e.prefix == prefix && *e.handle.name != *name)
         {
             return Err(ServeError::Invalid(format!(
                 "route_prefix {prefix:?} is taken by deployment {:?}",
@@ -305,7 +305,7 @@ impl Serve {
         );
         let task = self.inner.handle.spawn(router.run(rx));
         let handle = DeploymentHandle {
-            name: name.clone(),
+            name: Arc::from(name.as_str()),
             tx,
             stats,
         };
@@ -437,15 +437,23 @@ async fn routes(State(shared): State<Arc<Shared>>) -> axum::response::Response {
     let d = shared.deployments.read();
     let map: std::collections::BTreeMap<&str, &str> = d
         .values()
-        .map(|e| (e.prefix.as_str(), e.handle.name.as_str()))
+        .map(|e| (e.prefix.as_str(), &*e.handle.name))
         .collect();
     to_http(Response::json(&map))
 }
 
 fn to_http(r: Response) -> axum::response::Response {
+    let content_type = if r.content_type == "application/json" {
+        axum::http::HeaderValue::from_static("application/json")
+    } else {
+        match axum::http::HeaderValue::from_str(&r.content_type) {
+            Ok(v) => v,
+            Err(_) => axum::http::HeaderValue::from_static("application/octet-stream"),
+        }
+    };
     axum::response::Response::builder()
         .status(r.status)
-        .header("content-type", r.content_type)
+        .header(axum::http::header::CONTENT_TYPE, content_type)
         .body(Body::from(r.body))
         .unwrap_or_else(|_| {
             let mut resp = axum::response::Response::new(Body::from("bad response"));

@@ -5,18 +5,16 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// What one deployment has done.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct DeploymentStats {
-    /// Requests answered, by status code.
-    codes: Mutex<BTreeMap<u16, u64>>,
+    /// Requests answered, by status code (100-599).
+    codes: [AtomicU64; 500],
     /// Latency histogram: counts per bucket (not cumulative), the last one past every bound.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -33,10 +31,28 @@ pub(crate) struct DeploymentStats {
     pub batched_requests: AtomicU64,
 }
 
+impl Default for DeploymentStats {
+    fn default() -> Self {
+        DeploymentStats {
+            codes: std::array::from_fn(|_| AtomicU64::new(0)),
+            buckets: Default::default(),
+            latency_sum_us: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
+            ongoing: AtomicUsize::new(0),
+            replicas: AtomicUsize::new(0),
+            restarts: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            batched_requests: AtomicU64::new(0),
+        }
+    }
+}
+
 impl DeploymentStats {
     /// One answered request.
     pub(crate) fn record(&self, status: u16, latency: Duration) {
-        *self.codes.lock().entry(status).or_default() += 1;
+        if let Some(c) = self.codes.get(usize::from(status).wrapping_sub(100)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         let s = latency.as_secs_f64();
         let i = BUCKETS
             .iter()
@@ -49,7 +65,14 @@ impl DeploymentStats {
 
     /// Requests answered so far, by status code.
     pub(crate) fn codes(&self) -> BTreeMap<u16, u64> {
-        self.codes.lock().clone()
+        self.codes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then(|| (i as u16 + 100, n))
+            })
+            .collect()
     }
 }
 

@@ -32,6 +32,8 @@ pub(crate) struct Replica {
     actor: ActorHandle<Logic>,
     /// Requests it holds (sent, not answered).
     ongoing: usize,
+    /// Calls it holds (one per batch).
+    calls: usize,
     /// Being retired (downscaled or redeployed): takes no new requests, killed when idle.
     draining: bool,
     /// Restarts counted so far.
@@ -82,6 +84,7 @@ pub(crate) fn spawn_replica(
         id,
         actor,
         ongoing: 0,
+        calls: 0,
         draining: false,
         restarts: 0,
     })
@@ -91,7 +94,7 @@ pub(crate) fn spawn_replica(
 /// replica of another deployment or from anywhere else.
 #[derive(Clone, Debug)]
 pub struct DeploymentHandle {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) tx: mpsc::UnboundedSender<Msg>,
     pub(crate) stats: Arc<DeploymentStats>,
 }
@@ -114,7 +117,7 @@ impl DeploymentHandle {
         };
         self.tx
             .send(Msg::Job(job))
-            .map_err(|_| ServeError::Stopped(self.name.clone()))?;
+            .map_err(|_| ServeError::Stopped(self.name.to_string()))?;
         Ok(rx)
     }
 
@@ -128,14 +131,14 @@ impl DeploymentHandle {
         }
         let rx = self.submit(request)?;
         rx.blocking_recv()
-            .unwrap_or_else(|_| Err(ServeError::Stopped(self.name.clone())))
+            .unwrap_or_else(|_| Err(ServeError::Stopped(self.name.to_string())))
     }
 
     /// Sends `request` and awaits the answer.
     pub async fn call_async(&self, request: Request) -> Result<Response, ServeError> {
         let rx = self.submit(request)?;
         rx.await
-            .unwrap_or_else(|_| Err(ServeError::Stopped(self.name.clone())))
+            .unwrap_or_else(|_| Err(ServeError::Stopped(self.name.to_string())))
     }
 }
 
@@ -232,6 +235,7 @@ impl Router {
                 if let Some(i) = self.replicas.iter().position(|r| r.id == replica) {
                     let r = &mut self.replicas[i];
                     r.ongoing = r.ongoing.saturating_sub(n);
+                    r.calls = r.calls.saturating_sub(1);
                     let restarts = r.actor.num_restarts();
                     if restarts > r.restarts {
                         self.stats
@@ -296,7 +300,7 @@ impl Router {
         if self.options.batched {
             self.options
                 .max_batch_size
-                .min(self.options.max_ongoing_requests)
+                .min(self.options.max_ongoing())
                 .max(1)
         } else {
             1
@@ -320,16 +324,22 @@ impl Router {
             {
                 break;
             }
-            let max = self.options.max_ongoing_requests;
+            let max = self.options.max_ongoing();
+            let max_calls = if self.options.batched {
+                self.options.max_concurrent_batches
+            } else {
+                usize::MAX
+            };
             let Some(r) = self
                 .replicas
                 .iter_mut()
-                .filter(|r| !r.draining && r.ongoing + n <= max)
+                .filter(|r| !r.draining && r.ongoing + n <= max && r.calls < max_calls)
                 .min_by_key(|r| r.ongoing)
             else {
                 break;
             };
             r.ongoing += n;
+            r.calls += 1;
             let jobs: Vec<Job> = self.queue.drain(..n).collect();
             let (id, actor, tx, stats) = (
                 r.id,

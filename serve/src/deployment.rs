@@ -208,7 +208,8 @@ impl Deployment {
         self
     }
 
-    /// A version label, shown in `/-/routes`' details and the metrics.
+    /// A version label, shown by `/metrics` (`serve_deployment_info`). Running a deployment
+    /// again replaces its replicas whatever the version.
     pub fn version(mut self, version: &str) -> Self {
         self.options.version = Some(version.to_string());
         self

@@ -413,14 +413,16 @@ impl Serve {
 
 fn metrics_of(shared: &Shared) -> String {
     let d = shared.deployments.read();
-    let mut list: Vec<(String, Arc<DeploymentStats>)> = d
+    let mut list: Vec<(String, Option<String>, Arc<DeploymentStats>)> = d
         .iter()
-        .map(|(n, e)| (n.clone(), Arc::clone(&e.handle.stats)))
+        .map(|(n, e)| (n.clone(), e.version.clone(), Arc::clone(&e.handle.stats)))
         .collect();
     list.sort_by(|a, b| a.0.cmp(&b.0));
     drop(d);
-    let refs: Vec<(String, &DeploymentStats)> =
-        list.iter().map(|(n, s)| (n.clone(), s.as_ref())).collect();
+    let refs: Vec<(String, Option<String>, &DeploymentStats)> = list
+        .iter()
+        .map(|(n, v, s)| (n.clone(), v.clone(), s.as_ref()))
+        .collect();
     metrics::render(&refs)
 }
 

@@ -85,7 +85,7 @@ type Gauge = (
 );
 
 /// The Prometheus exposition of every deployment's statistics.
-pub(crate) fn render(deployments: &[(String, &DeploymentStats)]) -> String {
+pub(crate) fn render(deployments: &[(String, Option<String>, &DeploymentStats)]) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, body: &mut dyn FnMut(&mut String)| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -97,7 +97,7 @@ pub(crate) fn render(deployments: &[(String, &DeploymentStats)]) -> String {
         "counter",
         "Requests answered, by deployment and HTTP status code.",
         &mut |o| {
-            for (d, s) in deployments {
+            for (d, _, s) in deployments {
                 for (code, n) in s.codes() {
                     let _ = writeln!(
                         o,
@@ -112,7 +112,7 @@ pub(crate) fn render(deployments: &[(String, &DeploymentStats)]) -> String {
         "histogram",
         "Time from a request's arrival at its deployment to its answer.",
         &mut |o| {
-            for (d, s) in deployments {
+            for (d, _, s) in deployments {
                 let mut cum = 0;
                 for (i, b) in BUCKETS.iter().enumerate() {
                     cum += s.buckets[i].load(Ordering::Relaxed);
@@ -134,6 +134,20 @@ pub(crate) fn render(deployments: &[(String, &DeploymentStats)]) -> String {
                 let _ = writeln!(
                     o,
                     "serve_request_latency_seconds_count{{deployment=\"{d}\"}} {cum}"
+                );
+            }
+        },
+    );
+    family(
+        "serve_deployment_info",
+        "gauge",
+        "Each deployment's version label (\"\" when none was given).",
+        &mut |o| {
+            for (d, v, _) in deployments {
+                let v = v.as_deref().unwrap_or("").replace(['"', '\\', '\n'], "_");
+                let _ = writeln!(
+                    o,
+                    "serve_deployment_info{{deployment=\"{d}\",version=\"{v}\"}} 1"
                 );
             }
         },
@@ -175,7 +189,7 @@ pub(crate) fn render(deployments: &[(String, &DeploymentStats)]) -> String {
     ];
     for (name, kind, help, get) in gauges {
         family(name, kind, help, &mut |o| {
-            for (d, s) in deployments {
+            for (d, _, s) in deployments {
                 let _ = writeln!(o, "{name}{{deployment=\"{d}\"}} {}", get(s));
             }
         });

@@ -399,6 +399,11 @@ fn a_redeploy_under_load_drops_no_request() {
     );
     assert!(seen.iter().any(|(_, b)| b == "v1") && seen.iter().any(|(_, b)| b == "v2"));
     assert_eq!(get(addr, "/m").1, "v2");
+    let metrics = s.metrics();
+    assert!(
+        metrics.contains("serve_deployment_info{deployment=\"m\",version=\"v2\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(s.num_replicas("m").unwrap(), 2);
     s.shutdown(Duration::from_secs(5));
 }

@@ -368,18 +368,17 @@ fn every_arrow_type_crosses_or_is_a_column_error() {
     }
 }
 
+/// Where the values of a frame's one-chunk i64 column `x` live.
+fn x_address(df: &DataFrame) -> *const i64 {
+    let x = df.column("x").unwrap().i64().unwrap();
+    x.cont_slice().unwrap().as_ptr()
+}
+
 /// The C data interface shares buffers: a numeric column is the same memory on both sides.
 #[test]
 fn numeric_columns_cross_without_a_copy() {
     let df = df!("x" => (0..100_000i64).collect::<Vec<_>>()).unwrap();
-    let polars_ptr = df
-        .column("x")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .cont_slice()
-        .unwrap()
-        .as_ptr();
+    let polars_ptr = x_address(&df);
     let batch = data::from_polars(&df).unwrap().take_all().unwrap();
     let arrow_ptr = batch
         .column(0)
@@ -390,13 +389,6 @@ fn numeric_columns_cross_without_a_copy() {
 
     let table = data::from_arrow(vec![batch.clone()]).unwrap();
     let back = table.to_polars().unwrap();
-    let back_ptr = back
-        .column("x")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .cont_slice()
-        .unwrap()
-        .as_ptr();
+    let back_ptr = x_address(&back);
     assert_eq!(back_ptr, arrow_ptr, "Arrow to Polars copied the column");
 }

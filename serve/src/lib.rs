@@ -35,7 +35,7 @@ use axum::routing::get;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-pub use client::http_request;
+pub use client::{http_request, http_request_with_headers};
 pub use deployment::{AutoscalingConfig, BatchHandler, Deployment, Handler};
 pub use http::{Request, Response};
 use metrics::DeploymentStats;

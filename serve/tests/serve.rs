@@ -14,7 +14,9 @@ use serve::{
 
 /// One HTTP/1.1 request on a fresh connection: the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let (code, body) = serve::http_request(addr, method, path, body).expect("an answer");
+    let (code, body) =
+        serve::http_request_with_headers(addr, method, path, &[("X-Test", "yes")], body)
+            .expect("an answer");
     (code, String::from_utf8_lossy(&body).into_owned())
 }
 

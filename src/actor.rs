@@ -11,7 +11,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use ractor::{ActorProcessingErr, ActorRef, ActorRuntime};
@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::error::panic_message;
 use crate::object::{Abandon, ObjectRef, Orphaned};
-use crate::scheduler::{Grant, Lease, LeaseGuard};
+use crate::scheduler::{Grant, Lease, LeaseGuard, Scheduler};
 use crate::{CPU, GPU, MEMORY, RayError, Resources, Runtime};
 
 type Factory<A> = Arc<dyn Fn() -> A + Send + Sync>;
@@ -28,9 +28,17 @@ type Method<A> = Box<dyn FnOnce(&mut A) -> Result<(), String> + Send>;
 
 /// Identity and fate of an actor, shared by its handles and its process.
 pub(crate) struct ActorShared {
+    id: u64,
     name: String,
+    class: String,
+    demand: Resources,
+    max_restarts: u32,
     restarts: AtomicU32,
+    /// Its constructor has run (it is no longer pending).
+    started: AtomicBool,
     death: Mutex<Option<String>>,
+    /// Where its failures are logged.
+    sched: Arc<Scheduler>,
 }
 
 impl ActorShared {
@@ -47,6 +55,39 @@ impl ActorShared {
 
     pub(crate) fn mark_dead(&self, cause: &str) {
         self.death.lock().get_or_insert_with(|| cause.to_string());
+    }
+
+    /// The actor as the state API lists it.
+    pub(crate) fn info(&self) -> crate::state::ActorInfo {
+        use crate::state::ActorState;
+        let death = self.death.lock().clone();
+        crate::state::ActorInfo {
+            actor_id: format!("{:016x}", self.id),
+            class_name: self.class.clone(),
+            name: self.name.clone(),
+            state: if death.is_some() {
+                ActorState::Dead
+            } else if self.started.load(Ordering::Acquire) {
+                ActorState::Alive
+            } else {
+                ActorState::PendingCreation
+            },
+            node_id: "local".to_string(),
+            num_restarts: self.restarts.load(Ordering::Acquire),
+            max_restarts: self.max_restarts,
+            resources: self
+                .demand
+                .iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            death_cause: death,
+        }
+    }
+
+    fn failed(&self, message: &str) {
+        self.sched
+            .state
+            .failure("actor", &self.name, message.to_string());
     }
 }
 
@@ -157,9 +198,11 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
             return Err(e.into());
         }
         if let Err(cause) = build(&jobs).await {
+            args.shared.failed(&cause);
             args.shared.mark_dead(&cause);
             return Err(cause.into());
         }
+        args.shared.started.store(true, Ordering::Release);
         Ok(ActorState {
             jobs,
             shared: args.shared,
@@ -188,10 +231,12 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
             return Ok(());
         };
         // The method panicked: its state may be broken, so rebuild it or die.
+        state.shared.failed(&panic);
         let used = state.shared.restarts.load(Ordering::Acquire);
         if used < state.max_restarts {
             state.shared.restarts.store(used + 1, Ordering::Release);
             if let Err(cause) = build(&state.jobs).await {
+                state.shared.failed(&cause);
                 state.shared.mark_dead(&format!("restart failed: {cause}"));
                 myself.stop(None);
             }
@@ -294,6 +339,7 @@ pub struct ActorBuilder<'rt, A> {
     invalid: Option<RayError>,
     max_restarts: u32,
     name: Option<String>,
+    class: Option<String>,
 }
 
 impl<A> fmt::Debug for ActorBuilder<'_, A> {
@@ -315,6 +361,7 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
             invalid: None,
             max_restarts: 0,
             name: None,
+            class: None,
         }
     }
 
@@ -353,6 +400,12 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
         self
     }
 
+    /// The class the state API reports (default: the state's type name).
+    pub(crate) fn class_name(mut self, class: impl Into<String>) -> Self {
+        self.class = Some(class.into());
+        self
+    }
+
     /// Starts the actor and returns its handle at once; calls queue until its resources are
     /// granted and its constructor has run. Errors now when the resources can never fit.
     pub fn spawn(self) -> Result<ActorHandle<A>, RayError> {
@@ -366,14 +419,23 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
         sched.check_feasible(&self.demand)?;
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let short = std::any::type_name::<A>()
+        // `my::Policy<f32>` is a `Policy`.
+        let full = std::any::type_name::<A>();
+        let short = full[..full.find('<').unwrap_or(full.len())]
             .rsplit("::")
             .next()
             .unwrap_or("Actor");
+        let class = self.class.unwrap_or_else(|| short.to_string());
         let shared = Arc::new(ActorShared {
+            id: n,
             name: self.name.unwrap_or_else(|| format!("{short}#{n}")),
+            class,
+            demand: self.demand.clone(),
+            max_restarts: self.max_restarts,
             restarts: AtomicU32::new(0),
+            started: AtomicBool::new(false),
             death: Mutex::new(None),
+            sched: Arc::clone(sched),
         });
         let (lease_tx, lease_rx) = oneshot::channel();
         let args = StartArgs {

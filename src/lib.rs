@@ -12,12 +12,14 @@
 
 mod actor;
 pub mod cluster;
+pub mod dashboard;
 mod error;
 mod object;
 mod remote;
 mod resources;
 mod runtime;
 mod scheduler;
+pub mod state;
 mod task;
 
 pub use actor::{ActorBuilder, ActorHandle};
@@ -30,5 +32,5 @@ pub use remote::{RemoteActorBuilder, RemoteTaskBuilder};
 pub use resources::{
     CPU, GPU, MEMORY, Resources, available_memory, detect_cpus, detect_gpus, detect_memory,
 };
-pub use runtime::{InitOptions, Runtime, init};
+pub use runtime::{InitOptions, MAX_DEAD_ACTORS, Runtime, init};
 pub use task::{DEFAULT_MAX_RETRIES, TaskArgs, TaskBuilder};

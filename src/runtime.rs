@@ -18,6 +18,23 @@ use crate::scheduler::Scheduler;
 use crate::task::{TaskArgs, TaskBuilder};
 use crate::{CPU, GPU, MEMORY, RayError, Resources};
 
+/// Every runtime this process started, for a dashboard that shows the whole process.
+static RUNTIMES: Mutex<Vec<std::sync::Weak<Inner>>> = Mutex::new(Vec::new());
+
+/// The runtimes of this process that are running.
+pub(crate) fn live_runtimes() -> Vec<Runtime> {
+    let mut all = RUNTIMES.lock();
+    all.retain(|w| w.strong_count() > 0);
+    all.iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .map(|inner| Runtime { inner })
+        .filter(|rt| !rt.is_shut_down())
+        .collect()
+}
+
+/// How many stopped actors [`Runtime::list_actors`] still reports.
+pub const MAX_DEAD_ACTORS: usize = 1000;
+
 /// How to start a runtime; anything left unset is detected (like `ray.init()`'s arguments).
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {
@@ -30,6 +47,7 @@ pub struct InitOptions {
     node_timeout: Option<Duration>,
     call_timeout: Option<Duration>,
     tls: Option<crate::cluster::TlsFiles>,
+    dashboard: Option<crate::dashboard::DashboardOptions>,
 }
 
 impl InitOptions {
@@ -96,6 +114,19 @@ impl InitOptions {
         self
     }
 
+    /// Serves the dashboard (Ray's `include_dashboard=True`) on 127.0.0.1:8265, showing this
+    /// runtime and the runs under `checkpoints`; see [`Runtime::dashboard_url`].
+    pub fn include_dashboard(mut self, yes: bool) -> Self {
+        self.dashboard = yes.then(|| self.dashboard.take().unwrap_or_default());
+        self
+    }
+
+    /// The dashboard with these settings (address, output folders, secret).
+    pub fn dashboard(mut self, options: crate::dashboard::DashboardOptions) -> Self {
+        self.dashboard = Some(options);
+        self
+    }
+
     /// The resources these options give this process (detected where unset).
     pub fn resources(&self) -> Result<Resources, RayError> {
         self.total()
@@ -115,19 +146,25 @@ impl InitOptions {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     sched: Arc<Scheduler>,
     executor: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     actors: Mutex<Vec<(Arc<ActorShared>, ActorCell)>>,
+    /// Actors that stopped, newest last (at most [`MAX_DEAD_ACTORS`]), for the state API.
+    dead_actors: Mutex<std::collections::VecDeque<crate::state::ActorInfo>>,
     shut_down: AtomicBool,
     cluster: Option<Arc<Cluster>>,
+    dashboard: Mutex<Option<crate::dashboard::Dashboard>>,
 }
 
 impl Inner {
     fn shutdown(&self) {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let Some(d) = self.dashboard.lock().take() {
+            d.shutdown();
         }
         self.sched.shutdown();
         for (shared, cell) in std::mem::take(&mut *self.actors.lock()) {
@@ -214,16 +251,37 @@ pub fn init(options: InitOptions) -> Result<Runtime, RayError> {
             )?)
         }
     };
-    Ok(Runtime {
+    let rt = Runtime {
         inner: Arc::new(Inner {
             sched: Scheduler::new(total),
             executor: Mutex::new(Some(executor)),
             handle,
             actors: Mutex::new(Vec::new()),
+            dead_actors: Mutex::new(std::collections::VecDeque::new()),
             shut_down: AtomicBool::new(false),
             cluster,
+            dashboard: Mutex::new(None),
         }),
-    })
+    };
+    {
+        let mut all = RUNTIMES.lock();
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&rt.inner));
+    }
+    if let Some(mut d) = options.dashboard.clone() {
+        if d.secret.is_none() && !d.host.is_loopback() {
+            d.secret = options
+                .secret
+                .clone()
+                .or_else(|| crate::cluster::session::load_secret().ok());
+        }
+        let source = Arc::new(crate::dashboard::RuntimeSource(Arc::downgrade(&rt.inner)));
+        let dashboard = crate::dashboard::start(source, d)?;
+        // As `ray.init()` says it.
+        eprintln!("View the dashboard at {}", dashboard.url());
+        *rt.inner.dashboard.lock() = Some(dashboard);
+    }
+    Ok(rt)
 }
 
 impl Runtime {
@@ -335,6 +393,15 @@ impl Runtime {
         }
     }
 
+    /// The dashboard's address when it was included (`http://127.0.0.1:8265`).
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.inner.dashboard.lock().as_ref().map(|d| d.url())
+    }
+
+    pub(crate) fn upgrade(inner: &std::sync::Weak<Inner>) -> Option<Runtime> {
+        inner.upgrade().map(|inner| Runtime { inner })
+    }
+
     /// Whether this runtime is connected to a cluster.
     pub fn is_cluster(&self) -> bool {
         self.inner.cluster.is_some()
@@ -377,7 +444,39 @@ impl Runtime {
 
     pub(crate) fn register_actor(&self, shared: Arc<ActorShared>, cell: ActorCell) {
         let mut actors = self.inner.actors.lock();
-        actors.retain(|(_, c)| c.get_status() != ractor::ActorStatus::Stopped);
+        let mut dead = self.inner.dead_actors.lock();
+        actors.retain(|(a, c)| {
+            let live = c.get_status() != ractor::ActorStatus::Stopped;
+            if !live {
+                if dead.len() == MAX_DEAD_ACTORS {
+                    dead.pop_front();
+                }
+                dead.push_back(a.info());
+            }
+            live
+        });
         actors.push((shared, cell));
+    }
+
+    /// Every actor of this runtime, live ones and the latest that died (Ray's `ray list
+    /// actors`); with a cluster, also the actors this driver placed on its nodes.
+    pub fn list_actors(&self) -> Vec<crate::state::ActorInfo> {
+        let mut out: Vec<_> = self.inner.dead_actors.lock().iter().cloned().collect();
+        out.extend(self.inner.actors.lock().iter().map(|(a, _)| a.info()));
+        if let Some(c) = &self.inner.cluster {
+            out.extend(c.actor_infos());
+        }
+        out
+    }
+
+    /// This process's tasks by state since the runtime started (Ray's `ray summary tasks`).
+    pub fn summarize_tasks(&self) -> crate::state::TaskSummary {
+        self.inner.sched.state.summary()
+    }
+
+    /// The latest failed tasks and actor calls, oldest first (at most
+    /// [`MAX_FAILURES`](crate::state::MAX_FAILURES)).
+    pub fn recent_failures(&self) -> Vec<crate::state::Failure> {
+        self.inner.sched.state.failures()
     }
 }

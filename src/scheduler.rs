@@ -46,6 +46,8 @@ pub(crate) struct Scheduler {
     inner: Mutex<Inner>,
     job_rx: Receiver<Job>,
     next_task: AtomicU64,
+    /// Task counts and failures, for the state API and the dashboard.
+    pub(crate) state: crate::state::StateTable,
 }
 
 /// Resources held by a running task or a live actor; dropping it gives them back.
@@ -77,6 +79,7 @@ impl Scheduler {
             total,
             job_rx: rx,
             next_task: AtomicU64::new(1),
+            state: crate::state::StateTable::default(),
         })
     }
 

@@ -178,6 +178,7 @@ where
         let max_retries = self.max_retries;
         let run_sched = Arc::clone(sched);
         let run = move |lease| {
+            run_sched.state.task_started();
             let tracked = promise.abandoner().map(|a| run_sched.track_running(a));
             let mut attempts = 0;
             let outcome = loop {
@@ -205,6 +206,9 @@ where
             if let Some(id) = tracked {
                 run_sched.untrack_running(id);
             }
+            run_sched
+                .state
+                .task_ended(&name, outcome.as_ref().err().map(ToString::to_string));
             promise.fulfil(outcome);
         };
         let lease = Lease {
@@ -213,6 +217,7 @@ where
         };
         // The task is queued only once its arguments exist; until then it holds no resources.
         let sched = Arc::clone(sched);
+        sched.state.task_submitted();
         submit_when_ready(deps, move || sched.submit(lease));
         Ok(result)
     }

@@ -41,6 +41,43 @@ pub struct StartArgs {
     pub tls_key: Option<PathBuf>,
     /// The CA that signs the nodes' certificates (default: the certificate itself).
     pub tls_ca: Option<PathBuf>,
+    /// Serve the dashboard from this node.
+    pub include_dashboard: bool,
+    /// The dashboard's address (default 127.0.0.1).
+    pub dashboard_host: Option<String>,
+    /// The dashboard's port (default 8265); implies `include_dashboard`.
+    pub dashboard_port: Option<u16>,
+    /// The output folder whose runs the dashboard shows (default `checkpoints` here).
+    pub dashboard_runs_dir: Option<PathBuf>,
+}
+
+/// The dashboard's settings from the flags, checked; `None` when it is not wanted.
+fn dashboard_options(a: &StartArgs) -> Result<Option<ray::dashboard::DashboardOptions>, String> {
+    if !a.include_dashboard
+        && a.dashboard_port.is_none()
+        && a.dashboard_host.is_none()
+        && a.dashboard_runs_dir.is_none()
+    {
+        return Ok(None);
+    }
+    let mut o = ray::dashboard::DashboardOptions::default();
+    if let Some(p) = a.dashboard_port {
+        o.port = p;
+    }
+    if let Some(h) = &a.dashboard_host {
+        o.host = h.parse().map_err(|_| {
+            format!(
+                "--dashboard-host {h:?} is not an IP address (expected e.g. 127.0.0.1 or 0.0.0.0)"
+            )
+        })?;
+    }
+    let runs = a
+        .dashboard_runs_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("checkpoints"));
+    // The node runs in the background: the folder is the one meant here and now.
+    o.runs_dirs = vec![std::path::absolute(&runs).unwrap_or(runs)];
+    Ok(Some(o))
 }
 
 /// The TLS files of `--tls-cert/--tls-key/--tls-ca`, else of `$RLLIB_TLS_*`, checked.
@@ -138,10 +175,11 @@ fn secret_for(a: &StartArgs) -> Result<String, String> {
 pub fn start(a: &StartArgs, say: &dyn Fn(String)) -> Result<(), String> {
     // The flags first: a bad one is reported before a secret is looked for or made.
     options(a, "")?;
+    dashboard_options(a)?;
     let secret = secret_for(a)?;
     let o = options(a, &secret)?;
     if a.block {
-        return run_node(o, say);
+        return run_node(o, dashboard_options(a)?, say);
     }
     let dir = session::dir()?;
     let log = dir.join(format!("node-{}-{}.log", o.port, std::process::id()));
@@ -241,9 +279,25 @@ fn print_started(n: &session::NodeFile, secret: &str, head: bool, say: &dyn Fn(S
             n.node_id, n.address, n.pid, n.head_address
         ));
     }
+    if let Some(url) = &n.dashboard {
+        let loopback = url
+            .trim_start_matches("http://")
+            .rsplit_once(':')
+            .and_then(|(h, _)| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok())
+            .is_some_and(|h| h.is_loopback());
+        if loopback {
+            say(format!("View the dashboard at {url}"));
+        } else {
+            say(format!("View the dashboard at {url}/?token={secret}"));
+        }
+    }
 }
 
-fn run_node(o: NodeOptions, say: &dyn Fn(String)) -> Result<(), String> {
+fn run_node(
+    o: NodeOptions,
+    dashboard: Option<ray::dashboard::DashboardOptions>,
+    say: &dyn Fn(String),
+) -> Result<(), String> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
@@ -256,7 +310,24 @@ fn run_node(o: NodeOptions, say: &dyn Fn(String)) -> Result<(), String> {
     if head {
         session::save_secret(&secret)?;
     }
+    let dashboard = match dashboard {
+        None => None,
+        Some(mut d) => {
+            if !d.host.is_loopback() {
+                d.secret = Some(secret.clone());
+            }
+            let started = ray::dashboard::start(node.dashboard_source(), d);
+            match started {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    node.shutdown();
+                    return Err(e.to_string());
+                }
+            }
+        }
+    };
     let file = session::NodeFile {
+        dashboard: dashboard.as_ref().map(|d| d.url()),
         node_id: info.node_id.clone(),
         address: info.address.clone(),
         head_address: head_address.unwrap_or_else(|| info.address.clone()),

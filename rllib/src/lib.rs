@@ -13,6 +13,7 @@ pub mod examples;
 pub mod fsio;
 pub mod learners;
 pub mod offline;
+pub mod plot;
 pub mod remote_runner;
 pub mod render;
 pub mod results;

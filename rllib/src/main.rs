@@ -57,6 +57,9 @@ enum Command {
     /// Serve a checkpoint's policy over HTTP (Ray Serve): POST {"observation": [...]} to `/`
     /// and get {"action": a}; GET `/` describes the policy.
     Serve(ServeArgs),
+    /// Draw learning curves as a PNG: `rllib plot checkpoints/cartpole-ppo --out curves.png`
+    /// (runs of one config with different seeds become a median line in a min-max band).
+    Plot(PlotArgs),
     /// List the registered environment ids.
     Envs,
     /// Every config key: aliases, algorithms, values, default and what it does (Markdown).
@@ -122,6 +125,42 @@ struct StartCmd {
     /// certificate itself).
     #[arg(long)]
     tls_ca: Option<std::path::PathBuf>,
+    /// Serve the dashboard from this node (at http://127.0.0.1:8265 unless the flags below
+    /// say otherwise).
+    #[arg(long)]
+    include_dashboard: bool,
+    /// The dashboard's address (default 127.0.0.1; another one needs the cluster secret).
+    #[arg(long)]
+    dashboard_host: Option<String>,
+    /// The dashboard's port (default 8265; 0 picks a free one). Implies --include-dashboard.
+    #[arg(long)]
+    dashboard_port: Option<u16>,
+    /// The output folder whose runs and Tune experiments the dashboard shows (default
+    /// `checkpoints` in the folder `rllib start` runs in).
+    #[arg(long)]
+    dashboard_runs_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// Run folders (with progress.csv) or experiment folders holding runs.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The column to draw (default env_runners/episode_return_mean).
+    #[arg(long)]
+    metric: Option<String>,
+    /// The x axis: env_steps, time or iteration.
+    #[arg(long, default_value = "env_steps")]
+    x: String,
+    /// The PNG to write.
+    #[arg(long, default_value = "curves.png")]
+    out: PathBuf,
+    /// Width in pixels.
+    #[arg(long, default_value_t = 1000)]
+    width: u32,
+    /// Height in pixels.
+    #[arg(long, default_value_t = 600)]
+    height: u32,
 }
 
 #[derive(Args)]
@@ -190,6 +229,16 @@ struct RunArgs {
     /// started on this machine with `rllib start`); the learner and checkpoints stay here.
     #[arg(long)]
     address: Option<String>,
+    /// Serve the dashboard while training (this run, the others under --output-dir, the
+    /// runtime), at http://127.0.0.1:8265 unless --dashboard-port/--dashboard-host say.
+    #[arg(long)]
+    dashboard: bool,
+    /// The dashboard's address (default 127.0.0.1; another one needs the cluster secret).
+    #[arg(long)]
+    dashboard_host: Option<String>,
+    /// The dashboard's port (default 8265; 0 picks a free one). Implies --dashboard.
+    #[arg(long)]
+    dashboard_port: Option<u16>,
     /// Root folder of runs.
     #[arg(long, default_value = "checkpoints")]
     output_dir: PathBuf,
@@ -362,6 +411,7 @@ fn listing(lines: impl IntoIterator<Item = String>) -> Result<ExitCode, Failure>
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
+        Command::Plot(a) => plot(&a),
         Command::Envs => listing(envs::ids()),
         Command::Keys => listing(std::iter::once(
             rllib::config::reference::markdown().trim_end().to_string(),
@@ -404,6 +454,10 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 tls_cert: s.tls_cert,
                 tls_key: s.tls_key,
                 tls_ca: s.tls_ca,
+                include_dashboard: s.include_dashboard,
+                dashboard_host: s.dashboard_host,
+                dashboard_port: s.dashboard_port,
+                dashboard_runs_dir: s.dashboard_runs_dir,
             };
             rllib::cluster_cli::start(&a, &|l| say!("{l}")).map_err(Failure)?;
             Ok(ExitCode::SUCCESS)
@@ -632,6 +686,7 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
             "warning: --scheduler, --scheduler-config and --max-concurrent-trials apply to searches (grid_search or --num-samples > 1); this run is one trial"
         );
     }
+    let _dashboard = start_dashboard(run)?;
     if searching || run.resume {
         return search(exp, run);
     }
@@ -680,6 +735,10 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
     if let Some(e) = &trial.error {
         return Err(Failure(format!("{e}{}", kept(&trial.checkpoint))));
     }
+    // One result is no curve.
+    let curves = (trial.num_results >= 2)
+        .then(|| draw_curves(&trial.path))
+        .flatten();
     let last = trial.metrics.clone().unwrap_or_default();
     let count = |k: &str| {
         last.get(k)
@@ -707,6 +766,9 @@ fn train(source: Source, run: &RunArgs) -> Result<ExitCode, Failure> {
     match &trial.checkpoint {
         Some(p) => say!("Checkpoint: {}", p.display()),
         None => say!("Checkpoint: none written (use --checkpoint-at-end or --checkpoint-freq)"),
+    }
+    if let Some(c) = curves {
+        say!("Curves: {}", c.display());
     }
     Ok(match signal {
         Some(s) => ExitCode::from((128 + s) as u8),
@@ -744,8 +806,14 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         exp.config.env
     );
     let stop = StopRequest::install().map_err(Failure)?;
+    let experiment_dir = run.output_dir.join(&exp.name);
     let grid = rllib::search::run(exp, &run.output_dir, &args, &stop, None, Vec::new())
         .map_err(Failure)?;
+    if grid.results.iter().any(|t| t.num_results >= 2)
+        && let Some(c) = draw_curves(&experiment_dir)
+    {
+        say!("Curves of every trial: {}", c.display());
+    }
     if let Some(s) = stop.signal() {
         say!(
             "Stopped: interrupted ({}); the running trials wrote a checkpoint, the others did not start. Resume with the same command and --resume",
@@ -767,6 +835,80 @@ fn search(exp: Experiment, run: &RunArgs) -> Result<ExitCode, Failure> {
         )));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rllib plot`.
+fn plot(a: &PlotArgs) -> Result<ExitCode, Failure> {
+    let o = rllib::plot::PlotOptions {
+        metric: a.metric.clone(),
+        x: rllib::plot::XAxis::parse(&a.x).map_err(Failure)?,
+        width: a.width,
+        height: a.height,
+        fast: false,
+    };
+    let summary = rllib::plot::plot(&a.paths, &o, &a.out).map_err(Failure)?;
+    for s in &summary.skipped {
+        warn!("warning: left out {s}");
+    }
+    for (label, n) in &summary.curves {
+        say!(
+            "  {label}{}",
+            if *n > 1 {
+                String::new()
+            } else {
+                " (one run)".into()
+            }
+        );
+    }
+    say!("Wrote {} ({})", a.out.display(), summary.metric);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The curves of the runs under `dir` into `dir/curves.png` (800x480); a failure is a
+/// warning, never the run's (its results are written already).
+fn draw_curves(dir: &std::path::Path) -> Option<PathBuf> {
+    let out = dir.join("curves.png");
+    let o = rllib::plot::PlotOptions {
+        width: 800,
+        height: 480,
+        fast: true,
+        ..Default::default()
+    };
+    match rllib::plot::plot(&[dir.to_path_buf()], &o, &out) {
+        Ok(_) => Some(out),
+        Err(e) => {
+            warn!("warning: no curves.png: {e}");
+            None
+        }
+    }
+}
+
+/// The dashboard for `--dashboard`, serving until the command ends.
+fn start_dashboard(run: &RunArgs) -> Result<Option<ray::dashboard::Dashboard>, Failure> {
+    if !run.dashboard && run.dashboard_port.is_none() && run.dashboard_host.is_none() {
+        return Ok(None);
+    }
+    let mut o = ray::dashboard::DashboardOptions {
+        runs_dirs: vec![run.output_dir.clone()],
+        ..Default::default()
+    };
+    if let Some(p) = run.dashboard_port {
+        o.port = p;
+    }
+    if let Some(h) = &run.dashboard_host {
+        o.host = h.parse().map_err(|_| {
+            Failure(format!(
+                "--dashboard-host {h:?} is not an IP address (expected e.g. 127.0.0.1 or 0.0.0.0)"
+            ))
+        })?;
+        if !o.host.is_loopback() {
+            o.secret = ray::cluster::session::load_secret().ok();
+        }
+    }
+    let d = ray::dashboard::start(std::sync::Arc::new(ray::dashboard::ProcessSource), o)
+        .map_err(|e| Failure(e.to_string()))?;
+    say!("View the dashboard at {}", d.url());
+    Ok(Some(d))
 }
 
 fn serve_policy(a: &ServeArgs) -> Result<ExitCode, Failure> {

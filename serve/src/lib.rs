@@ -171,6 +171,8 @@ struct Inner {
     handle: tokio::runtime::Handle,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// This instance's entry for dashboards on this machine, while it serves.
+    announced: Mutex<Option<ray::dashboard::ServeAnnouncement>>,
 }
 
 /// Starts Serve's HTTP proxy on a local runtime with this machine's resources.
@@ -207,6 +209,7 @@ pub fn start_on(rt: ray::Runtime, options: HttpOptions) -> Result<Serve, ServeEr
     let app = axum::Router::new()
         .route("/-/healthz", get(|| async { "success" }))
         .route("/-/routes", get(routes))
+        .route("/-/status", get(status))
         .route("/metrics", get(metrics_text))
         .fallback(proxy)
         .with_state(Arc::clone(&shared));
@@ -235,6 +238,7 @@ pub fn start_on(rt: ray::Runtime, options: HttpOptions) -> Result<Serve, ServeEr
             handle,
             stop: Mutex::new(Some(stop_tx)),
             server: Mutex::new(Some(server)),
+            announced: Mutex::new(ray::dashboard::announce_serve(local)),
         }),
     })
 }
@@ -369,6 +373,7 @@ impl Serve {
     /// Stops taking connections, answers every request already received (within
     /// `drain_timeout`), then stops the deployments and their replicas.
     pub fn shutdown(&self, drain_timeout: Duration) {
+        self.inner.announced.lock().take();
         if let Some(stop) = self.inner.stop.lock().take() {
             let _ = stop.send(());
         }
@@ -432,6 +437,42 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> axum::response::Resp
         .header("content-type", "text/plain; version=0.0.4")
         .body(Body::from(body))
         .unwrap_or_default()
+}
+
+/// Every deployment's state (what `serve status` and the dashboard's Serve page show):
+/// replicas, request counts, errors, queue and latency percentiles.
+async fn status(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let d = shared.deployments.read();
+    let mut list: Vec<serde_json::Value> = d
+        .iter()
+        .map(|(name, e)| {
+            let s = &e.handle.stats;
+            let codes = s.codes();
+            let count = |lo: u16, hi: u16| -> u64 { codes.range(lo..hi).map(|(_, n)| n).sum() };
+            serde_json::json!({
+                "name": name,
+                "route_prefix": e.prefix,
+                "version": e.version,
+                "replicas": s.replicas.load(Relaxed),
+                "requests_total": count(100, 600),
+                "errors_4xx": count(400, 500),
+                "errors_5xx": count(500, 600),
+                "queued": s.queued.load(Relaxed),
+                "ongoing": s.ongoing.load(Relaxed),
+                "restarts": s.restarts.load(Relaxed),
+                "latency_ms": {
+                    "p50": s.latency_quantile_ms(0.5),
+                    "p90": s.latency_quantile_ms(0.9),
+                    "p99": s.latency_quantile_ms(0.99),
+                    "mean": s.latency_mean_ms(),
+                },
+            })
+        })
+        .collect();
+    drop(d);
+    list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    to_http(Response::json(&serde_json::json!({ "deployments": list })))
 }
 
 /// `{route_prefix: deployment}`, as Ray's `/-/routes`.

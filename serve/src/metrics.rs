@@ -63,6 +63,41 @@ impl DeploymentStats {
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// The latency below which a fraction `q` of the answered requests fell, in milliseconds,
+    /// interpolated within its histogram bucket (as Prometheus' `histogram_quantile`).
+    pub(crate) fn latency_quantile_ms(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q * total as f64;
+        let mut below = 0u64;
+        for (i, n) in counts.iter().enumerate() {
+            if (below + n) as f64 >= rank && *n > 0 {
+                let lo = if i == 0 { 0.0 } else { BUCKETS[i - 1] };
+                // The last bucket has no upper bound: report its lower one.
+                let Some(hi) = BUCKETS.get(i).copied() else {
+                    return Some(lo * 1e3);
+                };
+                let within = (rank - below as f64) / *n as f64;
+                return Some((lo + (hi - lo) * within) * 1e3);
+            }
+            below += n;
+        }
+        None
+    }
+
+    /// The mean latency in milliseconds.
+    pub(crate) fn latency_mean_ms(&self) -> Option<f64> {
+        let n: u64 = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        (n > 0).then(|| self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e3 / n as f64)
+    }
+
     /// Requests answered so far, by status code.
     pub(crate) fn codes(&self) -> BTreeMap<u16, u64> {
         self.codes
@@ -195,4 +230,24 @@ pub(crate) fn render(deployments: &[(String, Option<String>, &DeploymentStats)])
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let s = DeploymentStats::default();
+        assert_eq!(s.latency_quantile_ms(0.5), None);
+        // 100 requests between 1 and 2.5 ms.
+        for _ in 0..100 {
+            s.record(200, Duration::from_micros(2000));
+        }
+        let p50 = s.latency_quantile_ms(0.5).unwrap();
+        assert!((p50 - 1.75).abs() < 1e-9, "{p50}");
+        assert!((s.latency_mean_ms().unwrap() - 2.0).abs() < 1e-9);
+        s.record(500, Duration::from_secs(20));
+        assert_eq!(s.latency_quantile_ms(1.0), Some(10_000.0));
+    }
 }

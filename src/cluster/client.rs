@@ -304,6 +304,17 @@ impl Cluster {
     }
 
     /// Live nodes, as the head last reported them.
+    /// The actors this driver placed on the cluster whose handles are still held.
+    pub(crate) fn actor_infos(&self) -> Vec<crate::state::ActorInfo> {
+        let mut actors = self.actors.lock();
+        actors.retain(|a| a.strong_count() > 0);
+        actors
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|a| a.info())
+            .collect()
+    }
+
     pub(crate) fn nodes(&self) -> Vec<NodeInfo> {
         self.nodes.lock().values().map(|v| v.info.clone()).collect()
     }
@@ -694,6 +705,28 @@ impl RActor {
         self.placed.lock().as_ref().map(|p| p.node.clone())
     }
 
+    /// The actor as the state API lists it.
+    fn info(&self) -> crate::state::ActorInfo {
+        use crate::state::ActorState;
+        let death = self.death.lock().clone();
+        let node = self.placed_on();
+        crate::state::ActorInfo {
+            actor_id: format!("{:016x}", self.id),
+            class_name: self.type_name.clone(),
+            name: self.type_name.clone(),
+            state: match (&death, &node) {
+                (Some(_), _) => ActorState::Dead,
+                (None, Some(_)) => ActorState::Alive,
+                (None, None) => ActorState::PendingCreation,
+            },
+            node_id: node.unwrap_or_default(),
+            num_restarts: self.restarts.load(Ordering::Acquire),
+            max_restarts: self.max_restarts,
+            resources: self.demand.clone(),
+            death_cause: death,
+        }
+    }
+
     fn died(&self) -> RayError {
         RayError::ActorDied {
             actor: self.type_name.clone(),
@@ -945,6 +978,7 @@ impl RemoteActorHandle {
         let mut b = rt
             .actor(rebuild)
             .name(type_name.clone())
+            .class_name(type_name.clone())
             .max_restarts(max_restarts);
         for (k, v) in demand {
             b = b.resource(k, *v);

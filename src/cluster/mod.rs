@@ -90,6 +90,7 @@ impl NodeOptions {
 pub struct NodeHandle {
     executor: Option<tokio::runtime::Runtime>,
     info: NodeInfo,
+    state: Arc<node::NodeState>,
     fenced: std::sync::mpsc::Receiver<String>,
 }
 
@@ -113,10 +114,28 @@ impl NodeHandle {
         self.fenced.try_recv().ok()
     }
 
+    /// What a dashboard served by this node shows: the head's table of every node (a
+    /// worker shows itself).
+    pub fn dashboard_source(&self) -> Arc<dyn crate::dashboard::StateSource> {
+        Arc::new(NodeSource(Arc::clone(&self.state)))
+    }
+
     /// Stops the node: its connections close and the cluster marks it dead.
     pub fn shutdown(mut self) {
         if let Some(rt) = self.executor.take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+struct NodeSource(Arc<node::NodeState>);
+
+impl crate::dashboard::StateSource for NodeSource {
+    fn nodes(&self) -> Vec<NodeInfo> {
+        if self.0.info.is_head {
+            self.0.nodes()
+        } else {
+            vec![self.0.snapshot()]
         }
     }
 }
@@ -167,6 +186,7 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
         executor.handle().clone(),
     );
     let fenced = state.on_fenced();
+    let kept = Arc::clone(&state);
     let acceptor = o.tls.as_ref().map(tls::acceptor).transpose()?;
     let dialer = tls::Dialer::new(o.tls.as_ref())?;
     let o2 = o.clone();
@@ -248,6 +268,7 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
     Ok(NodeHandle {
         executor: Some(executor),
         info,
+        state: kept,
         fenced,
     })
 }

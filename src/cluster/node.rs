@@ -259,7 +259,7 @@ impl NodeState {
         })
     }
 
-    fn snapshot(&self) -> NodeInfo {
+    pub(crate) fn snapshot(&self) -> NodeInfo {
         let mut i = self.info.clone();
         i.available = self.available.lock().clone();
         i.objects = self.num_objects() as u64;
@@ -376,7 +376,7 @@ impl NodeState {
     }
 
     /// The head's table: itself, then every registered node.
-    fn nodes(&self) -> Vec<NodeInfo> {
+    pub(crate) fn nodes(&self) -> Vec<NodeInfo> {
         let mut out = vec![self.snapshot()];
         let head_late = self.head_late();
         let mut peers = self.peers.lock();

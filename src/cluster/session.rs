@@ -28,6 +28,9 @@ pub struct NodeFile {
     /// Its TLS files, when the cluster uses TLS.
     #[serde(default)]
     pub tls: Option<super::TlsFiles>,
+    /// The dashboard's URL, when this node serves one.
+    #[serde(default)]
+    pub dashboard: Option<String>,
 }
 
 /// The session folder, created owner-only.

@@ -459,29 +459,31 @@ async fn api_runs(State(ctx): State<Arc<Ctx>>) -> Response {
 
 type Params = Query<BTreeMap<String, String>>;
 
-/// The run a `?run=` names: only ever one the scan found, so no path is taken from a request.
-fn find_run(ctx: &Ctx, q: &BTreeMap<String, String>) -> Result<RunInfo, (StatusCode, String)> {
+/// The folder of the run a `?run=` names: only ever one the walk found, so no path is taken
+/// from a request.
+fn find_run(
+    ctx: &Ctx,
+    q: &BTreeMap<String, String>,
+) -> Result<(String, PathBuf), (StatusCode, String)> {
     let Some(id) = q.get("run") else {
         return Err((
             StatusCode::BAD_REQUEST,
             "give the run: ?run=<id from /api/runs>".to_string(),
         ));
     };
-    scan_runs(&ctx.runs_dirs)
-        .into_iter()
-        .find(|r| &r.id == id)
-        .ok_or_else(|| {
-            (
-                StatusCode::NOT_FOUND,
-                format!("no run {id:?} under the output folders (see /api/runs)"),
-            )
-        })
+    match runs::find_run(&ctx.runs_dirs, id) {
+        Some(dir) => Ok((id.clone(), dir)),
+        None => Err((
+            StatusCode::NOT_FOUND,
+            format!("no run {id:?} under the output folders (see /api/runs)"),
+        )),
+    }
 }
 
 async fn api_progress(State(ctx): State<Arc<Ctx>>, Query(q): Params) -> Response {
     blocking(move || match find_run(&ctx, &q) {
         Err((status, message)) => error(status, &message),
-        Ok(run) => match runs::progress(&run) {
+        Ok((id, dir)) => match runs::progress(&id, &dir) {
             Ok(v) => json_response(&v),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         },
@@ -492,7 +494,7 @@ async fn api_progress(State(ctx): State<Arc<Ctx>>, Query(q): Params) -> Response
 async fn api_detail(State(ctx): State<Arc<Ctx>>, Query(q): Params) -> Response {
     blocking(move || match find_run(&ctx, &q) {
         Err((status, message)) => error(status, &message),
-        Ok(run) => json_response(&runs::detail(&run)),
+        Ok((id, dir)) => json_response(&runs::detail(&id, &dir)),
     })
     .await
 }

@@ -76,67 +76,99 @@ pub fn read_progress(dir: &Path) -> Option<Vec<(String, Vec<Option<f64>>)>> {
 pub fn scan_runs(roots: &[PathBuf]) -> Vec<RunInfo> {
     let mut out = Vec::new();
     for (i, root) in roots.iter().enumerate() {
-        let mut dirs = Vec::new();
-        walk(root, 0, &mut dirs);
         let statuses = trial_statuses(root);
-        for dir in dirs {
+        out.extend(
+            run_dirs(i, root)
+                .into_iter()
+                .filter_map(|(id, dir)| run_info(id, root, dir, &statuses)),
+        );
+    }
+    out.sort_by(|a, b| b.modified.total_cmp(&a.modified).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// The folder of the run whose id is `id` (the folders are walked; no file is read).
+pub(crate) fn find_run(roots: &[PathBuf], id: &str) -> Option<PathBuf> {
+    let (i, root) = roots
+        .iter()
+        .enumerate()
+        .find(|(i, _)| id.starts_with(&format!("{i}/")))?;
+    run_dirs(i, root)
+        .into_iter()
+        .find(|(r, _)| r == id)
+        .map(|(_, dir)| dir)
+}
+
+/// The run folders under the `i`th root, with their ids (`<i>/<path under the root>`).
+fn run_dirs(i: usize, root: &Path) -> Vec<(String, PathBuf)> {
+    let mut dirs = Vec::new();
+    walk(root, 0, &mut dirs);
+    dirs.into_iter()
+        .map(|dir| {
             let rel = dir.strip_prefix(root).unwrap_or(&dir);
             let rel_s = rel
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join("/");
-            let trial = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let experiment = rel
-                .parent()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let Some(table) = read_csv(&dir.join("progress.csv")) else {
-                continue;
-            };
-            let modified = modified(&dir.join("progress.csv"));
-            let last_row = table.rows.last();
-            let mut last = BTreeMap::new();
-            if let Some(row) = last_row {
-                for key in ["training_iteration", "time_total_s"]
-                    .into_iter()
-                    .chain(first_present(&table.columns, &RETURN_COLUMNS))
-                    .chain(first_present(&table.columns, &STEPS_COLUMNS))
-                {
-                    if let Some(j) = table.columns.iter().position(|c| c == key) {
-                        last.insert(key.to_string(), cell_value(&row[j]));
-                    }
-                }
+            (format!("{i}/{rel_s}"), dir)
+        })
+        .collect()
+}
+
+/// A run's summary from its `progress.csv` (`None` when that cannot be read).
+fn run_info(
+    id: String,
+    root: &Path,
+    dir: PathBuf,
+    statuses: &BTreeMap<PathBuf, String>,
+) -> Option<RunInfo> {
+    let rel = dir.strip_prefix(root).unwrap_or(&dir);
+    let trial = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let experiment = rel
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let table = read_csv(&dir.join("progress.csv"))?;
+    let modified = modified(&dir.join("progress.csv"));
+    let last_row = table.rows.last();
+    let mut last = BTreeMap::new();
+    if let Some(row) = last_row {
+        for key in ["training_iteration", "time_total_s"]
+            .into_iter()
+            .chain(first_present(&table.columns, &RETURN_COLUMNS))
+            .chain(first_present(&table.columns, &STEPS_COLUMNS))
+        {
+            if let Some(j) = table.columns.iter().position(|c| c == key) {
+                last.insert(key.to_string(), cell_value(&row[j]));
             }
-            let status = statuses.get(&dir).cloned().unwrap_or_else(|| {
-                let pid = last_row.and_then(|row| {
-                    let j = table.columns.iter().position(|c| c == "pid")?;
-                    row[j].parse::<u32>().ok()
-                });
-                if is_live(pid, modified) {
-                    "RUNNING".to_string()
-                } else {
-                    "TERMINATED".to_string()
-                }
-            });
-            out.push(RunInfo {
-                id: format!("{i}/{rel_s}"),
-                experiment,
-                trial,
-                path: dir.display().to_string(),
-                status,
-                iterations: table.rows.len(),
-                last,
-                modified,
-                dir,
-            });
         }
     }
-    out.sort_by(|a, b| b.modified.total_cmp(&a.modified).then(a.id.cmp(&b.id)));
-    out
+    let status = statuses.get(&dir).cloned().unwrap_or_else(|| {
+        let pid = last_row.and_then(|row| {
+            let j = table.columns.iter().position(|c| c == "pid")?;
+            row[j].parse::<u32>().ok()
+        });
+        if is_live(pid, modified) {
+            "RUNNING".to_string()
+        } else {
+            "TERMINATED".to_string()
+        }
+    });
+    Some(RunInfo {
+        id,
+        experiment,
+        trial,
+        path: dir.display().to_string(),
+        status,
+        iterations: table.rows.len(),
+        last,
+        modified,
+        dir,
+    })
 }
 
 /// Folders holding a `progress.csv`, not descending into checkpoints or hidden folders.
@@ -258,32 +290,32 @@ fn cell_value(s: &str) -> Value {
 }
 
 /// The run's `progress.csv` by column: numbers (null where a cell is not one).
-pub(crate) fn progress(run: &RunInfo) -> Result<Value, String> {
-    let cols = read_progress(&run.dir)
-        .ok_or_else(|| format!("cannot read {}", run.dir.join("progress.csv").display()))?;
+pub(crate) fn progress(id: &str, dir: &Path) -> Result<Value, String> {
+    let cols = read_progress(dir)
+        .ok_or_else(|| format!("cannot read {}", dir.join("progress.csv").display()))?;
     let mut data = Map::new();
     for (c, col) in &cols {
         data.insert(c.clone(), json!(col));
     }
     Ok(json!({
-        "run": run.id,
+        "run": id,
         "columns": cols.iter().map(|(c, _)| c).collect::<Vec<_>>(),
         "data": data,
     }))
 }
 
 /// The run's config and checkpoints.
-pub(crate) fn detail(run: &RunInfo) -> Value {
+pub(crate) fn detail(id: &str, dir: &Path) -> Value {
     let mut config = Value::Null;
     let mut config_file = Value::Null;
     for name in ["params.json", "params.yaml"] {
-        if let Ok(text) = std::fs::read_to_string(run.dir.join(name)) {
+        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
             config = json!(text);
             config_file = json!(name);
             break;
         }
     }
-    let mut checkpoints: Vec<Value> = std::fs::read_dir(&run.dir)
+    let mut checkpoints: Vec<Value> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
@@ -302,8 +334,8 @@ pub(crate) fn detail(run: &RunInfo) -> Value {
         .collect();
     checkpoints.sort_by_key(|c| c["iteration"].as_u64());
     json!({
-        "run": run.id,
-        "path": run.path,
+        "run": id,
+        "path": dir.display().to_string(),
         "config_file": config_file,
         "config": config,
         "checkpoints": checkpoints,
@@ -360,7 +392,11 @@ fn trial_statuses(root: &Path) -> BTreeMap<PathBuf, String> {
 /// Tune experiments: trials with the parameters that vary between them, their status and
 /// metric, and the best trial by the experiment's metric and mode.
 pub(crate) fn experiments(roots: &[PathBuf]) -> Vec<Value> {
-    let runs = scan_runs(roots);
+    let runs: Vec<(String, PathBuf)> = roots
+        .iter()
+        .enumerate()
+        .flat_map(|(i, root)| run_dirs(i, root))
+        .collect();
     let mut out = Vec::new();
     for (i, dir) in state_files(roots) {
         let Some(state) = read_state(&dir) else {
@@ -413,8 +449,8 @@ pub(crate) fn experiments(roots: &[PathBuf]) -> Vec<Value> {
             let trial_dir = t["path"].as_str().map(|p| dir.join(p));
             let run_id = trial_dir
                 .as_ref()
-                .and_then(|d| runs.iter().find(|r| &r.dir == d))
-                .map(|r| r.id.clone());
+                .and_then(|d| runs.iter().find(|(_, r)| r == d))
+                .map(|(id, _)| id.clone());
             let params: BTreeMap<&str, &Value> = varied
                 .iter()
                 .filter_map(|k| flat[j].get(k).map(|v| (k.as_str(), v)))
@@ -502,9 +538,18 @@ mod tests {
         assert_eq!(r.status, "TERMINATED");
         assert_eq!(r.last["env_runners/episode_return_mean"], json!(31.25));
         assert_eq!(r.last["num_env_steps_sampled_lifetime"], json!(8000.0));
-        let p = progress(r).unwrap();
+        let p = progress(&r.id, &r.dir).unwrap();
         assert_eq!(p["data"]["training_iteration"], json!([1.0, 2.0]));
-        let d = detail(r);
+        assert_eq!(
+            find_run(std::slice::from_ref(&root), &r.id),
+            Some(r.dir.clone())
+        );
+        assert_eq!(find_run(std::slice::from_ref(&root), "0/exp"), None);
+        assert_eq!(
+            find_run(std::slice::from_ref(&root), "1/exp/PPO_CartPole-v1_x"),
+            None
+        );
+        let d = detail(&r.id, &r.dir);
         assert_eq!(d["config_file"], json!("params.json"));
         assert_eq!(d["checkpoints"][0]["iteration"], json!(2));
         std::fs::remove_dir_all(&root).unwrap();

@@ -310,10 +310,9 @@ async fn authenticate(
         return next.run(req).await;
     };
     let from_query = req.uri().query().and_then(|q| {
-        form_pairs(q)
-            .into_iter()
+        form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "token")
-            .map(|(_, v)| v)
+            .map(|(_, v)| v.into_owned())
     });
     let presented = bearer(req.headers())
         .or_else(|| cookie(req.headers()))
@@ -356,38 +355,6 @@ fn cookie(h: &HeaderMap) -> Option<String> {
 /// Compares in time that does not depend on where the first difference is.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn form_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len()
-                && b[i + 1].is_ascii_hexdigit()
-                && b[i + 2].is_ascii_hexdigit() =>
-            {
-                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-                out.push(hex(b[i + 1]) << 4 | hex(b[i + 2]));
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn api_index() -> Response {
@@ -629,20 +596,6 @@ impl StateSource for ProcessSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_strings_decode() {
-        assert_eq!(
-            form_pairs("run=0%2Fexp%2Ftrial&token=a+b&x"),
-            vec![
-                ("run".to_string(), "0/exp/trial".to_string()),
-                ("token".to_string(), "a b".to_string()),
-                ("x".to_string(), String::new()),
-            ]
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 
     fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Value) {
         let (status, head, body) = serve::http_call(addr, "GET", path, headers).unwrap();

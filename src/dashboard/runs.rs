@@ -233,10 +233,14 @@ struct Table {
 /// header, as a file being written may end, are padded with empty cells.
 fn read_csv(p: &Path) -> Option<Table> {
     let text = std::fs::read_to_string(p).ok()?;
-    let mut records = parse_csv(&text).into_iter();
-    let columns = records.next()?;
-    let mut rows: Vec<Vec<String>> = records
-        .filter(|r| !(r.len() == 1 && r[0].is_empty()))
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let columns: Vec<String> = r.headers().ok()?.iter().map(str::to_string).collect();
+    let mut rows: Vec<Vec<String>> = r
+        .records()
+        .map_while(Result::ok)
+        .map(|rec| rec.iter().map(str::to_string).collect())
         .collect();
     // A line cut short by a writer in the middle of it.
     if !text.ends_with('\n') {
@@ -246,36 +250,6 @@ fn read_csv(p: &Path) -> Option<Table> {
         r.resize(columns.len(), String::new());
     }
     Some(Table { columns, rows })
-}
-
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            ('"', true) => quoted = false,
-            ('"', false) if cell.is_empty() => quoted = true,
-            (',', false) => record.push(std::mem::take(&mut cell)),
-            ('\n', false) => {
-                record.push(std::mem::take(&mut cell));
-                records.push(std::mem::take(&mut record));
-            }
-            ('\r', false) => {}
-            (c, _) => cell.push(c),
-        }
-    }
-    if !cell.is_empty() || !record.is_empty() {
-        record.push(cell);
-        records.push(record);
-    }
-    records
 }
 
 /// A cell as JSON: a number where it is one, else the text (empty is null).
@@ -507,10 +481,15 @@ mod tests {
 
     #[test]
     fn csv_cells_quote_and_pad() {
-        let r = parse_csv("a,b,c\n1,\"x,\"\"y\"\"\",3\n4\n");
-        assert_eq!(r[0], vec!["a", "b", "c"]);
-        assert_eq!(r[1], vec!["1", "x,\"y\"", "3"]);
-        assert_eq!(r[2], vec!["4"]);
+        let p = std::env::temp_dir().join(format!("ray-dash-csv-{}", std::process::id()));
+        std::fs::write(&p, "a,b,c\n1,\"x,\"\"y\"\"\",3\n4\n5,6").unwrap();
+        let t = read_csv(&p).unwrap();
+        assert_eq!(t.columns, vec!["a", "b", "c"]);
+        assert_eq!(t.rows[0], vec!["1", "x,\"y\"", "3"]);
+        // A short row is padded; a last line without its newline is being written: left out.
+        assert_eq!(t.rows[1], vec!["4", "", ""]);
+        assert_eq!(t.rows.len(), 2);
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]

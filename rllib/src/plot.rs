@@ -118,14 +118,14 @@ pub fn find_runs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 p.display()
             ));
         }
-        let runs = ray::dashboard::scan_runs(std::slice::from_ref(p));
-        if runs.is_empty() {
+        // Folders only: each run's progress.csv is read once, by the caller.
+        let mut dirs = ray::dashboard::run_folders(p);
+        if dirs.is_empty() {
             return Err(format!(
                 "{}: no runs in it (no progress.csv here or up to three folders down)",
                 p.display()
             ));
         }
-        let mut dirs: Vec<PathBuf> = runs.into_iter().map(|r| r.dir).collect();
         dirs.sort();
         out.extend(dirs);
     }

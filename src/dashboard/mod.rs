@@ -44,7 +44,7 @@ use crate::RayError;
 use crate::cluster::NodeInfo;
 use crate::state::{ActorInfo, Failure, TaskSummary};
 
-pub use runs::{RETURN_COLUMNS, RunInfo, read_progress, scan_runs};
+pub use runs::{RETURN_COLUMNS, RunInfo, read_progress, run_folders, scan_runs};
 pub use serve::{ServeAnnouncement, announce_serve};
 
 /// Ray's dashboard port.

@@ -99,11 +99,18 @@ pub(crate) fn find_run(roots: &[PathBuf], id: &str) -> Option<PathBuf> {
         .map(|(_, dir)| dir)
 }
 
-/// The run folders under the `i`th root, with their ids (`<i>/<path under the root>`).
-fn run_dirs(i: usize, root: &Path) -> Vec<(String, PathBuf)> {
+/// The run folders under `root` (those holding a `progress.csv`, at most three levels down),
+/// found without reading them.
+pub fn run_folders(root: &Path) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     walk(root, 0, &mut dirs);
-    dirs.into_iter()
+    dirs
+}
+
+/// The run folders under the `i`th root, with their ids (`<i>/<path under the root>`).
+fn run_dirs(i: usize, root: &Path) -> Vec<(String, PathBuf)> {
+    run_folders(root)
+        .into_iter()
         .map(|dir| {
             let rel = dir.strip_prefix(root).unwrap_or(&dir);
             let rel_s = rel

@@ -1,6 +1,7 @@
 //! What a deployment's handler sees and returns: a request (method, path, query parameters,
 //! headers, body) and a response (status, content type, body).
 
+use axum::http::{HeaderMap, HeaderValue, header};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,8 +15,8 @@ pub struct Request {
     pub path: String,
     /// The query parameters in order, decoded.
     pub query: Vec<(String, String)>,
-    /// The headers, names in lower case.
-    pub headers: Vec<(String, String)>,
+    /// The headers (names match in any case), as received: no copy is made per request.
+    pub headers: HeaderMap,
     /// The body as sent.
     pub body: Bytes,
 }
@@ -37,10 +38,15 @@ impl Request {
 
     /// A `POST` of `value` as JSON to `path`, for calls through a handle.
     pub fn post_json(path: &str, value: &impl Serialize) -> Request {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         Request {
             method: "POST".into(),
             path: path.into(),
-            headers: vec![("content-type".into(), "application/json".into())],
+            headers,
             body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
             ..Request::default()
         }
@@ -54,12 +60,9 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The first header named `name` (any case).
+    /// The first header named `name` (any case), if its value is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)?.to_str().ok()
     }
 
     /// The body parsed as JSON.

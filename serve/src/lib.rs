@@ -35,12 +35,13 @@ use axum::routing::get;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
+pub use axum::http::HeaderMap;
 pub use client::{http_request, http_request_with_headers};
 pub use deployment::{AutoscalingConfig, BatchHandler, Deployment, Handler};
 pub use http::{Request, Response};
 use metrics::DeploymentStats;
 pub use router::DeploymentHandle;
-use router::{Msg, Router, next_replica_id, spawn_replica};
+use router::{Inbox, Msg, Router, next_replica_id, spawn_replica};
 
 /// What can go wrong in Serve.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -299,18 +300,21 @@ impl Serve {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(DeploymentStats::default());
+        let inbox = Arc::new(Inbox::new(d.options.max_queued_requests));
         let version = d.options.version.clone();
         let router = Router::new(
             d,
             replicas,
             self.inner.rt.clone(),
             tx.clone(),
+            Arc::clone(&inbox),
             Arc::clone(&stats),
         );
         let task = self.inner.handle.spawn(router.run(rx));
         let handle = DeploymentHandle {
             name: Arc::from(name.as_str()),
             tx,
+            inbox,
             stats,
         };
         deployments.insert(
@@ -540,11 +544,7 @@ async fn proxy(
         method: parts.method.as_str().to_string(),
         path,
         query: parts.uri.query().map(http::parse_query).unwrap_or_default(),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
+        headers: parts.headers,
         body,
     };
     match handle.call_async(request).await {

@@ -1,15 +1,21 @@
-//! One router per deployment, a task on the server's executor: it owns the deployment's queue
-//! and replicas, sends each request (or batch) to the least-loaded replica with room, answers
-//! 503 past the queue's bound, replaces dead replicas, scales between the autoscaling bounds
-//! and swaps replicas on a redeploy without dropping a request.
+//! One router per deployment, a task on the server's executor: it owns the deployment's
+//! replicas, takes requests from its queue and sends each (or a batch) to the least-loaded
+//! replica with room, replaces dead replicas, scales between the autoscaling bounds and swaps
+//! replicas on a redeploy without dropping a request.
+//!
+//! The queue (an [`Inbox`]) is shared with the deployment's handles: a request is pushed
+//! there (or answered 503 past the queue's bound) by the caller, and wakes the router only
+//! while a replica has room. While every replica is busy, requests gather without a task wake
+//! each, and the next `Done` sends them on together.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use ray::{ActorHandle, RayError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::ServeError;
 use crate::deployment::{Deployment, Factory, Logic, Options};
@@ -47,8 +53,49 @@ impl Replica {
     }
 }
 
+/// A deployment's queue of requests waiting for a replica, shared by its handles and its
+/// router.
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+    /// Set by the router while a new request could go at once (a replica has room): a submit
+    /// then wakes it. Clear while every replica is busy.
+    listening: AtomicBool,
+    wake: Notify,
+}
+
+struct InboxState {
+    jobs: VecDeque<Job>,
+    /// `max_queued_requests`.
+    limit: usize,
+    /// The router has stopped: requests get `Stopped`.
+    closed: bool,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Inbox({} queued)", self.len())
+    }
+}
+
+impl Inbox {
+    pub(crate) fn new(limit: usize) -> Inbox {
+        Inbox {
+            state: Mutex::new(InboxState {
+                jobs: VecDeque::new(),
+                limit,
+                closed: false,
+            }),
+            listening: AtomicBool::new(true),
+            wake: Notify::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.state.lock().jobs.len()
+    }
+}
+
 pub(crate) enum Msg {
-    Job(Job),
     Done { replica: u64, n: usize, died: bool },
     Spawned(Result<Replica, String>),
     Redeploy(Deployment, Vec<Replica>),
@@ -96,6 +143,7 @@ pub(crate) fn spawn_replica(
 pub struct DeploymentHandle {
     pub(crate) name: Arc<str>,
     pub(crate) tx: mpsc::UnboundedSender<Msg>,
+    pub(crate) inbox: Arc<Inbox>,
     pub(crate) stats: Arc<DeploymentStats>,
 }
 
@@ -110,14 +158,29 @@ impl DeploymentHandle {
         request: Request,
     ) -> Result<oneshot::Receiver<Result<Response, ServeError>>, ServeError> {
         let (reply, rx) = oneshot::channel();
-        let job = Job {
-            request,
-            reply,
-            arrived: Instant::now(),
-        };
-        self.tx
-            .send(Msg::Job(job))
-            .map_err(|_| ServeError::Stopped(self.name.to_string()))?;
+        let arrived = Instant::now();
+        {
+            let mut state = self.inbox.state.lock();
+            if state.closed {
+                return Err(ServeError::Stopped(self.name.to_string()));
+            }
+            if state.jobs.len() >= state.limit {
+                drop(state);
+                self.stats.record(503, arrived.elapsed());
+                return Err(ServeError::Overloaded(self.name.to_string()));
+            }
+            state.jobs.push_back(Job {
+                request,
+                reply,
+                arrived,
+            });
+            self.stats.queued.store(state.jobs.len(), Ordering::Relaxed);
+        }
+        // Pairs with the router's store-then-look in `listen`: either it sees this request or
+        // this sees it listening.
+        if self.inbox.listening.load(Ordering::SeqCst) {
+            self.inbox.wake.notify_one();
+        }
         Ok(rx)
     }
 
@@ -147,7 +210,7 @@ pub(crate) struct Router {
     factory: Factory,
     rt: ray::Runtime,
     replicas: Vec<Replica>,
-    queue: VecDeque<Job>,
+    inbox: Arc<Inbox>,
     tx: mpsc::UnboundedSender<Msg>,
     stats: Arc<DeploymentStats>,
     /// Replicas being started for the autoscaler or to replace dead ones.
@@ -158,12 +221,30 @@ pub(crate) struct Router {
     stopping: Option<oneshot::Sender<()>>,
 }
 
+impl Drop for Router {
+    /// However the router ends (stopped, or its executor shut down under it), requests still
+    /// queued, and any pushed later, are refused rather than left waiting.
+    fn drop(&mut self) {
+        let late: Vec<Job> = {
+            let mut state = self.inbox.state.lock();
+            state.closed = true;
+            state.jobs.drain(..).collect()
+        };
+        for job in late {
+            let _ = job
+                .reply
+                .send(Err(ServeError::Stopped(self.options.name.clone())));
+        }
+    }
+}
+
 impl Router {
     pub(crate) fn new(
         d: Deployment,
         replicas: Vec<Replica>,
         rt: ray::Runtime,
         tx: mpsc::UnboundedSender<Msg>,
+        inbox: Arc<Inbox>,
         stats: Arc<DeploymentStats>,
     ) -> Router {
         stats.replicas.store(replicas.len(), Ordering::Relaxed);
@@ -172,7 +253,7 @@ impl Router {
             factory: d.factory,
             rt,
             replicas,
-            queue: VecDeque::new(),
+            inbox,
             tx,
             stats,
             starting: 0,
@@ -186,12 +267,15 @@ impl Router {
         let mut tick = tokio::time::interval(AUTOSCALE_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let deadline = self.batch_deadline();
+            // A deadline already past means the batch waits for a replica with room, which
+            // a `Done` message announces: polling a past timer would spin meanwhile.
+            let deadline = self.batch_deadline().filter(|d| *d > Instant::now());
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(m) => self.handle(m),
                     None => break,
                 },
+                () = self.inbox.wake.notified() => {}
                 _ = sleep_until(deadline), if deadline.is_some() => {}
                 _ = tick.tick(), if self.options.autoscaling.is_some() => self.autoscale(),
             }
@@ -199,9 +283,10 @@ impl Router {
             while let Ok(m) = rx.try_recv() {
                 self.handle(m);
             }
-            self.dispatch();
+            let left = self.dispatch();
             self.retire_idle();
-            if self.stopping.is_some() && self.queue.is_empty() && self.ongoing() == 0 {
+            self.listen(left);
+            if self.stopping.is_some() && left == 0 && self.ongoing() == 0 {
                 break;
             }
         }
@@ -218,19 +303,28 @@ impl Router {
         self.replicas.iter().map(|r| r.ongoing).sum()
     }
 
+    /// Asks to be woken by new requests while one could be sent at once; `left` is what
+    /// `dispatch` left in the queue.
+    fn listen(&self, left: usize) {
+        let max = self.options.max_ongoing();
+        let max_calls = if self.options.batched {
+            self.options.max_concurrent_batches
+        } else {
+            usize::MAX
+        };
+        let room = self
+            .replicas
+            .iter()
+            .any(|r| !r.draining && r.ongoing < max && r.calls < max_calls);
+        self.inbox.listening.store(room, Ordering::SeqCst);
+        // A request pushed since `dispatch` looked, while the flag was still clear.
+        if room && self.inbox.len() > left {
+            self.inbox.wake.notify_one();
+        }
+    }
+
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Job(job) => {
-                if self.queue.len() >= self.options.max_queued_requests {
-                    let latency = job.arrived.elapsed();
-                    self.stats.record(503, latency);
-                    let _ = job
-                        .reply
-                        .send(Err(ServeError::Overloaded(self.options.name.clone())));
-                } else {
-                    self.queue.push_back(job);
-                }
-            }
             Msg::Done { replica, n, died } => {
                 if let Some(i) = self.replicas.iter().position(|r| r.id == replica) {
                     let r = &mut self.replicas[i];
@@ -266,6 +360,7 @@ impl Router {
                 }
                 self.options = d.options;
                 self.factory = d.factory;
+                self.inbox.state.lock().limit = self.options.max_queued_requests;
                 self.replicas.extend(fresh);
             }
             Msg::Stop(done) => self.stopping = Some(done),
@@ -276,7 +371,7 @@ impl Router {
     fn publish(&self) {
         let live = self.replicas.iter().filter(|r| !r.draining).count();
         self.stats.replicas.store(live, Ordering::Relaxed);
-        self.stats.queued.store(self.queue.len(), Ordering::Relaxed);
+        self.stats.queued.store(self.inbox.len(), Ordering::Relaxed);
         self.stats.ongoing.store(self.ongoing(), Ordering::Relaxed);
     }
 
@@ -309,18 +404,27 @@ impl Router {
 
     /// When a partial batch must go even if it is not full.
     fn batch_deadline(&self) -> Option<Instant> {
-        let first = self.queue.front()?;
-        (self.options.batched && self.queue.len() < self.cap())
+        let state = self.inbox.state.lock();
+        self.deadline_of(&state.jobs)
+    }
+
+    fn deadline_of(&self, jobs: &VecDeque<Job>) -> Option<Instant> {
+        let first = jobs.front()?;
+        (self.options.batched && jobs.len() < self.cap())
             .then(|| first.arrived + self.options.batch_wait_timeout)
     }
 
-    fn dispatch(&mut self) {
+    /// Sends what it can of the queue to replicas with room; returns how many requests it left.
+    fn dispatch(&mut self) -> usize {
         let cap = self.cap();
-        while !self.queue.is_empty() {
-            let n = self.queue.len().min(cap);
+        let mut state = self.inbox.state.lock();
+        while !state.jobs.is_empty() {
+            let n = state.jobs.len().min(cap);
             if n < cap
                 && self.stopping.is_none()
-                && self.batch_deadline().is_some_and(|d| Instant::now() < d)
+                && self
+                    .deadline_of(&state.jobs)
+                    .is_some_and(|d| Instant::now() < d)
             {
                 break;
             }
@@ -340,7 +444,7 @@ impl Router {
             };
             r.ongoing += n;
             r.calls += 1;
-            let jobs: Vec<Job> = self.queue.drain(..n).collect();
+            let jobs: Vec<Job> = state.jobs.drain(..n).collect();
             let (id, actor, tx, stats) = (
                 r.id,
                 r.actor.clone(),
@@ -354,7 +458,10 @@ impl Router {
                 .fetch_add(n as u64, Ordering::Relaxed);
             tokio::spawn(serve_call(name, id, actor, jobs, tx, stats));
         }
+        let left = state.jobs.len();
+        drop(state);
         self.publish();
+        left
     }
 
     /// Kills retired replicas that hold no requests.
@@ -378,7 +485,7 @@ impl Router {
             return;
         }
         let live = self.replicas.iter().filter(|r| !r.draining).count() + self.starting;
-        let load = (self.queue.len() + self.ongoing()) as f64;
+        let load = (self.inbox.len() + self.ongoing()) as f64;
         let wanted = ((load / a.target_ongoing_requests).ceil() as usize)
             .clamp(a.min_replicas, a.max_replicas);
         let now = Instant::now();
@@ -445,9 +552,12 @@ async fn serve_call(
     let died = matches!(result, Err(RayError::ActorDied { .. }));
     match result {
         Ok(responses) => {
-            for ((reply, arrived), resp) in waiting.into_iter().zip(responses.iter()) {
-                stats.record(resp.status, arrived.elapsed());
-                let _ = reply.send(Ok(resp.clone()));
+            let now = Instant::now();
+            // The result is shared only if someone else holds it: moved out, not copied.
+            let responses = Arc::try_unwrap(responses).unwrap_or_else(|shared| (*shared).clone());
+            for ((reply, arrived), resp) in waiting.into_iter().zip(responses) {
+                stats.record(resp.status, now.saturating_duration_since(arrived));
+                let _ = reply.send(Ok(resp));
             }
         }
         Err(e) => {
@@ -457,8 +567,9 @@ async fn serve_call(
                 }
                 other => other.to_string(),
             };
+            let now = Instant::now();
             for (reply, arrived) in waiting {
-                stats.record(500, arrived.elapsed());
+                stats.record(500, now.saturating_duration_since(arrived));
                 let _ = reply.send(Err(ServeError::ReplicaFailed {
                     deployment: name.clone(),
                     message: message.clone(),

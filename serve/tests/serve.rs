@@ -314,6 +314,14 @@ fn a_deployment_calls_another_through_its_handle() {
         "X"
     );
     assert!(s.get_handle("nope").is_err());
+    // A handle outliving its deployment is refused at once, never left waiting.
+    s.delete("upper").unwrap();
+    let refused = h.call(Request::post_json("/", &"x")).unwrap_err();
+    assert!(
+        matches!(refused, serve::ServeError::Stopped(ref name) if name == "upper"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.status(), 503);
     s.shutdown(Duration::from_secs(5));
 }
 

@@ -1,11 +1,14 @@
 //! Actors: state that lives on its own thread, driven by method calls that run one at a
 //! time in the order a caller submitted them.
 //!
-//! Each actor is a ractor actor (its mailbox, ordering and lifecycle) paired with a dedicated
-//! OS thread that owns the state and runs the methods, so CPU-bound methods never block the
-//! async executor. A method that panics fails its own call; the actor is then rebuilt from
-//! its constructor while restarts remain (`max_restarts`), and dies after that: later calls
-//! fail with [`RayError::ActorDied`].
+//! Each actor is a dedicated OS thread that owns the state and runs the methods, fed by a
+//! channel that is its mailbox (one caller's calls run in the order it made them), paired
+//! with a ractor actor that holds its lifecycle: its resources, its place in the runtime's
+//! actor list, kill and shutdown. CPU-bound methods never block the async executor, and a
+//! call goes straight to the thread, with no hop through the executor. A method that panics
+//! fails its own call; the thread then rebuilds the state from the constructor while
+//! restarts remain (`max_restarts`), and the actor dies after that: later calls fail with
+//! [`RayError::ActorDied`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -37,6 +40,8 @@ pub(crate) struct ActorShared {
     /// Its constructor has run (it is no longer pending).
     started: AtomicBool,
     death: Mutex<Option<String>>,
+    /// The result of the call running now, failed if the actor dies under it.
+    running: Mutex<Option<Arc<dyn Abandon>>>,
     /// Where its failures are logged.
     sched: Arc<Scheduler>,
 }
@@ -55,6 +60,10 @@ impl ActorShared {
 
     pub(crate) fn mark_dead(&self, cause: &str) {
         self.death.lock().get_or_insert_with(|| cause.to_string());
+    }
+
+    fn is_dead(&self) -> bool {
+        self.death.lock().is_some()
     }
 
     /// The actor as the state API lists it.
@@ -93,90 +102,133 @@ impl ActorShared {
 
 /// Work for an actor's thread.
 enum Exec<A> {
-    /// Build (or rebuild) the state from the constructor.
-    Build(oneshot::Sender<Result<(), String>>),
-    /// Run one method.
-    Run(Method<A>, oneshot::Sender<Result<(), String>>),
+    /// Run one method; the abandoner fails its result if the actor dies under it.
+    Run(Method<A>, Option<Arc<dyn Abandon>>),
+    /// The lifecycle side stopped (kill, death or shutdown): exit.
+    Stop,
 }
 
-/// The thread that owns an actor's state.
-fn actor_thread<A: 'static>(factory: Factory<A>, jobs: crossbeam_channel::Receiver<Exec<A>>) {
-    let mut state: Option<A> = None;
-    for job in jobs {
-        match job {
-            Exec::Build(done) => {
-                state = None;
-                let built = catch_unwind(AssertUnwindSafe(|| factory()));
-                let _ = done.send(match built {
-                    Ok(a) => {
-                        state = Some(a);
-                        Ok(())
-                    }
-                    Err(p) => Err(format!("constructor panicked: {}", panic_message(&*p))),
-                });
+/// Builds the state, or says why the constructor failed.
+fn construct<A>(factory: &Factory<A>) -> Result<A, String> {
+    catch_unwind(AssertUnwindSafe(|| factory()))
+        .map_err(|p| format!("constructor panicked: {}", panic_message(&*p)))
+}
+
+/// What an actor's thread runs with.
+struct ThreadArgs<A> {
+    factory: Factory<A>,
+    jobs: crossbeam_channel::Receiver<Exec<A>>,
+    shared: Arc<ActorShared>,
+    /// Stops the lifecycle side (freeing the resources) when the actor dies here.
+    myself: ActorRef<Lifecycle>,
+    /// The first construction's outcome.
+    built: oneshot::Sender<Result<(), String>>,
+}
+
+/// The thread that owns an actor's state: builds it, runs the calls in mailbox order,
+/// rebuilds it after a panic while restarts remain. Returning drops the mailbox's receiving
+/// end, which fails every call still queued and every later one.
+fn actor_thread<A: 'static>(args: ThreadArgs<A>) {
+    let ThreadArgs {
+        factory,
+        jobs,
+        shared,
+        myself,
+        built,
+    } = args;
+    let mut state = match construct(&factory) {
+        Ok(a) => a,
+        Err(cause) => {
+            shared.failed(&cause);
+            shared.mark_dead(&cause);
+            let _ = built.send(Err(cause));
+            return;
+        }
+    };
+    let _ = built.send(Ok(()));
+    for job in &jobs {
+        let Exec::Run(method, abandon) = job else {
+            break;
+        };
+        if shared.is_dead() {
+            break;
+        }
+        *shared.running.lock() = abandon;
+        let outcome = method(&mut state);
+        shared.running.lock().take();
+        let Err(panic) = outcome else {
+            continue;
+        };
+        // The method panicked: its state may be broken, so rebuild it or die.
+        shared.failed(&panic);
+        let used = shared.restarts.load(Ordering::Acquire);
+        if used < shared.max_restarts {
+            shared.restarts.store(used + 1, Ordering::Release);
+            match construct(&factory) {
+                Ok(a) => state = a,
+                Err(cause) => {
+                    shared.failed(&cause);
+                    shared.mark_dead(&format!("restart failed: {cause}"));
+                    break;
+                }
             }
-            Exec::Run(method, done) => {
-                let out = match state.as_mut() {
-                    Some(a) => method(a),
-                    None => Err("the actor has no state".to_string()),
-                };
-                let _ = done.send(out);
-            }
+        } else {
+            shared.mark_dead(&format!(
+                "a method panicked with no restarts left (max_restarts = {}): {panic}",
+                shared.max_restarts
+            ));
+            break;
         }
     }
+    drop(jobs);
+    myself.stop(None);
 }
 
-/// The message an actor's mailbox carries: the method, and its result's slot so that a kill
-/// can fail a call that is running.
-pub(crate) struct Call<A>(Method<A>, Option<Arc<dyn Abandon>>);
+/// The lifecycle side takes no messages: calls go to the thread's mailbox directly.
+pub(crate) enum Lifecycle {}
 
 // Local only: never serialised (ractor's `cluster` feature asks every message to say so).
-impl<A: 'static> ractor::Message for Call<A> {}
+impl ractor::Message for Lifecycle {}
 
 pub(crate) struct StartArgs<A> {
     factory: Factory<A>,
+    jobs: crossbeam_channel::Receiver<Exec<A>>,
+    stop: crossbeam_channel::Sender<Exec<A>>,
     lease: oneshot::Receiver<LeaseGuard>,
     shared: Arc<ActorShared>,
-    max_restarts: u32,
 }
 
 pub(crate) struct ActorState<A> {
-    jobs: crossbeam_channel::Sender<Exec<A>>,
+    /// To tell the thread to exit.
+    stop: crossbeam_channel::Sender<Exec<A>>,
     shared: Arc<ActorShared>,
-    max_restarts: u32,
-    /// The result of the call running now, failed if the actor dies under it.
-    running: Option<Arc<dyn Abandon>>,
     // Held for the actor's life; dropping the state gives the resources back.
     _lease: LeaseGuard,
 }
 
 impl<A> Drop for ActorState<A> {
+    /// However the actor stops (killed, dead, the runtime shut down), its running call fails
+    /// now, its queued calls fail, and its thread exits once the running method returns.
     fn drop(&mut self) {
-        if let Some(call) = self.running.take() {
+        self.shared.mark_dead("the actor stopped");
+        if let Some(call) = self.shared.running.lock().take() {
             call.abandon(self.shared.died());
         }
+        let _ = self.stop.send(Exec::Stop);
     }
 }
 
-async fn build<A>(jobs: &crossbeam_channel::Sender<Exec<A>>) -> Result<(), String> {
-    let (tx, rx) = oneshot::channel();
-    jobs.send(Exec::Build(tx))
-        .map_err(|_| "the actor thread exited".to_string())?;
-    rx.await
-        .unwrap_or_else(|_| Err("the actor thread exited".to_string()))
-}
-
-/// The ractor side of an actor: mailbox, ordering, restarts.
+/// The ractor side of an actor: its resources and lifecycle.
 pub(crate) struct ActorProcess<A>(PhantomData<fn() -> A>);
 
 impl<A: 'static> ractor::Actor for ActorProcess<A> {
-    type Msg = Call<A>;
+    type Msg = Lifecycle;
     type State = ActorState<A>;
     type Arguments = StartArgs<A>;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: StartArgs<A>,
     ) -> Result<ActorState<A>, ActorProcessingErr> {
         let lease = match args.lease.await {
@@ -187,74 +239,54 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
                 return Err("no resources granted".into());
             }
         };
-        let (jobs, rx) = crossbeam_channel::unbounded();
-        let factory = Arc::clone(&args.factory);
+        let (built, was_built) = oneshot::channel();
+        let thread = ThreadArgs {
+            factory: Arc::clone(&args.factory),
+            jobs: args.jobs,
+            shared: Arc::clone(&args.shared),
+            myself,
+            built,
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("ray-actor-{}", args.shared.name))
-            .spawn(move || actor_thread(factory, rx));
+            .spawn(move || actor_thread(thread));
         if let Err(e) = spawned {
             args.shared
                 .mark_dead(&format!("could not start its thread: {e}"));
             return Err(e.into());
         }
-        if let Err(cause) = build(&jobs).await {
-            args.shared.failed(&cause);
-            args.shared.mark_dead(&cause);
-            return Err(cause.into());
+        match was_built.await {
+            Ok(Ok(())) => {}
+            Ok(Err(cause)) => return Err(cause.into()),
+            Err(_) => {
+                args.shared.mark_dead("the actor thread exited");
+                return Err("the actor thread exited".into());
+            }
         }
         args.shared.started.store(true, Ordering::Release);
         Ok(ActorState {
-            jobs,
+            stop: args.stop,
             shared: args.shared,
-            max_restarts: args.max_restarts,
-            running: None,
             _lease: lease,
         })
     }
 
     async fn handle(
         &self,
-        myself: ActorRef<Self::Msg>,
-        Call(method, result): Call<A>,
-        state: &mut ActorState<A>,
+        _myself: ActorRef<Self::Msg>,
+        msg: Lifecycle,
+        _state: &mut ActorState<A>,
     ) -> Result<(), ActorProcessingErr> {
-        let (tx, rx) = oneshot::channel();
-        if state.jobs.send(Exec::Run(method, tx)).is_err() {
-            state.shared.mark_dead("the actor thread exited");
-            myself.stop(None);
-            return Ok(());
-        }
-        state.running = result;
-        let outcome = rx.await;
-        state.running = None;
-        let Ok(Err(panic)) = outcome else {
-            return Ok(());
-        };
-        // The method panicked: its state may be broken, so rebuild it or die.
-        state.shared.failed(&panic);
-        let used = state.shared.restarts.load(Ordering::Acquire);
-        if used < state.max_restarts {
-            state.shared.restarts.store(used + 1, Ordering::Release);
-            if let Err(cause) = build(&state.jobs).await {
-                state.shared.failed(&cause);
-                state.shared.mark_dead(&format!("restart failed: {cause}"));
-                myself.stop(None);
-            }
-        } else {
-            state.shared.mark_dead(&format!(
-                "a method panicked with no restarts left (max_restarts = {}): {panic}",
-                state.max_restarts
-            ));
-            myself.stop(None);
-        }
-        Ok(())
+        match msg {}
     }
 }
 
 /// A handle to an actor: clone it, send it into tasks and other actors, call its methods.
 pub struct ActorHandle<A> {
     shared: Arc<ActorShared>,
-    actor: ActorRef<Call<A>>,
+    actor: ActorRef<Lifecycle>,
+    /// The thread's mailbox.
+    jobs: crossbeam_channel::Sender<Exec<A>>,
 }
 
 impl<A> Clone for ActorHandle<A> {
@@ -262,6 +294,7 @@ impl<A> Clone for ActorHandle<A> {
         ActorHandle {
             shared: Arc::clone(&self.shared),
             actor: self.actor.clone(),
+            jobs: self.jobs.clone(),
         }
     }
 }
@@ -302,8 +335,9 @@ impl<A: 'static> ActorHandle<A> {
                     }
                 },
             );
-        // A dead actor's mailbox refuses the call; dropping it fails its result.
-        let _ = self.actor.send_message(Call(method, abandon));
+        // A dead actor's mailbox refuses the call (its thread has exited); dropping the call
+        // fails its result, as does the thread when it finds the actor dead.
+        let _ = self.jobs.send(Exec::Run(method, abandon));
         result
     }
 
@@ -326,7 +360,7 @@ impl<A: 'static> ActorHandle<A> {
 
     /// Whether the actor is dead (it will not run another call).
     pub fn is_dead(&self) -> bool {
-        self.shared.death.lock().is_some()
+        self.shared.is_dead()
     }
 }
 
@@ -435,14 +469,18 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
             restarts: AtomicU32::new(0),
             started: AtomicBool::new(false),
             death: Mutex::new(None),
+            running: Mutex::new(None),
             sched: Arc::clone(sched),
         });
         let (lease_tx, lease_rx) = oneshot::channel();
+        // Calls queue here until the resources are granted and the constructor has run.
+        let (jobs, mailbox) = crossbeam_channel::unbounded();
         let args = StartArgs {
             factory: self.factory,
+            jobs: mailbox,
+            stop: jobs.clone(),
             lease: lease_rx,
             shared: Arc::clone(&shared),
-            max_restarts: self.max_restarts,
         };
         let (actor, _started) = {
             let _enter = self.rt.executor().enter();
@@ -458,6 +496,10 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
                 let _ = lease_tx.send(guard);
             })),
         });
-        Ok(ActorHandle { shared, actor })
+        Ok(ActorHandle {
+            shared,
+            actor,
+            jobs,
+        })
     }
 }

@@ -45,9 +45,12 @@ done = function(summary, latency, requests)
 end
 LUA
 
-# load URL CONNECTIONS PAUSE_MS -> "req/s p50_ms p99_ms max_ms errors"
+# The same report for a plain GET (the server's /-/healthz: the HTTP stack's own ceiling).
+sed -e '/^wrk\./d' "$out/post.lua" >"$out/get.lua"
+
+# load URL CONNECTIONS PAUSE_MS [SCRIPT] -> "req/s p50_ms p99_ms max_ms errors"
 load() {
-    PAUSE_MS=$3 wrk -t2 -c"$2" -d"${duration}s" --timeout 2s -s "$out/post.lua" "$1" 2>/dev/null |
+    PAUSE_MS=$3 wrk -t2 -c"$2" -d"${duration}s" --timeout 2s -s "$out/${4:-post}.lua" "$1" 2>/dev/null |
         sed -n 's/^RESULT //p'
 }
 row() { printf '%-44s %12s %9s %9s %9s %7s\n' "$@"; }
@@ -62,11 +65,14 @@ rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$serve_pid/status")
 # Half the rate: each of 64 connections pauses so that together they ask for rps / 2.
 pause=$(echo "scale=0; (2 * 64 * 1000 / $rps + 0.5) / 1" | bc)
 read -r hrps hp50 hp99 hmax herrs < <(load "$url" 64 "$pause")
+read -r crps cp50 cp99 cmax cerrs < <(load "${url%/}/-/healthz" 64 0 get)
 
 echo "rllib serve (cartpole-ppo checkpoint, 1 replica, batching; $(nproc) CPUs, wrk -t2, ${duration} s each)"
 row "load" "requests/s" "p50 ms" "p99 ms" "max ms" "errors"
 row "64 connections" "$rps" "$p50" "$p99" "$max" "$errs"
 row "64 connections, ${pause} ms pause each" "$hrps" "$hp50" "$hp99" "$hmax" "$herrs"
+row "GET /-/healthz, 64 connections (ceiling)" "$crps" "$cp50" "$cp99" "$cmax" "$cerrs"
+printf 'POST / as a share of that ceiling: %.0f %%\n' "$(echo "100 * $rps / $crps" | bc -l)"
 echo "peak resident memory of rllib serve under load: ${rss} MB"
 
 if [ -n "$ray_python" ]; then

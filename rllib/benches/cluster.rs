@@ -1,6 +1,7 @@
 //! Cluster mode on loopback, with node processes started by this binary's `rllib start`:
-//! remote call round trip, object throughput beside a raw TCP copy measured in the same run,
-//! and env-runner sampling on 2 node processes vs 1.
+//! remote call round trip (beside a local actor's, the floor it adds the network to), object
+//! throughput beside a raw TCP copy measured in the same run, and env-runner sampling on 2
+//! node processes vs 1.
 //!
 //!     cargo bench -p rllib --bench cluster        (bench/cluster.sh prints the table)
 //!
@@ -54,7 +55,31 @@ fn raw_tcp(bytes: usize) -> f64 {
     bytes as f64 / 1e6 / t.elapsed().as_secs_f64()
 }
 
+/// Median round trip, in µs, of sequential calls on an actor of a local runtime.
+fn local_actor_rtt() -> f64 {
+    let rt = ray::init(ray::InitOptions::new()).expect("local runtime");
+    let counter = rt.actor(|| 0i64).spawn().expect("actor");
+    let mut rtt = Vec::new();
+    for i in 0..3000 {
+        let t = Instant::now();
+        let n = counter
+            .call(|n: &mut i64| {
+                *n += 1;
+                *n
+            })
+            .get()
+            .expect("ran");
+        if i >= 200 {
+            rtt.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        assert_eq!(n, i + 1);
+    }
+    rt.shutdown();
+    median(rtt)
+}
+
 fn main() {
+    let local = local_actor_rtt();
     let dir = std::env::temp_dir().join(format!("rllib-cluster-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("session dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -112,6 +137,10 @@ fn main() {
     println!(
         "actor call round trip, us (median of 2800)      {:>10.1}",
         median(rtt)
+    );
+    println!(
+        "  the same on a local actor, us (median of 2800) {:>9.1}",
+        local
     );
     println!(
         "task round trip, us (median of 300)            {:>10.1}",

@@ -47,6 +47,16 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
+    /// Whether it has room for one more call of `n` requests.
+    fn takes(&self, options: &Options, n: usize) -> bool {
+        let max_calls = if options.batched {
+            options.max_concurrent_batches
+        } else {
+            usize::MAX
+        };
+        !self.draining && self.ongoing + n <= options.max_ongoing() && self.calls < max_calls
+    }
+
     /// Stops it now.
     pub(crate) fn kill(&self) {
         self.actor.kill();
@@ -306,16 +316,7 @@ impl Router {
     /// Asks to be woken by new requests while one could be sent at once; `left` is what
     /// `dispatch` left in the queue.
     fn listen(&self, left: usize) {
-        let max = self.options.max_ongoing();
-        let max_calls = if self.options.batched {
-            self.options.max_concurrent_batches
-        } else {
-            usize::MAX
-        };
-        let room = self
-            .replicas
-            .iter()
-            .any(|r| !r.draining && r.ongoing < max && r.calls < max_calls);
+        let room = self.replicas.iter().any(|r| r.takes(&self.options, 1));
         self.inbox.listening.store(room, Ordering::SeqCst);
         // A request pushed since `dispatch` looked, while the flag was still clear.
         if room && self.inbox.len() > left {
@@ -428,16 +429,11 @@ impl Router {
             {
                 break;
             }
-            let max = self.options.max_ongoing();
-            let max_calls = if self.options.batched {
-                self.options.max_concurrent_batches
-            } else {
-                usize::MAX
-            };
+            let options = &self.options;
             let Some(r) = self
                 .replicas
                 .iter_mut()
-                .filter(|r| !r.draining && r.ongoing + n <= max && r.calls < max_calls)
+                .filter(|r| r.takes(options, n))
                 .min_by_key(|r| r.ongoing)
             else {
                 break;

@@ -459,6 +459,47 @@ fn a_killed_actor_fails_later_calls_and_frees_its_resources() {
     assert_eq!(t.get_timeout(Duration::from_secs(10)), Ok(9));
 }
 
+/// Threads of this process whose name is `name` (Linux truncates names to 15 bytes).
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|comm| comm.trim_end() == name)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_actor_that_stops_ends_its_thread_while_handles_remain() {
+    let rt = runtime(2.0);
+    // Killed while its thread waits for calls.
+    let killed = rt.actor(Counter::default).name("zk").spawn().unwrap();
+    killed.call(|c| c.log.push(1)).get().unwrap();
+    assert_eq!(threads_named("ray-actor-zk"), 1);
+    killed.kill();
+    // Dead after a panic with no restarts left.
+    let broken = rt.actor(Counter::default).name("zp").spawn().unwrap();
+    broken.call(|c| c.log.push(1)).get().unwrap();
+    assert_eq!(threads_named("ray-actor-zp"), 1);
+    assert!(broken.call(|_| panic!("boom")).get().is_err());
+    within(Duration::from_secs(10), || {
+        while threads_named("ray-actor-zk") + threads_named("ray-actor-zp") > 0 {
+            thread::sleep(Duration::from_millis(10));
+        }
+    });
+    // Both handles are still held, and calls on them fail.
+    assert!(matches!(
+        killed.call(|c| c.log.len()).get(),
+        Err(RayError::ActorDied { .. })
+    ));
+    assert!(matches!(
+        broken.call(|c| c.log.len()).get(),
+        Err(RayError::ActorDied { .. })
+    ));
+}
+
 #[test]
 fn shutdown_with_work_in_flight_does_not_hang() {
     let rt = runtime(1.0);

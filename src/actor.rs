@@ -193,22 +193,21 @@ impl ractor::Message for Lifecycle {}
 pub(crate) struct StartArgs<A> {
     factory: Factory<A>,
     jobs: crossbeam_channel::Receiver<Exec<A>>,
-    stop: crossbeam_channel::Sender<Exec<A>>,
+    stopper: Stopper<A>,
     lease: oneshot::Receiver<LeaseGuard>,
     shared: Arc<ActorShared>,
 }
 
-pub(crate) struct ActorState<A> {
-    /// To tell the thread to exit.
+/// Held by the lifecycle side from the moment it starts: however that side ends (killed,
+/// dead, the runtime shut down, even while it is still starting: a kill then drops its start
+/// with this in it), the actor's running call fails now, its queued calls fail, and its
+/// thread exits once the running method returns.
+struct Stopper<A> {
     stop: crossbeam_channel::Sender<Exec<A>>,
     shared: Arc<ActorShared>,
-    // Held for the actor's life; dropping the state gives the resources back.
-    _lease: LeaseGuard,
 }
 
-impl<A> Drop for ActorState<A> {
-    /// However the actor stops (killed, dead, the runtime shut down), its running call fails
-    /// now, its queued calls fail, and its thread exits once the running method returns.
+impl<A> Drop for Stopper<A> {
     fn drop(&mut self) {
         self.shared.mark_dead("the actor stopped");
         if let Some(call) = self.shared.running.lock().take() {
@@ -216,6 +215,13 @@ impl<A> Drop for ActorState<A> {
         }
         let _ = self.stop.send(Exec::Stop);
     }
+}
+
+pub(crate) struct ActorState<A> {
+    // Dropped first: the thread is told to stop before the resources go back.
+    _stopper: Stopper<A>,
+    // Held for the actor's life; dropping the state gives the resources back.
+    _lease: LeaseGuard,
 }
 
 /// The ractor side of an actor: its resources and lifecycle.
@@ -265,8 +271,7 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
         }
         args.shared.started.store(true, Ordering::Release);
         Ok(ActorState {
-            stop: args.stop,
-            shared: args.shared,
+            _stopper: args.stopper,
             _lease: lease,
         })
     }
@@ -478,7 +483,10 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
         let args = StartArgs {
             factory: self.factory,
             jobs: mailbox,
-            stop: jobs.clone(),
+            stopper: Stopper {
+                stop: jobs.clone(),
+                shared: Arc::clone(&shared),
+            },
             lease: lease_rx,
             shared: Arc::clone(&shared),
         };

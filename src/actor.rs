@@ -193,9 +193,9 @@ impl ractor::Message for Lifecycle {}
 pub(crate) struct StartArgs<A> {
     factory: Factory<A>,
     jobs: crossbeam_channel::Receiver<Exec<A>>,
+    /// Also how the start reaches the actor's shared state.
     stopper: Stopper<A>,
     lease: oneshot::Receiver<LeaseGuard>,
-    shared: Arc<ActorShared>,
 }
 
 /// Held by the lifecycle side from the moment it starts: however that side ends (killed,
@@ -240,7 +240,8 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
         let lease = match args.lease.await {
             Ok(l) => l,
             Err(_) => {
-                args.shared
+                args.stopper
+                    .shared
                     .mark_dead("the runtime shut down before the actor started");
                 return Err("no resources granted".into());
             }
@@ -249,15 +250,16 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
         let thread = ThreadArgs {
             factory: Arc::clone(&args.factory),
             jobs: args.jobs,
-            shared: Arc::clone(&args.shared),
+            shared: Arc::clone(&args.stopper.shared),
             myself,
             built,
         };
         let spawned = std::thread::Builder::new()
-            .name(format!("ray-actor-{}", args.shared.name))
+            .name(format!("ray-actor-{}", args.stopper.shared.name))
             .spawn(move || actor_thread(thread));
         if let Err(e) = spawned {
-            args.shared
+            args.stopper
+                .shared
                 .mark_dead(&format!("could not start its thread: {e}"));
             return Err(e.into());
         }
@@ -265,11 +267,11 @@ impl<A: 'static> ractor::Actor for ActorProcess<A> {
             Ok(Ok(())) => {}
             Ok(Err(cause)) => return Err(cause.into()),
             Err(_) => {
-                args.shared.mark_dead("the actor thread exited");
+                args.stopper.shared.mark_dead("the actor thread exited");
                 return Err("the actor thread exited".into());
             }
         }
-        args.shared.started.store(true, Ordering::Release);
+        args.stopper.shared.started.store(true, Ordering::Release);
         Ok(ActorState {
             _stopper: args.stopper,
             _lease: lease,
@@ -488,7 +490,6 @@ impl<'rt, A: 'static> ActorBuilder<'rt, A> {
                 shared: Arc::clone(&shared),
             },
             lease: lease_rx,
-            shared: Arc::clone(&shared),
         };
         let (actor, _started) = {
             let _enter = self.rt.executor().enter();

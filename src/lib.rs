@@ -19,6 +19,7 @@ mod remote;
 mod resources;
 mod runtime;
 mod scheduler;
+mod spin;
 pub mod state;
 mod task;
 

@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,8 @@ enum State<T> {
 pub(crate) struct Slot<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
+    /// Set once the state is `Ready`: what a waiter looks at before it sleeps on `ready`.
+    filled: AtomicBool,
 }
 
 impl<T> Slot<T> {
@@ -64,6 +66,7 @@ impl<T> Slot<T> {
                 callbacks: Vec::new(),
             }),
             ready: Condvar::new(),
+            filled: AtomicBool::new(false),
         }
     }
 
@@ -80,6 +83,7 @@ impl<T> Slot<T> {
                 }
             }
         };
+        self.filled.store(true, Ordering::Release);
         self.ready.notify_all();
         wakers.into_iter().for_each(Waker::wake);
         callbacks.into_iter().for_each(|cb| cb());
@@ -94,6 +98,10 @@ impl<T> Slot<T> {
 
     fn wait(&self, timeout: Option<Duration>) -> Result<Arc<T>, RayError> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // A short answer (a remote call's reply) is usually here before a sleep would end.
+        crate::spin::spin_for(crate::spin::BEFORE_SLEEP, deadline, || {
+            self.filled.load(Ordering::Acquire).then_some(())
+        });
         let mut state = self.state.lock();
         loop {
             if let State::Ready(r) = &*state {

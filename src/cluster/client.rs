@@ -1048,6 +1048,10 @@ impl RemoteActorHandle {
             let c = Arc::clone(c);
             match r {
                 Err(e) => promise.fulfil(Err(e)),
+                // A small result rides in the reply: decoded here, without another task.
+                Ok(Payload::Inline(b)) => {
+                    promise.fulfil(decode::<R>(&b).map_err(RayError::Cluster));
+                }
                 Ok(p) => {
                     c.executor.clone().spawn(async move {
                         promise.fulfil(c.value::<R>(p).await.map_err(RayError::Cluster));

@@ -150,8 +150,11 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
     if o.secret.is_empty() {
         return Err(RayError::Cluster("the cluster secret is empty".into()));
     }
+    // One executor thread: it only moves messages (tasks and actors run on threads of their
+    // own), and a second one made each message hop between threads, and so between cores,
+    // 40 µs more per remote call (112 against 157 µs on loopback, medians).
     let executor = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("ray-node")
         .enable_all()
         .build()

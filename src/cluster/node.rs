@@ -496,7 +496,15 @@ impl NodeState {
                         };
                         me.actors.lock().insert(id, ActorSlot { jobs: tx, demand });
                         answer(reply, Response::Spawned);
-                        for (requester, method, args, reply) in rx {
+                        // The next call of a caller that makes many is looked for before
+                        // the thread sleeps (see `spin`).
+                        let next = || {
+                            crate::spin::spin_for(crate::spin::BEFORE_SLEEP, None, || {
+                                rx.try_recv().ok()
+                            })
+                            .or_else(|| rx.recv().ok())
+                        };
+                        while let Some((requester, method, args, reply)) = next() {
                             let out = me.resolve_blocking(args).and_then(|a| {
                                 catch_unwind(AssertUnwindSafe(|| actor.call(&method, &a)))
                                     .unwrap_or_else(|p| {

@@ -149,6 +149,7 @@ impl Cluster {
             server: server.clone(),
             dialer: dialer.clone(),
             secret: Arc::from(secret),
+            pool: Default::default(),
         };
         // The data port, on the address this machine reaches the head from (nodes fetch the
         // driver's large arguments and puts there); without a route, no port.

@@ -222,6 +222,7 @@ pub fn start_node(o: NodeOptions) -> Result<NodeHandle, RayError> {
             server: server.clone(),
             dialer: dialer.clone(),
             secret: Arc::from(o2.secret.as_str()),
+            pool: Default::default(),
         };
         state
             .open(o2.host, link, acceptor)

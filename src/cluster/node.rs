@@ -61,6 +61,8 @@ pub(crate) struct Link {
     pub(crate) dialer: super::tls::Dialer,
     /// The cluster secret, which data ports ask for.
     pub(crate) secret: Arc<str>,
+    /// Connections to other data ports kept between fetches.
+    pub(crate) pool: super::data::Pool,
 }
 
 /// The agent of node `owner`, connecting to it at `address` first if this process has no
@@ -99,7 +101,7 @@ pub(crate) async fn fetch(
     if let Some(l) = link
         && !data.is_empty()
     {
-        match super::data::fetch(data, id, size, &l.secret, &l.dialer, timeout).await {
+        match super::data::fetch(data, id, size, &l.secret, &l.dialer, &l.pool, timeout).await {
             Ok(b) => return Ok(b),
             // The session may still get there (a data port this process cannot route to).
             Err(e) if agent_of(owner).is_none() && address.is_empty() => return Err(e),

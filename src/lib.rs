@@ -22,6 +22,7 @@ mod scheduler;
 mod spin;
 pub mod state;
 mod task;
+mod workers;
 
 pub use actor::{ActorBuilder, ActorHandle};
 pub use cluster::{

@@ -8,13 +8,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::object::Abandon;
+use crate::workers::Workers;
 use crate::{RayError, Resources};
-
-type Job = Box<dyn FnOnce() + Send>;
 
 /// What to do once a lease's resources are granted.
 pub(crate) enum Grant {
@@ -33,9 +31,6 @@ pub(crate) struct Lease {
 struct Inner {
     available: Resources,
     queue: VecDeque<Lease>,
-    idle_workers: usize,
-    workers_spawned: usize,
-    jobs: Option<Sender<Job>>,
     running: HashMap<u64, Arc<dyn Abandon>>,
     shutdown: bool,
 }
@@ -44,7 +39,9 @@ struct Inner {
 pub(crate) struct Scheduler {
     total: Resources,
     inner: Mutex<Inner>,
-    job_rx: Receiver<Job>,
+    /// Task threads. An idle one sleeps at once: local tasks are not waited on in a loop
+    /// of calls as remote actors are.
+    workers: Arc<Workers>,
     next_task: AtomicU64,
     /// Task counts and failures, for the state API and the dashboard.
     pub(crate) state: crate::state::StateTable,
@@ -65,19 +62,15 @@ impl Drop for LeaseGuard {
 
 impl Scheduler {
     pub(crate) fn new(total: Resources) -> Arc<Self> {
-        let (tx, rx) = crossbeam_channel::unbounded();
         Arc::new(Scheduler {
             inner: Mutex::new(Inner {
                 available: total.clone(),
                 queue: VecDeque::new(),
-                idle_workers: 0,
-                workers_spawned: 0,
-                jobs: Some(tx),
                 running: HashMap::new(),
                 shutdown: false,
             }),
             total,
-            job_rx: rx,
+            workers: Workers::new("ray-worker", std::time::Duration::ZERO),
             next_task: AtomicU64::new(1),
             state: crate::state::StateTable::default(),
         })
@@ -148,46 +141,8 @@ impl Scheduler {
             };
             match lease.grant {
                 Grant::Hand(f) => f(guard),
-                Grant::Task(f) => self.run_on_worker(Box::new(move || f(guard))),
+                Grant::Task(f) => self.workers.run(Box::new(move || f(guard))),
             }
-        }
-    }
-
-    fn run_on_worker(self: &Arc<Self>, job: Job) {
-        let mut inner = self.inner.lock();
-        let Some(jobs) = inner.jobs.clone() else {
-            return;
-        };
-        if inner.idle_workers > 0 {
-            inner.idle_workers -= 1;
-            drop(inner);
-            // The receiver lives as long as the scheduler, so this cannot fail.
-            let _ = jobs.send(job);
-            return;
-        }
-        inner.workers_spawned += 1;
-        let n = inner.workers_spawned;
-        drop(inner);
-        let sched = Arc::downgrade(self);
-        let rx = self.job_rx.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("ray-worker-{n}"))
-            .spawn(move || {
-                job();
-                loop {
-                    match sched.upgrade() {
-                        Some(s) => s.inner.lock().idle_workers += 1,
-                        None => return,
-                    }
-                    match rx.recv() {
-                        Ok(job) => job(),
-                        Err(_) => return,
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            // Without a thread the job cannot run; dropping it fails its promise.
-            eprintln!("ray: could not start a worker thread: {e}");
         }
     }
 
@@ -209,12 +164,12 @@ impl Scheduler {
         let (queue, running) = {
             let mut inner = self.inner.lock();
             inner.shutdown = true;
-            inner.jobs = None;
             (
                 std::mem::take(&mut inner.queue),
                 std::mem::take(&mut inner.running),
             )
         };
+        self.workers.close();
         drop(queue);
         for r in running.into_values() {
             r.abandon(RayError::Shutdown);

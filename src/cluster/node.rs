@@ -226,6 +226,9 @@ pub(crate) struct NodeState {
     pub(crate) node_timeout: Duration,
     pub(crate) call_timeout: Duration,
     executor: tokio::runtime::Handle,
+    /// The threads tasks run on, kept between tasks; an idle one looks for the next task
+    /// before it sleeps, as an actor's thread does between calls.
+    tasks: Arc<crate::workers::Workers>,
 }
 
 fn fits(demand: &Demand, have: &Demand) -> bool {
@@ -258,6 +261,7 @@ impl NodeState {
             node_timeout,
             call_timeout,
             executor,
+            tasks: crate::workers::Workers::new("ray-task", crate::spin::BEFORE_SLEEP),
         })
     }
 
@@ -440,25 +444,18 @@ impl NodeState {
                     return answer(reply, Response::Busy);
                 }
                 let me = Arc::clone(self);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("ray-task-{name}"))
-                    .spawn(move || {
-                        let out = me.resolve_blocking(args).and_then(|a| {
-                            catch_unwind(AssertUnwindSafe(|| f(&a)))
-                                .unwrap_or_else(|p| Err(panic_message(&*p)))
-                        });
-                        me.release(&demand);
-                        let r = match out {
-                            Ok(b) => Response::Value(me.payload_for(b, Some(requester))),
-                            Err(e) => Response::Failed(e),
-                        };
-                        answer(reply, r)
+                self.tasks.run(Box::new(move || {
+                    let out = me.resolve_blocking(args).and_then(|a| {
+                        catch_unwind(AssertUnwindSafe(|| f(&a)))
+                            .unwrap_or_else(|p| Err(panic_message(&*p)))
                     });
-                if let Err(e) = spawned {
-                    // The closure (and the reply port in it) is gone; the caller's deadline
-                    // or retry covers it.
-                    eprintln!("ray node: cannot start a task thread: {e}");
-                }
+                    me.release(&demand);
+                    let r = match out {
+                        Ok(b) => Response::Value(me.payload_for(b, Some(requester))),
+                        Err(e) => Response::Failed(e),
+                    };
+                    answer(reply, r)
+                }));
             }
             Request::SpawnActor {
                 id,

@@ -39,8 +39,8 @@ struct Inner {
 pub(crate) struct Scheduler {
     total: Resources,
     inner: Mutex<Inner>,
-    /// Task threads. An idle one sleeps at once: local tasks are not waited on in a loop
-    /// of calls as remote actors are.
+    /// Task threads. An idle one sleeps at once, as before the pool was a type of its own:
+    /// the look before sleeping was measured on remote calls only.
     workers: Arc<Workers>,
     next_task: AtomicU64,
     /// Task counts and failures, for the state API and the dashboard.

@@ -34,6 +34,12 @@ pub(crate) fn spin_for<T>(
     }
 }
 
+/// The next message on `rx`, looked for for `window` before the thread sleeps on it; `None`
+/// once every sender is gone.
+pub(crate) fn recv<T>(rx: &crossbeam_channel::Receiver<T>, window: Duration) -> Option<T> {
+    spin_for(window, None, || rx.try_recv().ok()).or_else(|| rx.recv().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,7 +81,7 @@ impl Workers {
 /// An idle thread's next job; `None` once the pool is gone or closed.
 fn next(pool: &Weak<Workers>, rx: &Receiver<Job>, spin: Duration) -> Option<Job> {
     pool.upgrade()?.inner.lock().idle += 1;
-    crate::spin::spin_for(spin, None, || rx.try_recv().ok()).or_else(|| rx.recv().ok())
+    crate::spin::recv(rx, spin)
 }
 
 #[cfg(test)]

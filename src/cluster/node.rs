@@ -497,13 +497,9 @@ impl NodeState {
                         answer(reply, Response::Spawned);
                         // The next call of a caller that makes many is looked for before
                         // the thread sleeps (see `spin`).
-                        let next = || {
-                            crate::spin::spin_for(crate::spin::BEFORE_SLEEP, None, || {
-                                rx.try_recv().ok()
-                            })
-                            .or_else(|| rx.recv().ok())
-                        };
-                        while let Some((requester, method, args, reply)) = next() {
+                        while let Some((requester, method, args, reply)) =
+                            crate::spin::recv(&rx, crate::spin::BEFORE_SLEEP)
+                        {
                             let out = me.resolve_blocking(args).and_then(|a| {
                                 catch_unwind(AssertUnwindSafe(|| actor.call(&method, &a)))
                                     .unwrap_or_else(|p| {

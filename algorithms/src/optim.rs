@@ -1,7 +1,10 @@
 //! PyTorch's Adam (β = 0.9, 0.999, ε = 1e-8, which RLlib's torch learners use) and global
 //! gradient-norm clipping, on the host, once for every backend and algorithm.
 
+use parking_lot::Mutex;
+
 use crate::error::LearnerError;
+use crate::nn::fused::Threads;
 use crate::nn::linalg::simd_dispatch;
 use crate::nn::{NamedTensor, Weights};
 
@@ -63,6 +66,27 @@ simd_dispatch! {
     }
 }
 
+/// The pieces of `tensors` that `runs` names ([`Threads::runs`]), thread by thread, as
+/// disjoint mutable slices.
+pub(crate) fn cut<'a>(
+    tensors: &'a mut [Vec<f32>],
+    runs: &[Vec<(usize, std::ops::Range<usize>)>],
+) -> Vec<Vec<&'a mut [f32]>> {
+    // Every tensor's pieces in order (runs cover each tensor front to back, thread by thread).
+    let mut rest: Vec<&'a mut [f32]> = tensors.iter_mut().map(Vec::as_mut_slice).collect();
+    runs.iter()
+        .map(|run| {
+            run.iter()
+                .map(|(i, r)| {
+                    let (piece, after) = std::mem::take(&mut rest[*i]).split_at_mut(r.len());
+                    rest[*i] = after;
+                    piece
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The global L2 norm of several gradients.
 pub fn global_norm<'a>(grads: impl IntoIterator<Item = &'a [f32]>) -> f64 {
     grads.into_iter().map(sum_of_squares).sum::<f64>().sqrt()
@@ -96,12 +120,7 @@ impl Adam {
 
     /// One step at learning rate `lr`, gradients scaled by `scale` first.
     pub fn step(&mut self, params: &mut [Vec<f32>], grads: &[Vec<f32>], lr: f64, scale: f32) {
-        self.step += 1;
-        // Past 2^20 steps both corrections are exactly 1 in f32 (and `as i32` cannot wrap).
-        let e = self.step.min(1 << 20) as i32;
-        let bc1 = (1.0 - f64::from(BETA1).powi(e)) as f32;
-        let bc2 = (1.0 - f64::from(BETA2).powi(e)) as f32;
-        let k = [scale, lr as f32, bc1, bc2, self.eps];
+        let k = self.next_step(lr, scale);
         for (((p, g), m), v) in params
             .iter_mut()
             .zip(grads)
@@ -110,6 +129,54 @@ impl Adam {
         {
             adam_update(p, g, m, v, k);
         }
+    }
+
+    /// [`step`](Self::step) with the elements shared out over the learner's `threads` (see
+    /// [`Threads::runs`]). Each element's update is the same arithmetic on any thread, so the
+    /// result is the same bits as `step`'s for any number of threads. Errors only if a thread
+    /// panicked.
+    pub fn step_on(
+        &mut self,
+        threads: &Threads,
+        params: &mut [Vec<f32>],
+        grads: &[Vec<f32>],
+        lr: f64,
+        scale: f32,
+    ) -> Result<(), LearnerError> {
+        let sizes: Vec<usize> = params.iter().map(Vec::len).collect();
+        let runs = threads.runs(&sizes);
+        if runs.is_empty() {
+            self.step(params, grads, lr, scale);
+            return Ok(());
+        }
+        let k = self.next_step(lr, scale);
+        let (p, m, v) = (
+            cut(params, &runs),
+            cut(&mut self.exp_avg, &runs),
+            cut(&mut self.exp_avg_sq, &runs),
+        );
+        let shares: Vec<_> = p
+            .into_iter()
+            .zip(m)
+            .zip(v)
+            .map(|((p, m), v)| Mutex::new((p, m, v)))
+            .collect();
+        threads.scoped(&|t| {
+            let (p, m, v) = &mut *shares[t].lock();
+            for ((((i, r), p), m), v) in runs[t].iter().zip(p).zip(m).zip(v) {
+                adam_update(p, &grads[*i][r.clone()], m, v, k);
+            }
+        })
+    }
+
+    /// Counts a step; the constants of [`adam_update`] for it.
+    fn next_step(&mut self, lr: f64, scale: f32) -> [f32; 5] {
+        self.step += 1;
+        // Past 2^20 steps both corrections are exactly 1 in f32 (and `as i32` cannot wrap).
+        let e = self.step.min(1 << 20) as i32;
+        let bc1 = (1.0 - f64::from(BETA1).powi(e)) as f32;
+        let bc2 = (1.0 - f64::from(BETA2).powi(e)) as f32;
+        [scale, lr as f32, bc1, bc2, self.eps]
     }
 
     /// The state with the parameters' names (those of `names`, in order).
@@ -190,6 +257,66 @@ pub fn prefixed(s: &OptimizerState, prefix: &str) -> OptimizerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::fused::PART;
+
+    /// Adam shared out over 2 and 3 threads gives the bits of the serial step, and the
+    /// threads' runs cover every element once, in whole parts but for tensors' ends.
+    #[test]
+    fn adam_on_threads_matches_the_serial_step_bit_for_bit() {
+        let sizes = [3usize, 4096, 64, 1500, 2, 700];
+        let mut x = 0.3f32;
+        let mut next = move || {
+            x = (x * 3.7 + 0.1).fract();
+            x - 0.5
+        };
+        let params: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| (0..n).map(|_| next()).collect())
+            .collect();
+        let grads: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| (0..n).map(|_| next()).collect())
+            .collect();
+        let mut want = params.clone();
+        let mut serial = Adam::new(sizes);
+        for _ in 0..3 {
+            serial.step(&mut want, &grads, 1e-3, 0.7);
+        }
+        for n in [2, 3] {
+            let threads = Threads::new(n).unwrap();
+            let runs = threads.runs(&sizes);
+            assert_eq!(runs.len(), n);
+            let mut seen: Vec<Vec<bool>> = sizes.iter().map(|&s| vec![false; s]).collect();
+            let mut at = 0;
+            for run in &runs {
+                for (i, r) in run {
+                    // Runs go front to back through the concatenation.
+                    assert_eq!(sizes[..*i].iter().sum::<usize>() + r.start, at);
+                    at += r.len();
+                    for e in r.clone() {
+                        assert!(!seen[*i][e]);
+                        seen[*i][e] = true;
+                    }
+                }
+                if let Some((i, r)) = run.last() {
+                    let end = sizes[..*i].iter().sum::<usize>() + r.end;
+                    let total: usize = sizes.iter().sum();
+                    assert!(end % PART == 0 || end == total, "a run ends inside a part");
+                }
+            }
+            assert!(seen.iter().flatten().all(|s| *s));
+            let mut got = params.clone();
+            let mut adam = Adam::new(sizes);
+            for _ in 0..3 {
+                adam.step_on(&threads, &mut got, &grads, 1e-3, 0.7).unwrap();
+            }
+            assert_eq!(got, want, "{n} threads");
+            assert_eq!(adam, serial);
+        }
+        // One thread, or too little to share, runs serially.
+        assert!(Threads::new(1).unwrap().runs(&sizes).is_empty());
+        assert!(Threads::new(2).unwrap().runs(&[PART]).is_empty());
+    }
 
     #[test]
     fn one_adam_step_moves_by_lr_against_the_gradient_sign() {

@@ -335,8 +335,8 @@ fn small_batches_are_cut_into_blocks_whatever_the_threads() {
         let sums = f.train_rows(&x, 128, spy.clone()).unwrap();
         let mut seen = spy.0.lock().unwrap().clone();
         seen.sort_unstable();
-        // 128 rows: four blocks of 32, so that two threads share them.
-        assert_eq!(seen, [(0, 32), (32, 32), (64, 32), (96, 32)]);
+        // 128 rows: two blocks of 64, so that two threads share them.
+        assert_eq!(seen, [(0, 64), (64, 64)]);
         assert_eq!(sums[0], (128 * spec.out_dim()) as f64);
     }
 }

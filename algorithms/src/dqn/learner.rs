@@ -179,12 +179,13 @@ impl DqnLearner {
             });
         }
         let lr = cfg.lr_at(env_steps);
-        let (adam, clip) = (&mut self.adam, cfg.grad_clip);
-        let mut norm = 0.0;
+        let (adam, clip, threads) = (&mut self.adam, cfg.grad_clip, &self.threads);
+        let (mut norm, mut stepped) = (0.0, Ok(()));
         self.online.update(&mut |p, g| {
             norm = global_norm(g.iter().map(Vec::as_slice));
-            adam.step(p, g, lr, clip_scale(norm, clip));
+            stepped = adam.step_on(threads, p, g, lr, clip_scale(norm, clip));
         })?;
+        stepped?;
 
         // The target follows every `target_network_update_freq` sampled env steps.
         let freq = cfg.off_policy.target_network_update_freq as u64;

@@ -1,7 +1,7 @@
 //! A network for acting: plain loops over `f32` and SGEMM, batched over an env runner's envs,
 //! no allocation per call. The learner's trainable copy is a [`Network`](super::Network).
 
-use super::linalg::linear_forward;
+use super::linalg::{linear_forward, linear_forward_t, transpose_into, wants_transposed};
 use super::{Linear, NetSpec, Weights};
 use crate::config::Activation;
 
@@ -12,6 +12,9 @@ pub struct Mlp {
     trunk: Vec<Linear>,
     heads: Vec<Vec<Linear>>,
     params: Vec<Vec<f32>>,
+    /// Per parameter: the transposed weight of a layer that runs from it (see
+    /// [`wants_transposed`]), else empty.
+    transposed: Vec<Vec<f32>>,
     scratch: [Vec<f32>; 2],
     trunk_out: Vec<f32>,
 }
@@ -21,14 +24,49 @@ impl Mlp {
     pub fn new(spec: NetSpec, weights: &Weights) -> Result<Self, String> {
         spec.check(weights)?;
         let (trunk, heads) = spec.linears();
-        Ok(Mlp {
-            params: weights.data(),
+        let params = weights.data();
+        let mut mlp = Mlp {
+            transposed: vec![Vec::new(); params.len()],
+            params,
             spec,
             trunk,
             heads,
             scratch: [Vec::new(), Vec::new()],
             trunk_out: Vec::new(),
-        })
+        };
+        mlp.transpose();
+        Ok(mlp)
+    }
+
+    /// Refreshes the transposed weights from `params`.
+    fn transpose(&mut self) {
+        for l in self.trunk.iter().chain(self.heads.iter().flatten()) {
+            if wants_transposed(l.output) {
+                transpose_into(
+                    l.output,
+                    l.input,
+                    &self.params[l.w],
+                    &mut self.transposed[l.w],
+                );
+            }
+        }
+    }
+
+    /// `out = act(x·Wᵀ + b)` for layer `l`, from whichever copy of its weight is faster.
+    fn layer(
+        params: &[Vec<f32>],
+        transposed: &[Vec<f32>],
+        l: Linear,
+        x: &[f32],
+        rows: usize,
+        act: Activation,
+        out: &mut [f32],
+    ) {
+        if wants_transposed(l.output) {
+            linear_forward_t(x, rows, &transposed[l.w], &params[l.b], act, out);
+        } else {
+            linear_forward(x, rows, &params[l.w], &params[l.b], act, out);
+        }
     }
 
     /// The shape.
@@ -68,6 +106,7 @@ impl Mlp {
             };
             self.params[i].copy_from_slice(&t.data);
         }
+        self.transpose();
         Ok(())
     }
 
@@ -77,6 +116,7 @@ impl Mlp {
         for (p, t) in self.params.iter_mut().zip(&weights.tensors) {
             p.copy_from_slice(&t.data);
         }
+        self.transpose();
         Ok(())
     }
 
@@ -89,11 +129,12 @@ impl Mlp {
             .extend_from_slice(&input[..rows * self.spec.input_dim]);
         for l in &self.trunk {
             b.resize(rows * l.output, 0.0);
-            linear_forward(
+            Self::layer(
+                &self.params,
+                &self.transposed,
+                *l,
                 &self.trunk_out,
                 rows,
-                &self.params[l.w],
-                &self.params[l.b],
                 act,
                 b,
             );
@@ -129,16 +170,16 @@ impl Mlp {
         let mut x: &[f32] = &self.trunk_out;
         for l in hidden {
             b.resize(rows * l.output, 0.0);
-            linear_forward(x, rows, &self.params[l.w], &self.params[l.b], act, b);
+            Self::layer(&self.params, &self.transposed, *l, x, rows, act, b);
             std::mem::swap(a, b);
             x = a;
         }
-        let l = last[0];
-        linear_forward(
+        Self::layer(
+            &self.params,
+            &self.transposed,
+            last[0],
             x,
             rows,
-            &self.params[l.w],
-            &self.params[l.b],
             Activation::Linear,
             out,
         );

@@ -44,17 +44,21 @@ macro_rules! simd_dispatch {
 }
 pub(crate) use simd_dispatch;
 
-/// Products whose inner dimension is at most this (a head's input gradient: `k` = actions or
-/// 1) skip SGEMM, whose packing costs more than the arithmetic there.
-const SMALL_K: usize = 2;
-/// Likewise products `Aᵀ·B` with at most this many rows (a head's weight gradient). Measured
-/// with 128-row blocks of a 64×64 net; other small shapes (a 4-wide input layer, a head's
-/// forward pass) were no faster in plain loops than in SGEMM, so they stay there.
+/// Products with at most this many rows of `C` (an env runner's few envs, a head's weight
+/// gradient) skip SGEMM, whose packing of `B` costs more than the arithmetic there.
 const SMALL_M: usize = 8;
+/// Likewise products with at most this many columns of `C` (an output layer's forward
+/// pass, an input layer's weight gradient).
+const SMALL_N: usize = 4;
 
 /// `C = A·B + beta·C` for row-major matrices, where `A` is `m×k` (stored transposed as `k×m`
 /// when `a_t`) and `B` is `k×n` (stored transposed as `n×k` when `b_t`). With `beta == 0`
 /// the old contents of `C` are ignored.
+///
+/// Small shapes (see [`SMALL_M`], [`SMALL_N`]) run on this module's own
+/// kernels, which read the operands where they lie; the rest on `matrixmultiply`'s SGEMM,
+/// whose packed kernels win from a few dozen rows on. Measured per shape with
+/// `cargo bench -p algorithms --bench gemm_shapes`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     m: usize,
@@ -75,16 +79,17 @@ pub fn gemm(
         return;
     }
     let c = &mut c[..m * n];
+    // A's strides (row, column) when it is read in place.
+    let sa = if a_t { (1, m) } else { (k, 1) };
     match (a_t, b_t) {
-        (false, false) if k <= SMALL_K => return gemm_small_k(m, k, n, a, b, beta, c),
-        (true, false) if m <= SMALL_M => return gemm_t_small_m(m, k, n, a, b, beta, c),
+        (_, false) if m <= SMALL_M => {
+            return gemm_tiled(m, k, n, a, sa, b, beta, c, false);
+        }
+        // Cᵀ = Bᵀ·A: A (stored k×m) is read row-major, B through strides.
+        (true, false) if n <= SMALL_N => return gemm_tiled(n, k, m, b, (1, n), a, beta, c, true),
+        (false, true) if n <= SMALL_N => return gemm_dot(m, k, n, a, b, beta, c),
         _ => {}
     }
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
     let (rsb, csb) = if b_t {
         (1, k as isize)
     } else {
@@ -100,8 +105,8 @@ pub fn gemm(
             n,
             1.0,
             a.as_ptr(),
-            rsa,
-            csa,
+            sa.0 as isize,
+            sa.1 as isize,
             b.as_ptr(),
             rsb,
             csb,
@@ -113,44 +118,197 @@ pub fn gemm(
     }
 }
 
-/// `c = beta·c`, where `beta == 0` clears `c` whatever it held.
+/// Rows and columns of the register tile of [`gemm_tiled`]: `MR × NR` sums stay in registers
+/// (eight 8-lane registers with AVX2) while the inner dimension runs.
+const MR: usize = 4;
+const NR: usize = 16;
+
+simd_dispatch! {
+    /// `C = A·B + beta·C` for `B` stored row-major (`k×n`) and `A` read through strides
+    /// `sa` (`A[i][p]` at `i·sa.0 + p·sa.1`), packing nothing: each `MR × NR` tile of `C` is
+    /// summed in registers over `p` in order, one fused multiply-add per term. With `c_t`,
+    /// `C` is stored transposed (`n×m`).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tiled(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        sa: (usize, usize),
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+        c_t: bool,
+    ) {
+        if c_t {
+            tiles::<true>(m, k, n, a, sa, b, beta, c);
+        } else {
+            tiles::<false>(m, k, n, a, sa, b, beta, c);
+        }
+    }
+}
+
+/// [`gemm_tiled`] for `C` stored transposed (`T`) or not.
 #[inline(always)]
-fn scale(c: &mut [f32], beta: f32) {
+#[allow(clippy::too_many_arguments)]
+fn tiles<const T: bool>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    sa: (usize, usize),
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    let mut i = 0;
+    while i + MR <= m {
+        row_tiles::<MR, T>(i, m, k, n, a, sa, b, beta, c);
+        i += MR;
+    }
+    match m - i {
+        1 => row_tiles::<1, T>(i, m, k, n, a, sa, b, beta, c),
+        2 => row_tiles::<2, T>(i, m, k, n, a, sa, b, beta, c),
+        3 => row_tiles::<3, T>(i, m, k, n, a, sa, b, beta, c),
+        _ => {}
+    }
+}
+
+/// Rows `i0..i0 + R` of [`gemm_tiled`]'s `C` (`m×n`): full `R × NR` tiles, then the last
+/// columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_tiles<const R: usize, const T: bool>(
+    i0: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    sa: (usize, usize),
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    let mut j0 = 0;
+    while j0 + NR <= n {
+        let mut acc = [[0f32; NR]; R];
+        for p in 0..k {
+            let brow: &[f32; NR] = b[p * n + j0..][..NR].try_into().expect("NR values");
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = a[(i0 + r) * sa.0 + p * sa.1];
+                acc.iter_mut()
+                    .zip(brow)
+                    .for_each(|(s, bv)| *s = av.mul_add(*bv, *s));
+            }
+        }
+        store_tile::<R, T>(&acc, i0, j0, m, n, beta, c);
+        j0 += NR;
+    }
+    if j0 < n {
+        let w = n - j0;
+        let mut acc = [[0f32; NR]; R];
+        for p in 0..k {
+            let brow = &b[p * n + j0..][..w];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = a[(i0 + r) * sa.0 + p * sa.1];
+                acc.iter_mut()
+                    .zip(brow)
+                    .for_each(|(s, bv)| *s = av.mul_add(*bv, *s));
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (j, s) in acc[..w].iter().enumerate() {
+                let at = if T {
+                    (j0 + j) * m + i0 + r
+                } else {
+                    (i0 + r) * n + j0 + j
+                };
+                c[at] = combine(*s, c[at], beta);
+            }
+        }
+    }
+}
+
+/// Writes a full tile of sums at rows `i0..`, columns `j0..` of `C` (`m×n`, stored
+/// transposed when `T`).
+#[inline(always)]
+fn store_tile<const R: usize, const T: bool>(
+    acc: &[[f32; NR]; R],
+    i0: usize,
+    j0: usize,
+    m: usize,
+    n: usize,
+    beta: f32,
+    c: &mut [f32],
+) {
+    for (r, acc) in acc.iter().enumerate() {
+        if T {
+            for (j, s) in acc.iter().enumerate() {
+                let at = (j0 + j) * m + i0 + r;
+                c[at] = combine(*s, c[at], beta);
+            }
+        } else {
+            let row = &mut c[(i0 + r) * n + j0..][..NR];
+            row.iter_mut()
+                .zip(acc)
+                .for_each(|(c, s)| *c = combine(*s, *c, beta));
+        }
+    }
+}
+
+/// `sum + beta·old`, where `beta == 0` ignores `old` (which may be anything, NaN included).
+#[inline(always)]
+fn combine(sum: f32, old: f32, beta: f32) -> f32 {
     if beta == 0.0 {
-        c.fill(0.0);
-    } else if beta != 1.0 {
-        c.iter_mut().for_each(|v| *v *= beta);
+        sum
+    } else {
+        beta.mul_add(old, sum)
     }
 }
 
-/// `y += s·x`.
+simd_dispatch! {
+    /// `C = A·Bᵀ + beta·C` (`B` stored `n×k`) as dot products of rows, four columns at a
+    /// time, for a small `n` (an output layer's forward pass).
+    fn gemm_dot(m: usize, k: usize, n: usize, a: &[f32], bt: &[f32], beta: f32, c: &mut [f32]) {
+        for (x, row) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)).take(m) {
+            let mut j = 0;
+            while j + 4 <= n {
+                dots::<4>(x, &bt[j * k..], &mut row[j..j + 4], beta);
+                j += 4;
+            }
+            match n - j {
+                1 => dots::<1>(x, &bt[j * k..], &mut row[j..], beta),
+                2 => dots::<2>(x, &bt[j * k..], &mut row[j..], beta),
+                3 => dots::<3>(x, &bt[j * k..], &mut row[j..], beta),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `c[j] = x · y_j + beta·c[j]` for the `J` rows `y_j` of `ys` (each `x.len()` long), each
+/// over eight lanes of fused multiply-adds whose lanes are summed in a fixed order.
 #[inline(always)]
-fn axpy(y: &mut [f32], s: f32, x: &[f32]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += s * x);
-}
-
-simd_dispatch! {
-    /// `C = A·B + beta·C` for a small `k` (a head's input gradient).
-    fn gemm_small_k(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-        for (i, row) in c.chunks_exact_mut(n).take(m).enumerate() {
-            scale(row, beta);
-            for p in 0..k {
-                axpy(row, a[i * k + p], &b[p * n..][..n]);
+fn dots<const J: usize>(x: &[f32], ys: &[f32], c: &mut [f32], beta: f32) {
+    let k = x.len();
+    let mut acc = [[0f32; 8]; J];
+    let full = k - k % 8;
+    for p in (0..full).step_by(8) {
+        let xs: &[f32; 8] = x[p..p + 8].try_into().expect("8 values");
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let y: &[f32; 8] = ys[j * k + p..][..8].try_into().expect("8 values");
+            for ((s, a), b) in acc.iter_mut().zip(xs).zip(y) {
+                *s = a.mul_add(*b, *s);
             }
         }
     }
-}
-
-simd_dispatch! {
-    /// `C = Aᵀ·B + beta·C` (`A` stored `k×m`) for a small `m` (a head's weight gradient).
-    fn gemm_t_small_m(m: usize, k: usize, n: usize, at: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-        scale(c, beta);
-        for r in 0..k {
-            let x = &b[r * n..][..n];
-            for (o, row) in c.chunks_exact_mut(n).take(m).enumerate() {
-                axpy(row, at[r * m + o], x);
-            }
-        }
+    for (j, (acc, c)) in acc.iter().zip(c.iter_mut()).enumerate() {
+        let tail = x[full..]
+            .iter()
+            .zip(&ys[j * k + full..(j + 1) * k])
+            .fold(0f32, |t, (a, b)| a.mul_add(*b, t));
+        let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        *c = combine(sum + tail, *c, beta);
     }
 }
 
@@ -193,6 +351,40 @@ pub(crate) fn linear_forward(
     let out = &mut out[..rows * output];
     gemm(rows, input, output, x, false, w, true, 0.0, out);
     bias_activation(out, b, act);
+}
+
+/// Whether a layer of `output` units runs faster in [`linear_forward_t`] from its weight
+/// transposed than in [`linear_forward`] (true unless it is a narrow output layer, which
+/// takes dot products).
+pub(crate) fn wants_transposed(output: usize) -> bool {
+    output > SMALL_N
+}
+
+/// [`linear_forward`] with the weight stored transposed (`wt` is input×output), which needs
+/// no packing: what acting on a few envs at a time wants.
+pub(crate) fn linear_forward_t(
+    x: &[f32],
+    rows: usize,
+    wt: &[f32],
+    b: &[f32],
+    act: Activation,
+    out: &mut [f32],
+) {
+    let output = b.len();
+    let input = wt.len() / output.max(1);
+    let out = &mut out[..rows * output];
+    gemm(rows, input, output, x, false, wt, false, 0.0, out);
+    bias_activation(out, b, act);
+}
+
+/// Writes the transpose of the `rows×cols` matrix `src` into `dst` (`cols×rows`).
+pub(crate) fn transpose_into(rows: usize, cols: usize, src: &[f32], dst: &mut Vec<f32>) {
+    dst.resize(rows * cols, 0.0);
+    for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            dst[j * rows + i] = *v;
+        }
+    }
 }
 
 simd_dispatch! {
@@ -249,16 +441,6 @@ simd_dispatch! {
 mod tests {
     use super::*;
 
-    /// Writes the transpose of the `rows×cols` matrix `src` into `dst` (`cols×rows`).
-    fn transpose(rows: usize, cols: usize, src: &[f32], dst: &mut Vec<f32>) {
-        dst.resize(rows * cols, 0.0);
-        for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                dst[j * rows + i] = *v;
-            }
-        }
-    }
-
     #[test]
     fn fast_tanh_matches_libm() {
         let mut worst = 0f32;
@@ -287,13 +469,15 @@ mod tests {
             (64, 37, 4),
             (13, 1, 9),
             (9, 3, 3),
+            (6, 33, 40),
+            (3, 17, 5),
         ] {
             let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
             let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
             let mut at = Vec::new();
             let mut bt = Vec::new();
-            transpose(m, k, &a, &mut at);
-            transpose(k, n, &b, &mut bt);
+            transpose_into(m, k, &a, &mut at);
+            transpose_into(k, n, &b, &mut bt);
             let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
             for beta in [0.0f32, 1.0, 0.5] {
                 let want: Vec<f32> = (0..m * n)

@@ -362,8 +362,9 @@ impl PpoLearner {
                 stats,
             });
         }
-        let (adam, clip) = (&mut self.adam, self.cfg.grad_clip);
+        let (adam, clip, threads) = (&mut self.adam, self.cfg.grad_clip, &self.threads);
         let mut scale = 1.0;
+        let mut stepped = Ok(());
         self.net.update(&mut |p, g| {
             stats.grad_norm = global_norm(
                 g.iter()
@@ -371,8 +372,9 @@ impl PpoLearner {
                     .chain(std::iter::once(log_std_grad.as_slice())),
             );
             scale = clip_scale(stats.grad_norm, clip);
-            adam.step(p, g, lr, scale);
+            stepped = adam.step_on(threads, p, g, lr, scale);
         })?;
+        stepped?;
         if let Some((ls, adam)) = &mut self.log_std {
             adam.step(std::slice::from_mut(ls), &[log_std_grad], lr, scale);
         }

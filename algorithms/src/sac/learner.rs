@@ -338,13 +338,14 @@ impl SacLearner {
         }
 
         // Apply every step, from the gradients of the same parameters.
-        let clip = self.cfg.grad_clip;
+        let (clip, threads) = (self.cfg.grad_clip, &self.threads);
         let step = |t: &mut Trained, lr: f64| -> Result<f64, LearnerError> {
-            let (adam, mut norm) = (&mut t.adam, 0.0);
+            let (adam, mut norm, mut stepped) = (&mut t.adam, 0.0, Ok(()));
             t.net.update(&mut |p, g| {
                 norm = global_norm(g.iter().map(Vec::as_slice));
-                adam.step(p, g, lr, clip_scale(norm, clip));
+                stepped = adam.step_on(threads, p, g, lr, clip_scale(norm, clip));
             })?;
+            stepped?;
             Ok(norm)
         };
         let pi_norm = step(&mut self.pi, self.cfg.sac.actor_lr)?;

@@ -1,0 +1,205 @@
+//! The learner's and the env runners' matrix products, shape by shape: `matrixmultiply`'s
+//! SGEMM called directly beside `linalg::gemm`, which sends small shapes to this crate's own
+//! kernels (see its doc). The shapes are those of a 64×64 net acting on 4 envs (m = 4) and
+//! learning on 64-row blocks, and of a [256, 256] net's 64-row blocks. Prints medians of 7
+//! timings of repeated calls.
+//!
+//!     cargo bench -p algorithms --bench gemm_shapes
+
+use std::time::Instant;
+
+use algorithms::nn::linalg::gemm;
+
+/// `c = a · b` by `matrixmultiply` alone, in the layouts `gemm` takes.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(m: usize, k: usize, n: usize, a: &[f32], a_t: bool, b: &[f32], b_t: bool, c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let (rsa, csa) = if a_t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if b_t {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    // SAFETY: the assert above keeps every element the strides address inside the slices.
+    #[allow(unsafe_code)]
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// Median microseconds per call of `f`.
+fn time_us(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / reps as f64
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[3]
+}
+
+fn main() {
+    // (m, k, n, A stored transposed, B stored transposed, what it is)
+    let shapes = [
+        (
+            4,
+            4,
+            64,
+            false,
+            false,
+            "act, 4 envs: input layer (transposed weight)",
+        ),
+        (
+            4,
+            64,
+            64,
+            false,
+            false,
+            "act, 4 envs: hidden layer (transposed weight)",
+        ),
+        (4, 64, 2, false, true, "act, 4 envs: output layer"),
+        (
+            64,
+            4,
+            64,
+            false,
+            true,
+            "learn, 64 rows: input layer forward",
+        ),
+        (
+            64,
+            64,
+            64,
+            false,
+            true,
+            "learn, 64 rows: hidden layer forward",
+        ),
+        (
+            64,
+            64,
+            2,
+            false,
+            true,
+            "learn, 64 rows: output layer forward",
+        ),
+        (
+            2,
+            64,
+            64,
+            true,
+            false,
+            "learn: output layer weight gradient",
+        ),
+        (
+            64,
+            64,
+            64,
+            true,
+            false,
+            "learn: hidden layer weight gradient",
+        ),
+        (64, 64, 4, true, false, "learn: input layer weight gradient"),
+        (
+            64,
+            2,
+            64,
+            false,
+            false,
+            "learn: output layer input gradient",
+        ),
+        (
+            64,
+            64,
+            64,
+            false,
+            false,
+            "learn: hidden layer input gradient",
+        ),
+        (
+            64,
+            256,
+            256,
+            false,
+            true,
+            "learn [256, 256]: hidden layer forward",
+        ),
+        (
+            64,
+            256,
+            256,
+            false,
+            false,
+            "learn [256, 256]: hidden layer input gradient",
+        ),
+        (
+            256,
+            64,
+            256,
+            true,
+            false,
+            "learn [256, 256]: hidden weight gradient",
+        ),
+        (
+            64,
+            256,
+            2,
+            false,
+            true,
+            "learn [256, 256]: output layer forward",
+        ),
+    ];
+    println!(
+        "| m×k×n | Aᵀ | Bᵀ | what | SGEMM µs | gemm µs | speed-up |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for (m, k, n, a_t, b_t, what) in shapes {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1)
+            .collect();
+        let (mut c1, mut c2) = (vec![0f32; m * n], vec![0f32; m * n]);
+        let reps = (4_000_000 / (m * k * n)).max(20);
+        let t1 = time_us(reps, || {
+            sgemm(m, k, n, &a, a_t, &b, b_t, &mut c1);
+            std::hint::black_box(&c1);
+        });
+        let t2 = time_us(reps, || {
+            gemm(m, k, n, &a, a_t, &b, b_t, 0.0, &mut c2);
+            std::hint::black_box(&c2);
+        });
+        let worst = c1
+            .iter()
+            .zip(&c2)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3, "{m}x{k}x{n}: results differ by {worst}");
+        println!(
+            "| {m}×{k}×{n} | {a_t} | {b_t} | {what} | {t1:.3} | {t2:.3} | {:.2}× |",
+            t1 / t2
+        );
+    }
+}

@@ -11,6 +11,7 @@
 //! ```
 
 mod actor;
+mod alloc;
 pub mod cluster;
 pub mod dashboard;
 mod error;
@@ -25,6 +26,7 @@ mod task;
 mod workers;
 
 pub use actor::{ActorBuilder, ActorHandle};
+pub use alloc::HugePageAlloc;
 pub use cluster::{
     NodeInfo, RemoteActor, RemoteActorHandle, RemoteRef, register_actor, register_function,
 };

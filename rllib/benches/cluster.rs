@@ -78,6 +78,10 @@ fn local_actor_rtt() -> f64 {
     median(rtt)
 }
 
+/// The driver allocates as the `rllib` binary (its nodes) does.
+#[global_allocator]
+static ALLOC: ray::HugePageAlloc = ray::HugePageAlloc;
+
 fn main() {
     let local = local_actor_rtt();
     let dir = std::env::temp_dir().join(format!("rllib-cluster-bench-{}", std::process::id()));
@@ -148,7 +152,7 @@ fn main() {
     );
 
     // Objects: driver -> node (argument) and node -> driver (result), beside raw TCP.
-    for (size, reps) in [(1usize << 20, 30), (100_000_000usize, 3)] {
+    for (size, reps) in [(1usize << 20, 30), (100_000_000usize, 8)] {
         let raw = median((0..reps).map(|_| raw_tcp(size)).collect());
         let arg = serde_bytes::ByteBuf::from(vec![3u8; size]);
         let up = median(

@@ -362,6 +362,11 @@ fn one_line(msg: &str) -> String {
     format!("{head} … {tail}")
 }
 
+/// Large objects (cluster transfers, datasets) get transparent huge pages; see
+/// `ray::HugePageAlloc`.
+#[global_allocator]
+static ALLOC: ray::HugePageAlloc = ray::HugePageAlloc;
+
 fn main() -> ExitCode {
     // One compute thread for candle's CPU kernels: parallelism comes from env-runner actors.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {

@@ -1,5 +1,5 @@
 //! The learner's and the env runners' matrix products, shape by shape: `matrixmultiply`'s
-//! SGEMM called directly beside `linalg::gemm`, which sends small shapes to this crate's own
+//! SGEMM alone (`linalg::sgemm`) beside `linalg::gemm`, which sends small shapes to this crate's own
 //! kernels (see its doc). The shapes are those of a 64×64 net acting on 4 envs (m = 4) and
 //! learning on 64-row blocks, and of a [256, 256] net's 64-row blocks. Prints medians of 7
 //! timings of repeated calls.
@@ -8,43 +8,7 @@
 
 use std::time::Instant;
 
-use algorithms::nn::linalg::gemm;
-
-/// `c = a · b` by `matrixmultiply` alone, in the layouts `gemm` takes.
-#[allow(clippy::too_many_arguments)]
-fn sgemm(m: usize, k: usize, n: usize, a: &[f32], a_t: bool, b: &[f32], b_t: bool, c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    // SAFETY: the assert above keeps every element the strides address inside the slices.
-    #[allow(unsafe_code)]
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
+use algorithms::nn::linalg::{gemm, sgemm};
 
 /// Median microseconds per call of `f`.
 fn time_us(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -184,7 +148,7 @@ fn main() {
         let (mut c1, mut c2) = (vec![0f32; m * n], vec![0f32; m * n]);
         let reps = (4_000_000 / (m * k * n)).max(20);
         let t1 = time_us(reps, || {
-            sgemm(m, k, n, &a, a_t, &b, b_t, &mut c1);
+            sgemm(m, k, n, &a, a_t, &b, b_t, 0.0, &mut c1);
             std::hint::black_box(&c1);
         });
         let t2 = time_us(reps, || {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::linalg::{activation_backward, add_assign, add_column_sums, gemm, linear_forward};
-use super::spin_pool::{SpinPool, Task};
+use super::spin_pool::{SpinPool, Task, panic_text};
 use super::{Linear, NetSpec, Network, OptimizerStep, RowLoss, Weights};
 use crate::config::Activation;
 use crate::error::LearnerError;
@@ -198,12 +198,10 @@ impl Threads {
         let helpers = pool.wait();
         drop(task);
         if let Err(p) = mine {
-            let text = p
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panicked".to_string());
-            return Err(LearnerError::Threads(format!("learner thread 0: {text}")));
+            return Err(LearnerError::Threads(format!(
+                "learner thread 0: {}",
+                panic_text(&*p)
+            )));
         }
         helpers.map_err(LearnerError::Threads)
     }
@@ -654,7 +652,7 @@ impl FusedNet {
     /// the same sum on any thread.
     fn sum_blocks(&mut self, rows: usize, sums: Option<&mut Vec<f64>>) -> Result<(), LearnerError> {
         let sh = &*self.shared;
-        // The blocks in order: (thread, its first blocks).
+        // The blocks in order: each thread's, as (thread, how many of its workspaces hold one).
         let blocks: Vec<(usize, usize)> = (0..sh.threads())
             .map(|t| (t, sh.blocks_of(t, rows).len()))
             .collect();
@@ -698,15 +696,13 @@ impl FusedNet {
             add(&whole, &mut out);
             return Ok(());
         }
+        let threads = self.threads();
         let shares: Vec<Mutex<Vec<&mut [f32]>>> = cut(&mut self.grads, &self.runs)
             .into_iter()
             .map(Mutex::new)
             .collect();
         let runs = &self.runs;
-        Threads {
-            pool: self.pool.clone(),
-        }
-        .scoped(&|t| add(&runs[t], &mut shares[t].lock()))
+        threads.scoped(&|t| add(&runs[t], &mut shares[t].lock()))
     }
 
     /// The network's threads (for a learner's other networks).

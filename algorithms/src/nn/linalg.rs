@@ -82,14 +82,37 @@ pub fn gemm(
     // A's strides (row, column) when it is read in place.
     let sa = if a_t { (1, m) } else { (k, 1) };
     match (a_t, b_t) {
-        (_, false) if m <= SMALL_M => {
-            return gemm_tiled(m, k, n, a, sa, b, beta, c, false);
-        }
+        (_, false) if m <= SMALL_M => gemm_tiled(m, k, n, a, sa, b, beta, c, false),
         // Cᵀ = Bᵀ·A: A (stored k×m) is read row-major, B through strides.
-        (true, false) if n <= SMALL_N => return gemm_tiled(n, k, m, b, (1, n), a, beta, c, true),
-        (false, true) if n <= SMALL_N => return gemm_dot(m, k, n, a, b, beta, c),
-        _ => {}
+        (true, false) if n <= SMALL_N => gemm_tiled(n, k, m, b, (1, n), a, beta, c, true),
+        (false, true) if n <= SMALL_N => gemm_dot(m, k, n, a, b, beta, c),
+        _ => sgemm(m, k, n, a, a_t, b, b_t, beta, c),
     }
+}
+
+/// [`gemm`] on `matrixmultiply`'s SGEMM whatever the shape (what `gemm` does for shapes
+/// that are not small; `cargo bench -p algorithms --bench gemm_shapes` compares the two).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "sgemm: buffers too small"
+    );
+    let (rsa, csa) = if a_t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
     let (rsb, csb) = if b_t {
         (1, k as isize)
     } else {
@@ -105,8 +128,8 @@ pub fn gemm(
             n,
             1.0,
             a.as_ptr(),
-            sa.0 as isize,
-            sa.1 as isize,
+            rsa,
+            csa,
             b.as_ptr(),
             rsb,
             csb,

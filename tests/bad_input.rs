@@ -125,6 +125,15 @@ fn bad_config_files() {
             &["observation_filter", "MeanStdFilter or NoFilter"],
         ),
         (
+            "unknown reward filter",
+            "    reward_filter: VecNormalize\n",
+            &[
+                "exp.yaml:8:20",
+                "reward_filter",
+                "NoFilter or ReturnStdFilter",
+            ],
+        ),
+        (
             "schedule not a list",
             "    lr_schedule: 5\n",
             &["lr_schedule", "[timestep, value] pairs"],
@@ -245,6 +254,12 @@ fn bad_config_files() {
             "DQN",
             "    model:\n      vf_share_layers: true\n",
             &["config.model.vf_share_layers", "a key of PPO"],
+        ),
+        (
+            "a PPO reward filter in a SAC run",
+            "SAC",
+            "    reward_filter: ReturnStdFilter\n",
+            &["config.reward_filter", "a key of PPO; this run is SAC"],
         ),
         (
             "an empty n-step range",

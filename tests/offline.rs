@@ -58,7 +58,8 @@ fn bad(args: &[&str], cwd: &Path) -> String {
 #[test]
 fn output_records_every_finished_episode_of_a_training_run_with_raw_observations() {
     let dir = tempfile::tempdir().unwrap();
-    // cartpole-ppo has MeanStdFilter: the files must hold the raw observations.
+    // cartpole-ppo has MeanStdFilter, and here a reward filter: the files must hold the raw
+    // observations and rewards.
     let out = rllib(
         &[
             "example",
@@ -69,7 +70,7 @@ fn output_records_every_finished_episode_of_a_training_run_with_raw_observations
             "--output-dir",
             "runs",
             "--config",
-            r#"{"output": "episodes", "num_env_runners": 2, "num_envs_per_env_runner": 3}"#,
+            r#"{"output": "episodes", "num_env_runners": 2, "num_envs_per_env_runner": 3, "reward_filter": "ReturnStdFilter"}"#,
             "--stop",
             r#"{"training_iteration": 3}"#,
         ],

@@ -1,6 +1,7 @@
-//! RLlib's `MeanStdFilter`: observations normalised by running mean and standard deviation.
+//! RLlib's `MeanStdFilter`: observations normalised by running mean and standard deviation;
+//! and SB3's reward normalisation, [`ReturnStdFilter`].
 //!
-//! Each env runner keeps the synchronised statistics plus a buffer of what it saw since the
+//! For observations, each env runner keeps the synchronised statistics plus a buffer of what it saw since the
 //! last synchronisation. Each iteration the driver merges every runner's buffer into the
 //! central statistics and sends those back (RLlib's `FilterManager.synchronize`).
 
@@ -116,9 +117,119 @@ impl MeanStdFilter {
     }
 }
 
+/// Stable-Baselines3's reward normalisation (`VecNormalize(norm_reward=True)`, which rl-zoo3's
+/// `normalize: true` turns on): each env's discounted return is tracked, and every reward is
+/// divided by the running standard deviation of those returns, then clipped to [-10, 10].
+/// The mean is not subtracted. One filter scales one env runner's envs, as one `VecNormalize`
+/// wraps one process's vector env; its statistics are part of the runner's state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReturnStdFilter {
+    /// The discount of the tracked returns (the run's `gamma`).
+    pub gamma: f64,
+    /// Each env's discounted return so far; zero again after its episode ends.
+    pub returns: Vec<f64>,
+    /// Returns seen (SB3's `RunningMeanStd` starts at 1e-4, mean 0, variance 1).
+    pub count: f64,
+    /// Their mean.
+    pub mean: f64,
+    /// Their variance (population).
+    pub var: f64,
+}
+
+impl ReturnStdFilter {
+    /// A filter for `num_envs` envs discounting with `gamma`.
+    pub fn new(num_envs: usize, gamma: f64) -> Self {
+        ReturnStdFilter {
+            gamma,
+            returns: vec![0.0; num_envs],
+            count: 1e-4,
+            mean: 0.0,
+            var: 1.0,
+        }
+    }
+
+    /// Scales one vector step's `rewards` into `out`. The statistics take this step's returns
+    /// first (all envs as one batch, as SB3); `done(i)` says env `i`'s episode ended with this
+    /// step, so its return starts again from zero.
+    pub fn apply(&mut self, rewards: &[f32], done: impl Fn(usize) -> bool, out: &mut [f32]) {
+        let n = rewards.len();
+        if n == 0 {
+            return;
+        }
+        for (g, &r) in self.returns.iter_mut().zip(rewards) {
+            *g = *g * self.gamma + f64::from(r);
+        }
+        let bn = n as f64;
+        let bmean = self.returns.iter().sum::<f64>() / bn;
+        let bvar = self
+            .returns
+            .iter()
+            .map(|g| (g - bmean).powi(2))
+            .sum::<f64>()
+            / bn;
+        let delta = bmean - self.mean;
+        let total = self.count + bn;
+        let m2 = self.var * self.count + bvar * bn + delta * delta * self.count * bn / total;
+        self.mean += delta * bn / total;
+        self.var = m2 / total;
+        self.count = total;
+        let scale = (self.var + SMALL_NUMBER).sqrt();
+        for (i, (o, &r)) in out.iter_mut().zip(rewards).enumerate() {
+            *o = (f64::from(r) / scale).clamp(-CLIP, CLIP) as f32;
+            if done(i) {
+                self.returns[i] = 0.0;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The numbers come from SB3 2.9.2 itself: its `RunningMeanStd` driven as
+    /// `VecNormalize.step_wait` drives it (3 envs, gamma 0.99, these rewards and dones).
+    #[test]
+    fn return_std_filter_scales_rewards_as_vec_normalize_does() {
+        let steps: [([f32; 3], [bool; 3], [f32; 3]); 5] = [
+            ([-1.0, -1.0, -1.0], [false; 3], [-10.0, -10.0, -10.0]),
+            (
+                [-1.0, 0.5, -1.0],
+                [false, true, false],
+                [-1.795_872_4, 0.897_936_2, -1.795_872_4],
+            ),
+            (
+                [2.0, -1.0, -1.0],
+                [false, false, true],
+                [2.350_317_7, -1.175_158_9, -1.175_158_9],
+            ),
+            (
+                [-1.0, -1.0, 3.0],
+                [true, false, false],
+                [-0.705_488_3, -0.705_488_3, 2.116_465],
+            ),
+            (
+                [0.25, -1.0, -1.0],
+                [false; 3],
+                [0.157_370_37, -0.629_481_5, -0.629_481_5],
+            ),
+        ];
+        let mut f = ReturnStdFilter::new(3, 0.99);
+        let mut out = [0f32; 3];
+        for (rewards, done, want) in steps {
+            f.apply(&rewards, |i| done[i], &mut out);
+            for (o, w) in out.iter().zip(want) {
+                assert!(
+                    (o - w).abs() <= 2e-6 * w.abs().max(1.0),
+                    "{out:?} vs {want:?}"
+                );
+            }
+        }
+        assert!((f.count - 15.0001).abs() < 1e-9);
+        assert!((f.mean - -0.808_041_213_058_579_5).abs() < 1e-12);
+        assert!((f.var - 2.523_678_637_217_291).abs() < 1e-12);
+        assert_eq!(f.returns[0], 0.25, "env 0 started again after step 4");
+    }
 
     #[test]
     fn push_matches_the_two_pass_formulas() {

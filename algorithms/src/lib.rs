@@ -25,7 +25,7 @@ pub use config::{
     Activation, Algo, AlgorithmConfig, Device, LearnerBackendKind, ModelConfig, ObservationFilter,
 };
 pub use error::LearnerError;
-pub use filter::{MeanStdFilter, RunningStat};
+pub use filter::{MeanStdFilter, ReturnStdFilter, RunningStat};
 pub use learner::{LearnerMetrics, MinibatchStats};
 pub use nn::{NamedTensor, Weights};
 pub use optim::OptimizerState;

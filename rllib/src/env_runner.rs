@@ -2,13 +2,16 @@
 //!
 //! Inference is batched over the runner's envs, once per vector step, with no allocation in
 //! the step loop. Observations pass through the runner's `MeanStdFilter` (when configured);
-//! its statistics since the last synchronisation travel back with the batch.
+//! its statistics since the last synchronisation travel back with the batch. With PPO's
+//! `reward_filter: ReturnStdFilter` the batch's rewards are scaled by the runner's own
+//! [`ReturnStdFilter`], whose statistics are part of the runner's state.
 
 use crate::offline::EpisodeRecorder;
 use algorithms::policy::{Actions, Policy};
+use algorithms::ppo::RewardFilter;
 use algorithms::{
-    AlgorithmConfig, Fragment, MeanStdFilter, ModuleSpec, ObservationFilter, RunningStat,
-    SampleBatch, Weights,
+    AlgorithmConfig, Fragment, MeanStdFilter, ModuleSpec, ObservationFilter, ReturnStdFilter,
+    RunningStat, SampleBatch, Weights,
 };
 use envs::{ActionBatch, Env, NpRandom, VectorEnv};
 
@@ -50,6 +53,9 @@ pub struct RunnerState {
     pub steps: u64,
     /// What the policy carries from step to step (SAC's correlated noise).
     pub policy: Vec<f32>,
+    /// The reward filter's returns and statistics (`reward_filter: ReturnStdFilter`).
+    #[serde(default)]
+    pub reward_filter: Option<ReturnStdFilter>,
 }
 
 /// Seeds of runner `worker_index`'s envs and action sampling, derived from the run's seed.
@@ -69,6 +75,8 @@ struct EnvRows {
     dist_inputs: Vec<f32>,
     /// Unfiltered observations (kept only when recording with a filter).
     raw_obs: Vec<f32>,
+    /// The env's rewards (kept only when recording with a reward filter).
+    raw_rewards: Vec<f32>,
     /// Episode pieces, in this env's local rows.
     pieces: Vec<Fragment>,
     piece_start: usize,
@@ -84,6 +92,7 @@ impl EnvRows {
         self.logp.clear();
         self.dist_inputs.clear();
         self.raw_obs.clear();
+        self.raw_rewards.clear();
         self.pieces.clear();
         self.piece_start = 0;
         self.piece_first_step = first_step;
@@ -95,6 +104,9 @@ pub struct EnvRunner {
     venv: VectorEnv<Box<dyn Env>>,
     policy: Box<dyn Policy>,
     filter: Option<MeanStdFilter>,
+    reward_filter: Option<ReturnStdFilter>,
+    /// One vector step's rewards as the learner gets them.
+    step_rewards: Vec<f32>,
     rng: NpRandom,
     obs_dim: usize,
     action_dim: usize,
@@ -144,6 +156,10 @@ impl EnvRunner {
             ObservationFilter::MeanStdFilter => Some(MeanStdFilter::new(obs_dim)),
             ObservationFilter::NoFilter => None,
         };
+        let reward_filter = match cfg.ppo.reward_filter {
+            RewardFilter::ReturnStdFilter => Some(ReturnStdFilter::new(n, cfg.gamma)),
+            RewardFilter::NoFilter => None,
+        };
         let policy = spec.policy(&spec.inference_part(weights)?, cfg)?;
         let recorder = match &cfg.output {
             Some(dir) => Some(EpisodeRecorder::new(
@@ -163,6 +179,8 @@ impl EnvRunner {
             discrete: policy.discrete(),
             policy,
             filter,
+            reward_filter,
+            step_rewards: vec![0.0; n],
             rng: NpRandom::from_seed(action_seed),
             obs_dim,
             filtered: vec![0.0; n * obs_dim],
@@ -217,6 +235,7 @@ impl EnvRunner {
             rng: self.rng.to_state(),
             steps: self.steps,
             policy: self.policy.state(),
+            reward_filter: self.reward_filter.clone(),
         })
     }
 
@@ -235,6 +254,16 @@ impl EnvRunner {
         self.ep_len.copy_from_slice(&s.episode_lens);
         self.rng = NpRandom::from_state(s.rng.0, s.rng.1);
         self.steps = s.steps;
+        // A state saved without the filter (turned on at the restore) leaves it fresh.
+        if let (Some(f), Some(saved)) = (self.reward_filter.as_mut(), &s.reward_filter) {
+            if saved.returns.len() != n {
+                return Err(format!(
+                    "a reward filter for {} envs does not fit {n} envs",
+                    saved.returns.len()
+                ));
+            }
+            *f = saved.clone();
+        }
         Ok(())
     }
 
@@ -292,11 +321,27 @@ impl EnvRunner {
                     .step(ActionBatch::Continuous(&self.out.env_continuous));
             }
             self.steps += n as u64;
+            match &mut self.reward_filter {
+                Some(f) => {
+                    let (term, trunc) = (self.venv.terminated(), self.venv.truncated());
+                    f.apply(
+                        self.venv.rewards(),
+                        |i| term[i] || trunc[i],
+                        &mut self.step_rewards,
+                    );
+                    if self.recorder.is_some() {
+                        for (r, &raw) in self.rows.iter_mut().zip(self.venv.rewards()) {
+                            r.raw_rewards.push(raw);
+                        }
+                    }
+                }
+                None => self.step_rewards.copy_from_slice(self.venv.rewards()),
+            }
             for i in 0..n {
                 let reward = self.venv.rewards()[i];
                 let (term, trunc) = (self.venv.terminated()[i], self.venv.truncated()[i]);
                 let r = &mut self.rows[i];
-                r.rewards.push(reward);
+                r.rewards.push(self.step_rewards[i]);
                 self.ep_return[i] += f64::from(reward);
                 self.ep_len[i] += 1;
                 if term || trunc {
@@ -365,17 +410,24 @@ impl EnvRunner {
             }));
         }
         if let Some(rec) = &mut self.recorder {
-            // Without a filter the batch's observations are the raw ones.
-            if self.filter.is_some() {
-                let raw: Vec<f32> = self
-                    .rows
+            // Without a filter the batch's observations (rewards) are the raw ones.
+            let raw = |part: fn(&EnvRows) -> &Vec<f32>| -> Vec<f32> {
+                self.rows
                     .iter()
-                    .flat_map(|r| r.raw_obs.iter().copied())
-                    .collect();
-                rec.record(&batch, &raw);
+                    .flat_map(|r| part(r).iter().copied())
+                    .collect()
+            };
+            let obs = if self.filter.is_some() {
+                raw(|r| &r.raw_obs)
             } else {
-                rec.record(&batch, &batch.obs);
-            }
+                batch.obs.clone()
+            };
+            let rewards = if self.reward_filter.is_some() {
+                raw(|r| &r.raw_rewards)
+            } else {
+                batch.rewards.clone()
+            };
+            rec.record(&batch, &obs, &rewards);
         }
         SampleOutput {
             batch,

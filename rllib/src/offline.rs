@@ -300,13 +300,13 @@ impl EpisodeRecorder {
         })
     }
 
-    /// A sample call's rows (`obs`: the raw observations, in the batch's row order).
-    pub fn record(&mut self, batch: &SampleBatch, obs: &[f32]) {
+    /// A sample call's rows (`obs` and `rewards`: the env's own, in the batch's row order).
+    pub fn record(&mut self, batch: &SampleBatch, obs: &[f32], rewards: &[f32]) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Record::Batch {
                 obs: obs.to_vec(),
                 actions: batch.actions.clone(),
-                rewards: batch.rewards.clone(),
+                rewards: rewards.to_vec(),
                 logp: batch.action_logp.clone(),
                 fragments: batch.fragments.clone(),
             });

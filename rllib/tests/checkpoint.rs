@@ -166,6 +166,8 @@ fn a_restored_run_continues_as_if_never_stopped() {
             ppo: algorithms::config::PpoConfig {
                 minibatch_size: 64,
                 num_epochs: 2,
+                // Its returns and statistics are part of each runner's state.
+                reward_filter: algorithms::ppo::RewardFilter::ReturnStdFilter,
                 ..Default::default()
             },
             ..Default::default()

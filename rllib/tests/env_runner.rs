@@ -1,16 +1,23 @@
 //! Env runners: fragments, bootstrapping and episode accounting across sample calls.
 
+use algorithms::ppo::RewardFilter;
 use algorithms::{
     ActionSpec, AlgorithmConfig, ModelConfig, ModuleSpec, ObservationFilter, PpoModuleSpec,
+    ReturnStdFilter,
 };
 use rllib::env_runner::EnvRunner;
 
 fn runner(num_envs: usize, filter: ObservationFilter) -> EnvRunner {
-    let cfg = AlgorithmConfig {
+    runner_with(num_envs, filter, RewardFilter::NoFilter)
+}
+
+fn runner_with(num_envs: usize, filter: ObservationFilter, rewards: RewardFilter) -> EnvRunner {
+    let mut cfg = AlgorithmConfig {
         num_envs_per_env_runner: num_envs,
         observation_filter: filter,
         ..Default::default()
     };
+    cfg.ppo.reward_filter = rewards;
     let spec = PpoModuleSpec {
         obs_dim: 4,
         action: ActionSpec::Discrete(2),
@@ -21,6 +28,49 @@ fn runner(num_envs: usize, filter: ObservationFilter) -> EnvRunner {
     };
     let w = spec.init(3);
     EnvRunner::new(&cfg, &ModuleSpec::Ppo(spec), &w, 42, 1).unwrap()
+}
+
+#[test]
+fn a_reward_filter_scales_the_learners_rewards_but_not_the_episode_returns() {
+    let (n, steps) = (3, 60);
+    let mut r = runner_with(
+        n,
+        ObservationFilter::NoFilter,
+        RewardFilter::ReturnStdFilter,
+    );
+    let mut same = ReturnStdFilter::new(n, AlgorithmConfig::default().gamma);
+    let mut want: Vec<Vec<f32>> = Vec::new();
+    let mut episodes = Vec::new();
+    for _ in 0..3 {
+        let out = r.sample(steps);
+        let b = &out.batch;
+        // Each env's rows are contiguous: env i's step t is row i * steps + t.
+        let mut done = vec![false; n * steps];
+        for f in &b.fragments {
+            if f.terminated || f.truncated {
+                done[f.end - 1] = true;
+            }
+        }
+        for t in 0..steps {
+            // CartPole pays 1 per step in every env.
+            let mut scaled = vec![0f32; n];
+            same.apply(&vec![1.0; n], |i| done[i * steps + t], &mut scaled);
+            for (i, s) in scaled.iter().enumerate() {
+                assert_eq!(b.rewards[i * steps + t], *s, "env {i}, step {t}");
+            }
+            want.push(scaled);
+        }
+        episodes.extend(out.episodes);
+    }
+    assert!(!episodes.is_empty());
+    for e in &episodes {
+        assert_eq!(e.ret, f64::from(e.len), "episode returns stay the env's");
+    }
+    assert!(
+        want.iter().flatten().any(|&v| (v - 1.0).abs() > 0.1),
+        "scaled"
+    );
+    assert_eq!(r.state().unwrap().reward_filter.unwrap(), same);
 }
 
 #[test]

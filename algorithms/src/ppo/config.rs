@@ -29,6 +29,31 @@ pub struct PpoConfig {
     pub kl_target: f64,
     /// Whether the KL penalty is part of the loss.
     pub use_kl_loss: bool,
+    /// Reward scaling on the env runners (not RLlib's: SB3's `VecNormalize` reward part).
+    #[serde(default)]
+    pub reward_filter: RewardFilter,
+}
+
+/// Reward preprocessing on env runners, for the learner only: episode returns in the metrics
+/// and recorded episodes keep the env's rewards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RewardFilter {
+    /// Rewards pass through unchanged.
+    #[default]
+    NoFilter,
+    /// Rewards divided by the running standard deviation of the discounted return, clipped to
+    /// [-10, 10] ([`ReturnStdFilter`](crate::ReturnStdFilter), SB3's `norm_reward`).
+    ReturnStdFilter,
+}
+
+impl RewardFilter {
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            RewardFilter::NoFilter => "NoFilter",
+            RewardFilter::ReturnStdFilter => "ReturnStdFilter",
+        }
+    }
 }
 
 impl Default for PpoConfig {
@@ -44,6 +69,7 @@ impl Default for PpoConfig {
             kl_coeff: 0.2,
             kl_target: 0.01,
             use_kl_loss: true,
+            reward_filter: RewardFilter::NoFilter,
         }
     }
 }
@@ -183,5 +209,19 @@ pub static PPO_KEYS: &[KeySpec<PpoConfig>] = &[
         "whether the KL penalty is part of the loss",
         |c| V::Bool(c.use_kl_loss),
         |c, v| c.use_kl_loss = v.bool()
+    ),
+    key!(
+        "reward_filter",
+        [],
+        [Algo::Ppo],
+        K::Choice(&["NoFilter", "ReturnStdFilter"]),
+        true,
+        "rewards for the learner divided by the running std of the discounted return, clipped to ±10 (SB3's VecNormalize norm_reward; not an RLlib key)",
+        |c| V::Str(c.reward_filter.name().into()),
+        |c, v| c.reward_filter = if v.str() == "ReturnStdFilter" {
+            RewardFilter::ReturnStdFilter
+        } else {
+            RewardFilter::NoFilter
+        }
     ),
 ];

@@ -5,7 +5,7 @@ pub mod learner;
 pub mod loss;
 pub mod module;
 
-pub use config::PpoConfig;
+pub use config::{PpoConfig, RewardFilter};
 pub use learner::PpoLearner;
 pub use loss::{Dist, PpoLoss, Terms};
 pub use module::{ActionSpec, PpoModuleSpec, PpoPolicy};

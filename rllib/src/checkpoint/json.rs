@@ -259,6 +259,20 @@ pub(super) struct RunnerJson {
     /// What the runner's policy carries between steps (SAC's correlated noise), as f32 bits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy_bits: Vec<u32>,
+    /// The runner's reward filter (`reward_filter: ReturnStdFilter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_filter: Option<RewardFilterJson>,
+}
+
+/// A runner's `ReturnStdFilter`: each env's discounted return and the statistics of returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RewardFilterJson {
+    pub gamma: f64,
+    pub returns: Vec<f64>,
+    pub count: f64,
+    pub mean: f64,
+    pub var: f64,
 }
 
 /// `env_runner/state.json`.

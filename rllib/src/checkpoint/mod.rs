@@ -25,12 +25,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use algorithms::optim::OptimizerState;
-use algorithms::{Algo, ModuleSpec, NamedTensor, RunningStat, Weights};
+use algorithms::{Algo, ModuleSpec, NamedTensor, ReturnStdFilter, RunningStat, Weights};
 use envs::Space;
 use serde_json::Value;
 
 use self::io::{Raw, TensorFile, read_struct, read_value, write_json, write_safetensors};
-use self::json::{LearnerStateJson, Metadata, RunnerFileJson, RunnerJson, SpecJson, StatJson};
+use self::json::{
+    LearnerStateJson, Metadata, RewardFilterJson, RunnerFileJson, RunnerJson, SpecJson, StatJson,
+};
 use crate::env_runner::{EpisodeStat, RunnerState};
 use crate::fsio;
 use crate::state::{AlgorithmState, Counters, LearnerState};
@@ -275,6 +277,13 @@ fn write_into(s: &AlgorithmState, run: RunInfo<'_>, tmp: &Path) -> Result<(), Ch
                         rng: r.rng.into(),
                         steps: r.steps,
                         policy_bits: r.policy.iter().map(|v| v.to_bits()).collect(),
+                        reward_filter: r.reward_filter.as_ref().map(|f| RewardFilterJson {
+                            gamma: f.gamma,
+                            returns: f.returns.clone(),
+                            count: f.count,
+                            mean: f.mean,
+                            var: f.var,
+                        }),
                     })
                     .collect()
             }),
@@ -661,7 +670,46 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
                     &r.episode_returns,
                     false,
                 )?;
+                let reward_filter = match r.reward_filter {
+                    None => None,
+                    Some(f) => {
+                        let at = |k: &str| format!("{field}.reward_filter.{k}");
+                        if f.returns.len() != r.envs.len() {
+                            return Err(cerr(
+                                &rs_path,
+                                format!(
+                                    "'{}' holds {} returns for {} envs",
+                                    at("returns"),
+                                    f.returns.len(),
+                                    r.envs.len()
+                                ),
+                            ));
+                        }
+                        check_finite(&rs_path, &at("returns"), &f.returns, false)?;
+                        check_finite(&rs_path, &at("mean"), &[f.mean], false)?;
+                        check_finite(&rs_path, &at("var"), &[f.var], true)?;
+                        check_finite(&rs_path, &at("count"), &[f.count], true)?;
+                        if !(0.0..=1.0).contains(&f.gamma) {
+                            return Err(cerr(
+                                &rs_path,
+                                format!(
+                                    "'{}' is {}; expected a number in [0, 1]",
+                                    at("gamma"),
+                                    crate::config::fmt_num(f.gamma)
+                                ),
+                            ));
+                        }
+                        Some(ReturnStdFilter {
+                            gamma: f.gamma,
+                            returns: f.returns,
+                            count: f.count,
+                            mean: f.mean,
+                            var: f.var,
+                        })
+                    }
+                };
                 out.push(RunnerState {
+                    reward_filter,
                     envs: r.envs,
                     obs,
                     episode_returns: r.episode_returns,

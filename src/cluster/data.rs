@@ -206,8 +206,25 @@ async fn request(
             "object {id} at {address}: {len} bytes, expected {size}"
         ));
     }
-    let mut out = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
-    s.read_exact(&mut out).await.map_err(io)?;
+    let len = usize::try_from(len).map_err(|_| "too large".to_string())?;
+    read_vec(s, len).await.map_err(io)
+}
+
+/// Reads exactly `len` bytes into a new vector. Its spare capacity is filled directly, not
+/// zeroed first: a large one is a block the allocator kept (`ray::HugePageAlloc`), whose pages
+/// are already there, and zeroing 100 MB costs as much as copying it.
+async fn read_vec<S: AsyncRead + Unpin + ?Sized>(
+    s: &mut S,
+    len: usize,
+) -> std::io::Result<Vec<u8>> {
+    use bytes::BufMut;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let left = len - out.len();
+        if s.read_buf(&mut (&mut out).limit(left)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     Ok(out)
 }
 

@@ -105,7 +105,7 @@ pub struct EnvRunner {
     policy: Box<dyn Policy>,
     filter: Option<MeanStdFilter>,
     reward_filter: Option<ReturnStdFilter>,
-    /// One vector step's rewards as the learner gets them.
+    /// One vector step's rewards as the reward filter scaled them.
     step_rewards: Vec<f32>,
     rng: NpRandom,
     obs_dim: usize,
@@ -321,27 +321,28 @@ impl EnvRunner {
                     .step(ActionBatch::Continuous(&self.out.env_continuous));
             }
             self.steps += n as u64;
-            match &mut self.reward_filter {
-                Some(f) => {
-                    let (term, trunc) = (self.venv.terminated(), self.venv.truncated());
-                    f.apply(
-                        self.venv.rewards(),
-                        |i| term[i] || trunc[i],
-                        &mut self.step_rewards,
-                    );
-                    if self.recorder.is_some() {
-                        for (r, &raw) in self.rows.iter_mut().zip(self.venv.rewards()) {
-                            r.raw_rewards.push(raw);
-                        }
+            if let Some(f) = &mut self.reward_filter {
+                let (term, trunc) = (self.venv.terminated(), self.venv.truncated());
+                f.apply(
+                    self.venv.rewards(),
+                    |i| term[i] || trunc[i],
+                    &mut self.step_rewards,
+                );
+                if self.recorder.is_some() {
+                    for (r, &raw) in self.rows.iter_mut().zip(self.venv.rewards()) {
+                        r.raw_rewards.push(raw);
                     }
                 }
-                None => self.step_rewards.copy_from_slice(self.venv.rewards()),
             }
             for i in 0..n {
                 let reward = self.venv.rewards()[i];
                 let (term, trunc) = (self.venv.terminated()[i], self.venv.truncated()[i]);
                 let r = &mut self.rows[i];
-                r.rewards.push(self.step_rewards[i]);
+                r.rewards.push(if self.reward_filter.is_some() {
+                    self.step_rewards[i]
+                } else {
+                    reward
+                });
                 self.ep_return[i] += f64::from(reward);
                 self.ep_len[i] += 1;
                 if term || trunc {

@@ -362,8 +362,8 @@ fn one_line(msg: &str) -> String {
     format!("{head} … {tail}")
 }
 
-/// Large objects (cluster transfers, datasets) get transparent huge pages; see
-/// `ray::HugePageAlloc`.
+/// Large objects (cluster transfers, datasets) get transparent huge pages, and freed large
+/// blocks are kept for the next one; see `ray::HugePageAlloc`.
 #[global_allocator]
 static ALLOC: ray::HugePageAlloc = ray::HugePageAlloc;
 

@@ -51,8 +51,8 @@ fn mapped(_: usize, _: usize) -> bool {
 // SAFETY: small (or over-aligned) allocations forward to `System` with the caller's arguments
 // unchanged. Large ones are private anonymous mappings of exactly `size` rounded up to the
 // page, which this allocator alone maps, remaps and unmaps; a block is either in use (owned by
-// its caller) or kept (in `Kept`, owned by this allocator), never both. `advise` and
-// `MADV_FREE` only change how the kernel backs memory the allocator owns.
+// its caller) or kept (in `KEPT`, owned by this allocator), never both. `advise` only changes
+// how the kernel backs memory the allocator owns.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

@@ -2,13 +2,14 @@
 //! SGEMM alone (`linalg::sgemm`) beside `linalg::gemm`, which sends small shapes to this crate's own
 //! kernels (see its doc). The shapes are those of a 64×64 net acting on 4 envs (m = 4) and
 //! learning on 64-row blocks, and of a [256, 256] net's 64-row blocks. Prints medians of 7
-//! timings of repeated calls.
+//! timings of repeated calls. Then the transpose an env runner makes of its hidden layers'
+//! weights on every weight sync, element by element beside `linalg::transpose_into`.
 //!
 //!     cargo bench -p algorithms --bench gemm_shapes
 
 use std::time::Instant;
 
-use algorithms::nn::linalg::{gemm, sgemm};
+use algorithms::nn::linalg::{gemm, sgemm, transpose_into};
 
 /// Median microseconds per call of `f`.
 fn time_us(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -163,6 +164,37 @@ fn main() {
         assert!(worst < 1e-3, "{m}x{k}x{n}: results differ by {worst}");
         println!(
             "| {m}×{k}×{n} | {a_t} | {b_t} | {what} | {t1:.3} | {t2:.3} | {:.2}× |",
+            t1 / t2
+        );
+    }
+
+    // An env runner transposes its hidden layers' weights on every weight sync.
+    println!(
+        "\n| weight | what | element by element µs | transpose_into µs | speed-up |\n| --- | --- | --- | --- | --- |"
+    );
+    for (rows, cols, what) in [
+        (64, 64, "64×64 hidden layer"),
+        (256, 256, "[256, 256] hidden layer"),
+        (256, 4, "input layer, 4 observations"),
+    ] {
+        let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let (mut d1, mut d2) = (vec![0f32; rows * cols], Vec::new());
+        let reps = (2_000_000 / (rows * cols)).max(20);
+        let t1 = time_us(reps, || {
+            for (i, row) in src.chunks_exact(cols).enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    d1[j * rows + i] = *v;
+                }
+            }
+            std::hint::black_box(&d1);
+        });
+        let t2 = time_us(reps, || {
+            transpose_into(rows, cols, &src, &mut d2);
+            std::hint::black_box(&d2);
+        });
+        assert_eq!(d1, d2, "{rows}x{cols}: the transposes differ");
+        println!(
+            "| {rows}×{cols} | {what} | {t1:.3} | {t2:.3} | {:.2}× |",
             t1 / t2
         );
     }

@@ -401,12 +401,95 @@ pub(crate) fn linear_forward_t(
 }
 
 /// Writes the transpose of the `rows×cols` matrix `src` into `dst` (`cols×rows`).
-pub(crate) fn transpose_into(rows: usize, cols: usize, src: &[f32], dst: &mut Vec<f32>) {
+///
+/// An env runner does this for its hidden layers on every weight sync, which for DQN and SAC
+/// comes after every gradient step. Element by element, each write lands a row of `dst`
+/// past the last (1 KB for a 256×256 weight); here 8×8 tiles go through AVX2 registers,
+/// eight columns of `src` at a time, so that the writes run along eight rows of `dst`
+/// (`cargo bench -p algorithms --bench gemm_shapes` times both). Either way the values are
+/// only moved, so the result is the same.
+pub fn transpose_into(rows: usize, cols: usize, src: &[f32], dst: &mut Vec<f32>) {
+    assert!(src.len() >= rows * cols, "transpose: source too small");
     dst.resize(rows * cols, 0.0);
-    for (i, row) in src.chunks_exact(cols).take(rows).enumerate() {
-        for (j, v) in row.iter().enumerate() {
-            dst[j * rows + i] = *v;
+    // The rows and columns that whole 8×8 tiles covered.
+    #[cfg(target_arch = "x86_64")]
+    let (rt, ct) = if std::arch::is_x86_feature_detected!("avx2") {
+        transpose_tiles_avx2(rows, cols, src, dst);
+        (rows / 8 * 8, cols / 8 * 8)
+    } else {
+        (0, 0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (rt, ct) = (0, 0);
+    // What the tiles left: the last `cols % 8` columns of their rows, then the last rows.
+    for i in 0..rows {
+        let from = if i < rt { ct } else { 0 };
+        for j in from..cols {
+            dst[j * rows + i] = src[i * cols + j];
         }
+    }
+}
+
+/// [`transpose_into`]'s whole 8×8 tiles: rows `0..rows / 8 * 8`, columns `0..cols / 8 * 8`.
+#[cfg(target_arch = "x86_64")]
+fn transpose_tiles_avx2(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
+    #[target_feature(enable = "avx2")]
+    // SAFETY (of the body): every load reads 8 floats at `(ib + r) * cols + jb` with
+    // `ib + r < rows / 8 * 8 <= rows` and `jb + 8 <= cols / 8 * 8 <= cols`, so inside
+    // `src[..rows * cols]`; every store writes 8 floats at `(jb + c) * rows + ib` with
+    // `jb + c < cols` and `ib + 8 <= rows`, so inside `dst[..rows * cols]`. The caller checks
+    // both lengths. Unaligned loads and stores are used throughout.
+    #[allow(unsafe_code)]
+    unsafe fn tiles(rows: usize, cols: usize, src: &[f32], dst: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+        for jb in (0..cols / 8 * 8).step_by(8) {
+            for ib in (0..rows / 8 * 8).step_by(8) {
+                // SAFETY: see the function's comment.
+                unsafe {
+                    // Macros rather than closures, which would not inherit AVX2.
+                    macro_rules! r {
+                        ($k:expr) => {
+                            _mm256_loadu_ps(sp.add((ib + $k) * cols + jb))
+                        };
+                    }
+                    macro_rules! w {
+                        ($c:expr, $v:expr) => {
+                            _mm256_storeu_ps(dp.add((jb + $c) * rows + ib), $v)
+                        };
+                    }
+                    let (r0, r1, r2, r3) = (r!(0), r!(1), r!(2), r!(3));
+                    let (r4, r5, r6, r7) = (r!(4), r!(5), r!(6), r!(7));
+                    // Pairs of rows interleaved, then quadruples, then the 128-bit halves.
+                    let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+                    let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+                    let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+                    let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    w!(0, _mm256_permute2f128_ps::<0x20>(u0, u4));
+                    w!(1, _mm256_permute2f128_ps::<0x20>(u1, u5));
+                    w!(2, _mm256_permute2f128_ps::<0x20>(u2, u6));
+                    w!(3, _mm256_permute2f128_ps::<0x20>(u3, u7));
+                    w!(4, _mm256_permute2f128_ps::<0x31>(u0, u4));
+                    w!(5, _mm256_permute2f128_ps::<0x31>(u1, u5));
+                    w!(6, _mm256_permute2f128_ps::<0x31>(u2, u6));
+                    w!(7, _mm256_permute2f128_ps::<0x31>(u3, u7));
+                }
+            }
+        }
+    }
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    // SAFETY: the caller detected AVX2; the bounds are checked just above.
+    #[allow(unsafe_code)]
+    unsafe {
+        tiles(rows, cols, src, dst)
     }
 }
 
@@ -526,6 +609,35 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The tiled transpose against the definition, on shapes with and without whole tiles.
+    #[test]
+    fn transpose_matches_the_definition() {
+        for (rows, cols) in [
+            (256, 256),
+            (64, 64),
+            (8, 8),
+            (17, 40),
+            (40, 17),
+            (3, 5),
+            (1, 9),
+            (0, 4),
+        ] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut dst = vec![f32::NAN; 3];
+            transpose_into(rows, cols, &src, &mut dst);
+            assert_eq!(dst.len(), rows * cols);
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(
+                        dst[j * rows + i],
+                        src[i * cols + j],
+                        "{rows}x{cols} at {i},{j}"
+                    );
                 }
             }
         }

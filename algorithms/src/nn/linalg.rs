@@ -403,7 +403,7 @@ pub(crate) fn linear_forward_t(
 /// Writes the transpose of the `rows×cols` matrix `src` into `dst` (`cols×rows`).
 ///
 /// An env runner does this for its hidden layers on every weight sync, which for DQN and SAC
-/// comes after every gradient step. Element by element, each write lands a row of `dst`
+/// comes after every training step (a few env steps and their gradient steps). Element by element, each write lands a row of `dst`
 /// past the last (1 KB for a 256×256 weight); here 8×8 tiles go through AVX2 registers,
 /// eight columns of `src` at a time, so that the writes run along eight rows of `dst`
 /// (`cargo bench -p algorithms --bench gemm_shapes` times both). Either way the values are
